@@ -1,0 +1,1 @@
+"""Targets that carry out a decision: signal processes, evict pods, kill cgroups."""

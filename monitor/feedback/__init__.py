@@ -1,0 +1,1 @@
+"""What the guard tells the world: logs, JSON reports, metrics, Kubernetes Events."""

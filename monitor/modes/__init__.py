@@ -1,0 +1,1 @@
+"""Compositions of monitors, decision and targets: guard, node agent, sidecar."""

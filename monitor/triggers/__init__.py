@@ -1,0 +1,1 @@
+"""Monitors that notice memory trouble: inotify on memory.events, usage polling, PSI."""

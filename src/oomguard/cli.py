@@ -1,0 +1,37 @@
+"""The `oomguard` command: one entry point, one module per subcommand.
+
+Each subcommand module exposes ``configure(parser)`` and ``run(args) -> int``;
+modules are imported only when their subcommand runs, so `oomguard guard`
+never pays for the Kubernetes client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oomguard",
+        description="Frees memory newest-first before the kernel OOM killer fires.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(_module=module_name)
+        importlib.import_module(module_name).configure(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    module = importlib.import_module(args._module)
+    result: int = module.run(args)
+    return result
