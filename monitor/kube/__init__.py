@@ -1,1 +1,1 @@
-"""Kubernetes-facing adapters of the node agent: pods on this node, their cgroups, the node's reserve."""
+"""Kubernetes-facing adapters of the node agent: pods on this node, their cgroups, the reserve."""
