@@ -1,0 +1,219 @@
+"""An up-to-date map of the pods on this node: list, then watch from that resourceVersion.
+
+Only this node's pods are asked for (field selector ``spec.nodeName=<node>``), so the agent's
+memory and the API server's work stay proportional to one node, not the cluster. A watch that
+ends (server timeout) resumes from the last resourceVersion; ``410 Gone`` (the version was
+compacted away) means relist; connection errors reconnect with capped exponential backoff,
+keeping the last known map meanwhile: local protection must go on while the API is away.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from oomguard.monitor.kube.backoff import Backoff
+from oomguard.monitor.kube.pod_candidates import PodInfo, pod_info_from_dict
+from oomguard.monitor.triggers.stop_signal import StopSignal
+
+log = logging.getLogger(__name__)
+
+GONE = 410
+
+
+class WatchGoneError(Exception):
+    """The resourceVersion we watch from is too old: relist."""
+
+
+@dataclass(frozen=True)
+class PodList:
+    items: list[Mapping[str, Any]]
+    resource_version: str
+
+
+class PodSource(Protocol):
+    """The two API calls the watch needs; an adapter over the Kubernetes client implements it."""
+
+    def list_pods(self, node_name: str) -> PodList: ...
+
+    def watch_pods(
+        self, node_name: str, resource_version: str, timeout_seconds: int
+    ) -> Iterator[Mapping[str, Any]]:
+        """Raw watch events (``{"type": ..., "object": {...}}``) until the server ends the watch.
+        Raises ``WatchGoneError`` when the server answers 410."""
+        ...
+
+    def interrupt(self) -> None:
+        """Break a watch that is blocked reading, from another thread (for shutdown)."""
+        ...
+
+
+class KubernetesPodSource:
+    """PodSource over ``kubernetes.client.CoreV1Api``; events are parsed as plain JSON dicts."""
+
+    def __init__(self, core_api: Any, request_timeout: float = 10.0) -> None:
+        self._core = core_api
+        self._request_timeout = request_timeout
+        self._response: Any = None
+        self._lock = threading.Lock()
+
+    def list_pods(self, node_name: str) -> PodList:
+        response = self._core.list_pod_for_all_namespaces(
+            field_selector=f"spec.nodeName={node_name}",
+            _preload_content=False,
+            _request_timeout=self._request_timeout,
+        )
+        try:
+            body = json.loads(response.data)
+        finally:
+            response.release_conn()
+        return PodList(body.get("items") or [], body["metadata"]["resourceVersion"])
+
+    def watch_pods(
+        self, node_name: str, resource_version: str, timeout_seconds: int
+    ) -> Iterator[Mapping[str, Any]]:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            response = self._core.list_pod_for_all_namespaces(
+                field_selector=f"spec.nodeName={node_name}",
+                watch=True,
+                allow_watch_bookmarks=True,
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+                _preload_content=False,
+                # the read timeout is a safety net above the server-side watch timeout
+                _request_timeout=(self._request_timeout, timeout_seconds + self._request_timeout),
+            )
+        except ApiException as exc:
+            if exc.status == GONE:
+                raise WatchGoneError(str(exc.reason)) from exc
+            raise
+        with self._lock:
+            self._response = response
+        try:
+            for line in response:
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    status = event.get("object") or {}
+                    if status.get("code") == GONE:
+                        raise WatchGoneError(str(status.get("message")))
+                    raise RuntimeError(f"watch error: {status.get('message', status)}")
+                yield event
+        finally:
+            with self._lock:
+                self._response = None
+            response.release_conn()
+
+    def interrupt(self) -> None:
+        with self._lock:
+            response = self._response
+        if response is not None:
+            response.shutdown()
+
+
+class PodWatch:
+    """Runs in its own thread (``run``); ``snapshot()`` is safe from any thread."""
+
+    def __init__(
+        self,
+        source: PodSource,
+        node_name: str,
+        *,
+        watch_timeout_seconds: int = 300,
+        backoff: Backoff | None = None,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self._source = source
+        self._node = node_name
+        self._watch_timeout = watch_timeout_seconds
+        self._backoff = backoff or Backoff(initial=0.5, maximum=30.0, jitter=0.2)
+        self._on_change = on_change
+        self._pods: dict[str, PodInfo] = {}
+        self._lock = threading.Lock()
+        self.synced = threading.Event()  # set after the first successful list
+        self.connected = False
+        self.relists = 0
+        self.errors = 0
+
+    def snapshot(self) -> dict[str, PodInfo]:
+        with self._lock:
+            return dict(self._pods)
+
+    def run(self, stop: StopSignal) -> None:
+        while not stop.is_set():
+            try:
+                resource_version = self._relist()
+                self._backoff.reset()
+                while not stop.is_set():
+                    resource_version = self._watch(resource_version, stop)
+            except WatchGoneError as exc:
+                log.info("pod watch on %s: %s; listing again", self._node, exc)
+                self.relists += 1
+            except Exception as exc:  # any API or connection failure: keep the map, retry
+                self.connected = False
+                self.errors += 1
+                delay = self._backoff.next_delay()
+                log.warning(
+                    "pod watch on %s failed (%s); retrying in %.1fs", self._node, exc, delay
+                )
+                stop.wait(delay)
+
+    def stop(self) -> None:
+        """Unblock a watch waiting for data (call after setting the StopSignal)."""
+        self._source.interrupt()
+
+    def _relist(self) -> str:
+        listing = self._source.list_pods(self._node)
+        pods: dict[str, PodInfo] = {}
+        for item in listing.items:
+            info = self._parse(item)
+            if info is not None:
+                pods[info.uid] = info
+        with self._lock:
+            self._pods = pods
+        self.connected = True
+        self.synced.set()
+        self._changed()
+        return listing.resource_version
+
+    def _watch(self, resource_version: str, stop: StopSignal) -> str:
+        for event in self._source.watch_pods(self._node, resource_version, self._watch_timeout):
+            self.connected = True
+            kind = event.get("type")
+            obj = event.get("object") or {}
+            resource_version = (obj.get("metadata") or {}).get("resourceVersion", resource_version)
+            if kind == "BOOKMARK":
+                continue
+            info = self._parse(obj)
+            if info is None:
+                continue
+            with self._lock:
+                if kind == "DELETED":
+                    self._pods.pop(info.uid, None)
+                else:
+                    self._pods[info.uid] = info
+            self._changed()
+            if stop.is_set():
+                break
+        return resource_version
+
+    def _parse(self, obj: Mapping[str, Any]) -> PodInfo | None:
+        try:
+            info = pod_info_from_dict(obj)
+        except (KeyError, ValueError, TypeError) as exc:
+            log.warning("ignoring a pod object that cannot be read (%s): %.200s", exc, obj)
+            return None
+        if info.node_name and info.node_name != self._node:
+            return None  # the field selector should make this impossible; never act on it
+        return info
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
