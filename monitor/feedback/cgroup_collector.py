@@ -1,0 +1,166 @@
+"""The guarded cgroup as the kernel sees it, read from cgroupfs when Prometheus scrapes.
+
+A custom collector rather than gauges refreshed on a timer: each scrape shows the
+kernel's values at that moment, costs nothing between scrapes, and ``memory.events``
+stays what it is in the kernel, a set of monotonic counters.
+
+A file that cannot be read or parsed never fails the scrape: its metric is left out
+of that scrape and ``oomguard_cgroup_read_errors_total{file=...}`` goes up by one, so a
+vanished cgroup or a kernel without some file shows as a rising error counter that an
+alert can watch, while the guard's own metrics keep flowing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from oomguard.monitor.kernel.memory_events import MemoryEvents, parse_memory_events
+from oomguard.monitor.kernel.memory_limit import MemoryLimit, parse_memory_limit
+from oomguard.monitor.kernel.memory_stat import MemoryStat, parse_memory_stat, working_set_bytes
+from oomguard.monitor.kernel.parse_error import ParseError, decode_lines, parse_u64, split_fields
+
+log = logging.getLogger(__name__)
+
+PREFIX = "oomguard"
+FILES = ("memory.current", "memory.events", "memory.high", "memory.max", "memory.stat")
+"""The cgroupfs files read on each scrape (the ``file`` label of the read-error counter)."""
+
+_T = TypeVar("_T")
+
+
+class MemoryCurrentParseError(ParseError):
+    """memory.current does not hold one unsigned byte count."""
+
+
+def parse_memory_current(data: bytes, source: str = "memory.current") -> int:
+    """memory.current: one line, a u64 byte count."""
+    lines = decode_lines(data, source, MemoryCurrentParseError)
+    if len(lines) != 1 or len(split_fields(lines[0][1])) != 1:
+        raise MemoryCurrentParseError(source, "expected one line with a byte count")
+    number, line = lines[0]
+    return parse_u64(line.strip(" \t"), source, number, MemoryCurrentParseError, "usage")
+
+
+def _limit_value(limit: MemoryLimit) -> float:
+    """``max`` (no limit) is +Inf: ``usage / limit`` is then 0, which is what it means."""
+    return math.inf if limit.bytes is None else float(limit.bytes)
+
+
+class CgroupCollector(Collector):
+    """Collects limits, usage, working set and ``memory.events`` of one cgroup directory.
+
+    ``cgroup`` may be ``None`` (nothing guarded yet) and may be replaced at any time;
+    a scrape uses whichever directory is set when it starts.
+    """
+
+    def __init__(self, cgroup: Path | None = None) -> None:
+        self.cgroup = cgroup
+        self._lock = threading.Lock()
+        self._errors: dict[str, int] = dict.fromkeys(FILES, 0)
+        self._failing: set[str] = set()
+
+    def describe(self) -> list[Metric]:
+        """The metric names this collector can produce (so duplicates are caught at
+        registration without reading the cgroup)."""
+        return [
+            GaugeMetricFamily(f"{PREFIX}_memory_high_bytes", ""),
+            GaugeMetricFamily(f"{PREFIX}_memory_max_bytes", ""),
+            GaugeMetricFamily(f"{PREFIX}_memory_usage_bytes", ""),
+            GaugeMetricFamily(f"{PREFIX}_memory_working_set_bytes", ""),
+            CounterMetricFamily(f"{PREFIX}_memory_events", ""),
+            CounterMetricFamily(f"{PREFIX}_cgroup_read_errors", ""),
+        ]
+
+    def collect(self) -> Iterator[Metric]:
+        cgroup = self.cgroup
+        if cgroup is not None:
+            yield from self._collect_cgroup(cgroup)
+        errors = CounterMetricFamily(
+            f"{PREFIX}_cgroup_read_errors",
+            "Scrapes in which a file of the guarded cgroup could not be read or parsed "
+            "(its metric was left out of that scrape), by file.",
+            labels=["file"],
+        )
+        with self._lock:
+            for name, count in self._errors.items():
+                errors.add_metric([name], count)
+        yield errors
+
+    def _collect_cgroup(self, cgroup: Path) -> Iterator[Metric]:
+        high = self._read(cgroup, "memory.high", parse_memory_limit)
+        if high is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_memory_high_bytes",
+                "memory.high of the guarded cgroup (throttle line), in bytes; +Inf when 'max'.",
+                value=_limit_value(high),
+            )
+        limit = self._read(cgroup, "memory.max", parse_memory_limit)
+        if limit is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_memory_max_bytes",
+                "memory.max of the guarded cgroup (OOM line), in bytes; +Inf when 'max'.",
+                value=_limit_value(limit),
+            )
+        current = self._read(cgroup, "memory.current", parse_memory_current)
+        if current is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_memory_usage_bytes",
+                "memory.current of the guarded cgroup: all memory charged to it, in bytes.",
+                value=current,
+            )
+        stat = self._read(cgroup, "memory.stat", _parse_stat_with_working_set)
+        if current is not None and stat is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_memory_working_set_bytes",
+                "memory.current minus inactive_file of the guarded cgroup, in bytes "
+                "(the kubelet's working set).",
+                value=working_set_bytes(current, stat),
+            )
+        events = self._read(cgroup, "memory.events", parse_memory_events)
+        if events is not None:
+            yield _events_family(events)
+
+    def _read(self, cgroup: Path, name: str, parse: Callable[[bytes, str], _T]) -> _T | None:
+        """Read and parse one file; on any failure count it, log the first one, return None."""
+        try:
+            value = parse((cgroup / name).read_bytes(), name)
+        except (OSError, ParseError) as exc:
+            with self._lock:
+                self._errors[name] = self._errors.get(name, 0) + 1
+                first = name not in self._failing
+                self._failing.add(name)
+            if first:
+                log.warning("cannot read %s of %s for metrics: %s", name, cgroup, exc)
+            return None
+        if name in self._failing:
+            with self._lock:
+                self._failing.discard(name)
+            log.info("%s of %s is readable again", name, cgroup)
+        return value
+
+
+def _parse_stat_with_working_set(data: bytes, source: str) -> MemoryStat:
+    """memory.stat, failing (as a parse error) when it lacks the working-set key."""
+    stat = parse_memory_stat(data, source)
+    stat.require("inactive_file")
+    return stat
+
+
+def _events_family(events: MemoryEvents) -> CounterMetricFamily:
+    family = CounterMetricFamily(
+        f"{PREFIX}_memory_events",
+        "memory.events counters of the guarded cgroup as the kernel keeps them, by event "
+        "(low, high, max, oom, oom_kill, oom_group_kill, and any key a newer kernel adds).",
+        labels=["event"],
+    )
+    for key, value in events.counters.items():
+        family.add_metric([key], value)
+    return family

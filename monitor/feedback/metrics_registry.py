@@ -1,0 +1,203 @@
+"""What the guard did, as Prometheus metrics: decisions, victims, actions, latencies.
+
+These are event-driven: the guard loop and the node agent call one method per thing
+that happened (``record_decision``, ``record_action``, ``set_monitor_up``). What the
+kernel says about the guarded cgroup (limits, usage, ``memory.events``) is *not* kept
+here: :mod:`oomguard.monitor.feedback.cgroup_collector` reads it at scrape time.
+
+Every metric lives in one dedicated :class:`CollectorRegistry` (never the global one),
+so two guards in one process, or two tests, never see each other's numbers. Label
+values come from closed sets (trigger kinds, outcomes, monitor names) so the series
+count stays fixed; there are no per-pod or per-process labels, and the node's identity
+comes from the scrape target's labels.
+"""
+
+from __future__ import annotations
+
+import platform
+from enum import StrEnum
+from pathlib import Path
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    disable_created_metrics,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+
+from oomguard import __version__
+from oomguard.monitor.feedback.cgroup_collector import CgroupCollector
+from oomguard.monitor.triggers.trigger import Trigger, TriggerKind
+
+PREFIX = "oomguard"
+
+# In the text format Prometheus scrapes (0.0.4), each counter's and histogram's creation
+# time shows up as an extra ``*_created`` gauge series: twice the series for nothing
+# dashboards use. The switch is process-wide in prometheus_client; oomguard owns its process.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+"""The exposition format :meth:`GuardMetrics.exposition` renders (Prometheus text 0.0.4)."""
+
+# From "the agent answered at once" to "a scan took a long time on a busy node".
+DETECTION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Signals land in milliseconds; an eviction waits on the API server and a pod's grace period.
+ACTION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class ActionOutcome(StrEnum):
+    """How one attempt to free memory ended (the ``outcome`` label of the actions counter)."""
+
+    EVICTED = "evicted"  # the Eviction API accepted it
+    PDB_BLOCKED = "pdb_blocked"  # 429: a PodDisruptionBudget refused; the next candidate is tried
+    KILLED = "killed"  # signalled / cgroup.kill, and it is gone
+    GONE = "gone"  # the victim had already exited (404, ESRCH): nothing was freed by us
+    FAILED = "failed"  # any other error
+
+
+class MonitorName(StrEnum):
+    """The ``monitor`` label of ``oomguard_monitor_up``: one per way of noticing trouble."""
+
+    EVENT = "event"
+    THRESHOLD = "threshold"
+    PRESSURE = "pressure"
+
+
+class GuardMetrics:
+    """The metrics of one guard (``oomguard guard``) or node agent, in their own registry.
+
+    ``mode`` is ``guard``, ``node`` or ``sidecar``; it only goes into ``oomguard_build_info``.
+    ``cgroup`` is the guarded cgroup's directory; it can be given (or replaced) later with
+    :meth:`watch_cgroup`, e.g. when the guard creates its cgroup after start-up.
+    """
+
+    def __init__(
+        self,
+        mode: str,
+        cgroup: Path | None = None,
+        *,
+        kernel_release: str | None = None,
+        version: str = __version__,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.build_info = Info(
+            f"{PREFIX}_build",
+            "oomguard's version, its mode and the kernel it runs on (value is always 1).",
+            registry=reg,
+        )
+        self.build_info.info(
+            {
+                "version": version,
+                "mode": mode,
+                "kernel": platform.release() if kernel_release is None else kernel_release,
+            }
+        )
+        self.decisions = Counter(
+            f"{PREFIX}_decisions",
+            "Decisions taken, by the kind of trigger that led to them (event, threshold, "
+            "pressure); a decision may choose no victim.",
+            ["trigger"],
+            registry=reg,
+        )
+        self.victims = Counter(
+            f"{PREFIX}_victims",
+            "Victims (pods or processes) chosen to free memory.",
+            registry=reg,
+        )
+        self.actions = Counter(
+            f"{PREFIX}_actions",
+            "Attempts to free memory (evict a pod, kill a process), by outcome.",
+            ["outcome"],
+            registry=reg,
+        )
+        self.freed = Counter(
+            f"{PREFIX}_freed_bytes",
+            "Memory the victims held when they were evicted or killed, in bytes.",
+            registry=reg,
+        )
+        self.detection_latency = Histogram(
+            f"{PREFIX}_detection_latency_seconds",
+            "Seconds from a monitor noticing trouble (inotify wake-up, poll, PSI event) "
+            "to the decision, by trigger kind.",
+            ["trigger"],
+            buckets=DETECTION_BUCKETS,
+            registry=reg,
+        )
+        self.action_latency = Histogram(
+            f"{PREFIX}_decision_to_action_seconds",
+            "Seconds from a decision to the end of one action on one of its victims.",
+            buckets=ACTION_BUCKETS,
+            registry=reg,
+        )
+        self.monitor_up = Gauge(
+            f"{PREFIX}_monitor_up",
+            "1 while a monitor is running and watching, 0 when it stopped or failed; "
+            "absent for monitors this configuration does not use.",
+            ["monitor"],
+            registry=reg,
+        )
+        # Every series that can exist exists from the start at 0, so rate() and
+        # increase() see the first event instead of a series appearing from nothing.
+        for kind in TriggerKind:
+            self.decisions.labels(trigger=kind.value)
+            self.detection_latency.labels(trigger=kind.value)
+        for outcome in ActionOutcome:
+            self.actions.labels(outcome=outcome.value)
+        self.cgroup_collector = CgroupCollector(cgroup)
+        reg.register(self.cgroup_collector)
+
+    def watch_cgroup(self, cgroup: Path | None) -> None:
+        """Read limits, usage and ``memory.events`` from this cgroup directory from now on."""
+        self.cgroup_collector.cgroup = cgroup
+
+    def record_decision(
+        self, trigger: Trigger, victims: int, decided_at: float | None = None
+    ) -> None:
+        """One decision taken because of ``trigger``, choosing ``victims`` victims.
+
+        ``decided_at`` is ``time.monotonic()`` when the decision was ready (the same
+        clock as ``Trigger.detected_at``); leave it out to skip the latency sample,
+        e.g. for a decision replayed from a queue whose timing means nothing.
+        """
+        if victims < 0:
+            raise ValueError(f"victims must be >= 0, got {victims}")
+        kind = trigger.kind.value
+        self.decisions.labels(trigger=kind).inc()
+        self.victims.inc(victims)
+        if decided_at is not None:
+            self.detection_latency.labels(trigger=kind).observe(
+                max(0.0, decided_at - trigger.detected_at)
+            )
+
+    def record_action(
+        self,
+        outcome: ActionOutcome | str,
+        bytes_freed: int = 0,
+        latency_seconds: float | None = None,
+    ) -> None:
+        """One action on one victim ended with ``outcome``.
+
+        ``bytes_freed`` is what the victim held (only counted for evicted/killed);
+        ``latency_seconds`` the time since the decision that chose it.
+        An unknown outcome string raises ``ValueError``: label values stay a closed set.
+        """
+        result = ActionOutcome(outcome)
+        if bytes_freed < 0:
+            raise ValueError(f"bytes_freed must be >= 0, got {bytes_freed}")
+        self.actions.labels(outcome=result.value).inc()
+        if bytes_freed and result in (ActionOutcome.EVICTED, ActionOutcome.KILLED):
+            self.freed.inc(bytes_freed)
+        if latency_seconds is not None:
+            self.action_latency.observe(max(0.0, latency_seconds))
+
+    def set_monitor_up(self, monitor: MonitorName | str, up: bool) -> None:
+        """Mark a monitor as watching (``up=True``) or stopped/failed (``False``)."""
+        self.monitor_up.labels(monitor=MonitorName(monitor).value).set(1 if up else 0)
+
+    def exposition(self) -> bytes:
+        """The registry in Prometheus text format (what ``GET /metrics`` returns)."""
+        return generate_latest(self.registry)

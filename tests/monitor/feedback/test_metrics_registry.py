@@ -1,0 +1,126 @@
+"""GuardMetrics: the event-driven metrics the guard loop and the node agent record."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from oomguard import __version__
+from oomguard.monitor.feedback.metrics_registry import ActionOutcome, GuardMetrics, MonitorName
+from oomguard.monitor.triggers.trigger import Trigger, TriggerKind
+
+
+def sample(metrics: GuardMetrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_build_info_carries_version_mode_and_kernel() -> None:
+    metrics = GuardMetrics("node", kernel_release="6.1.0-test")
+    labels = {"version": __version__, "mode": "node", "kernel": "6.1.0-test"}
+    assert sample(metrics, "oomguard_build_info", **labels) == 1
+
+
+def test_every_labelled_series_exists_from_the_start_at_zero() -> None:
+    metrics = GuardMetrics("guard")
+    for kind in TriggerKind:
+        assert sample(metrics, "oomguard_decisions_total", trigger=kind.value) == 0
+        assert sample(metrics, "oomguard_detection_latency_seconds_count", trigger=kind.value) == 0
+    for outcome in ActionOutcome:
+        assert sample(metrics, "oomguard_actions_total", outcome=outcome.value) == 0
+    assert sample(metrics, "oomguard_victims_total") == 0
+    assert sample(metrics, "oomguard_freed_bytes_total") == 0
+    assert sample(metrics, "oomguard_decision_to_action_seconds_count") == 0
+
+
+def test_record_decision_counts_by_trigger_and_observes_latency() -> None:
+    metrics = GuardMetrics("guard")
+    trigger = Trigger(TriggerKind.PRESSURE, detected_at=100.0)
+    metrics.record_decision(trigger, victims=3, decided_at=100.004)
+    metrics.record_decision(Trigger(TriggerKind.EVENT, detected_at=5.0), victims=0)
+    assert sample(metrics, "oomguard_decisions_total", trigger="pressure") == 1
+    assert sample(metrics, "oomguard_decisions_total", trigger="event") == 1
+    assert sample(metrics, "oomguard_victims_total") == 3
+    count = "oomguard_detection_latency_seconds_count"
+    assert sample(metrics, count, trigger="pressure") == 1
+    assert sample(metrics, count, trigger="event") == 0  # no decided_at, no sample
+    bucket = "oomguard_detection_latency_seconds_bucket"
+    assert sample(metrics, bucket, trigger="pressure", le="0.0025") == 0
+    assert sample(metrics, bucket, trigger="pressure", le="0.005") == 1
+    with pytest.raises(ValueError, match="victims"):
+        metrics.record_decision(trigger, victims=-1)
+
+
+def test_record_action_counts_outcomes_and_bytes_freed_only_when_memory_was_freed() -> None:
+    metrics = GuardMetrics("node")
+    metrics.record_action(ActionOutcome.EVICTED, bytes_freed=1000, latency_seconds=0.2)
+    metrics.record_action("killed", bytes_freed=24, latency_seconds=0.01)
+    metrics.record_action("pdb_blocked", bytes_freed=5000, latency_seconds=0.03)
+    metrics.record_action("failed", bytes_freed=7)
+    assert sample(metrics, "oomguard_actions_total", outcome="evicted") == 1
+    assert sample(metrics, "oomguard_actions_total", outcome="killed") == 1
+    assert sample(metrics, "oomguard_actions_total", outcome="pdb_blocked") == 1
+    assert sample(metrics, "oomguard_actions_total", outcome="failed") == 1
+    assert sample(metrics, "oomguard_freed_bytes_total") == 1024
+    assert sample(metrics, "oomguard_decision_to_action_seconds_count") == 3
+    assert sample(metrics, "oomguard_decision_to_action_seconds_sum") == pytest.approx(0.24)
+
+
+def test_unknown_outcome_or_monitor_is_refused_so_label_values_stay_closed() -> None:
+    metrics = GuardMetrics("node")
+    with pytest.raises(ValueError):
+        metrics.record_action("pod-abc123")
+    with pytest.raises(ValueError):
+        metrics.set_monitor_up("my-monitor", True)
+    with pytest.raises(ValueError):
+        metrics.record_action("evicted", bytes_freed=-1)
+
+
+def test_monitor_up_only_for_monitors_in_use() -> None:
+    metrics = GuardMetrics("guard")
+    assert sample(metrics, "oomguard_monitor_up", monitor="event") is None
+    metrics.set_monitor_up(MonitorName.EVENT, True)
+    metrics.set_monitor_up("threshold", True)
+    metrics.set_monitor_up("threshold", False)
+    assert sample(metrics, "oomguard_monitor_up", monitor="event") == 1
+    assert sample(metrics, "oomguard_monitor_up", monitor="threshold") == 0
+    assert sample(metrics, "oomguard_monitor_up", monitor="pressure") is None
+
+
+def test_registries_are_isolated() -> None:
+    one, two = GuardMetrics("guard"), GuardMetrics("guard")
+    one.record_action("killed", bytes_freed=1)
+    assert sample(one, "oomguard_actions_total", outcome="killed") == 1
+    assert sample(two, "oomguard_actions_total", outcome="killed") == 0
+
+
+def test_watch_cgroup_switches_what_the_collector_reads(tmp_path: Path) -> None:
+    metrics = GuardMetrics("guard")
+    assert sample(metrics, "oomguard_memory_usage_bytes") is None
+    (tmp_path / "memory.current").write_text("4096\n")
+    metrics.watch_cgroup(tmp_path)
+    assert sample(metrics, "oomguard_memory_usage_bytes") == 4096
+    metrics.watch_cgroup(None)
+    assert sample(metrics, "oomguard_memory_usage_bytes") is None
+
+
+def test_exposition_follows_naming_conventions() -> None:
+    """One prefix, base units, counters end in _total, no *_created noise series."""
+    metrics = GuardMetrics("guard")
+    text = metrics.exposition().decode()
+    families = list(text_string_to_metric_families(text))
+    ours = [f for f in families if not f.name.startswith(("process_", "python_"))]
+    assert ours
+    for family in ours:
+        assert family.name.startswith("oomguard_"), family.name
+        assert not re.search(r"_(ms|milliseconds|kb|mb|kib|mib|percent)(_|$)", family.name)
+        for s in family.samples:
+            assert not s.name.endswith("_created"), s.name
+            if family.type == "counter":
+                assert s.name.endswith("_total"), s.name
+            if family.type == "histogram":
+                assert s.name.startswith(family.name), s.name
+    assert "# TYPE oomguard_build_info gauge" in text
+    assert "# TYPE oomguard_detection_latency_seconds histogram" in text
