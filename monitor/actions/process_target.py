@@ -1,0 +1,252 @@
+"""Processes in a guarded cgroup as candidates, and stopping the chosen ones.
+
+Identity is ``pid:start_ticks``-like (``pid@started_at``), never the bare pid: a pid can be
+reused between listing and killing, so every signal goes through a pidfd opened after
+checking that the process still has the start time we decided on. A pidfd also tells us
+when the process has exited (it becomes readable), without polling /proc.
+
+Stopping is SIGTERM, then SIGKILL for whoever is still alive after the grace period. The
+escalation runs in a background thread so the guard keeps watching meanwhile; the
+decision's in-flight rule keeps it from choosing more victims until these are gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from oomguard.monitor.decision.candidate import Candidate
+from oomguard.monitor.kernel.procfs import ProcReader
+
+EXIT_WAIT_AFTER_SIGKILL = 10.0  # seconds; a SIGKILLed process that outlives this is stuck in D
+
+
+@dataclass(frozen=True)
+class KillRecord:
+    """What happened to one victim, for logs and the JSON report (times are monotonic)."""
+
+    pid: int
+    cmdline: tuple[str, ...]
+    started_at: float  # seconds after boot
+    memory_bytes: int
+    signal: str | None  # the signal that ended it: SIGTERM or SIGKILL; None when dry-run/gone
+    detected_at: float
+    signalled_at: float | None  # first signal sent
+    exited_at: float | None  # pidfd readable; None if it outlived the wait
+    outcome: str  # "exited", "stuck", "already-gone", "dry-run"
+
+    @property
+    def detection_to_signal_seconds(self) -> float | None:
+        return None if self.signalled_at is None else self.signalled_at - self.detected_at
+
+    @property
+    def detection_to_exit_seconds(self) -> float | None:
+        return None if self.exited_at is None else self.exited_at - self.detected_at
+
+
+def candidate_id(pid: int, started_at: float) -> str:
+    return f"{pid}@{started_at:.2f}"
+
+
+def pid_of(candidate: Candidate) -> int:
+    return int(candidate.id.partition("@")[0])
+
+
+class ProcessTarget:
+    """Lists the guarded processes and stops victims. Thread-safe."""
+
+    def __init__(
+        self,
+        list_pids: Callable[[], Sequence[int]],
+        protected_pids: frozenset[int] = frozenset(),
+        *,
+        grace: float = 5.0,
+        dry_run: bool = False,
+        reader: ProcReader | None = None,
+        on_record: Callable[[KillRecord], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._list_pids = list_pids
+        self._protected = protected_pids
+        self._grace = grace
+        self._dry_run = dry_run
+        self._reader = reader or ProcReader()
+        self._on_record = on_record
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._dying: set[str] = set()  # candidate ids signalled and not yet seen exit
+        self._gone: set[str] = set()  # candidate ids whose exit we observed
+        self._cmdlines: dict[str, tuple[str, ...]] = {}
+        self._records: list[KillRecord] = []
+        self._dry_run_seen: set[str] = set()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def records(self) -> list[KillRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def candidates(self) -> list[Candidate]:
+        """Live processes of the cgroup; zombies and processes we saw exit are left out."""
+        result: list[Candidate] = []
+        for pid in self._list_pids():
+            stat = self._reader.stat(pid)
+            if stat is None or stat.state in ("Z", "X"):
+                continue
+            info = self._reader.read(pid)
+            if info is None:
+                continue
+            cid = candidate_id(pid, info.started_at)
+            with self._lock:
+                if cid in self._gone:
+                    continue
+                dying = cid in self._dying
+                self._cmdlines[cid] = info.cmdline
+            name = " ".join(info.cmdline) or f"[{info.comm}]"
+            result.append(
+                Candidate(
+                    id=cid,
+                    name=name,
+                    started_at=info.started_at,
+                    memory_bytes=info.memory.bytes,
+                    protected=pid in self._protected,
+                    dying=dying,
+                )
+            )
+        return result
+
+    def stop(self, victims: Sequence[Candidate], detected_at: float) -> None:
+        """Send SIGTERM to every victim now; escalate to SIGKILL after the grace period."""
+        if not victims:
+            return
+        if self._dry_run:
+            for v in victims:
+                with self._lock:
+                    seen = v.id in self._dry_run_seen
+                    self._dry_run_seen.add(v.id)
+                if not seen:  # report each would-be victim once, however often it is chosen
+                    self._record(self._make_record(v, None, detected_at, None, None, "dry-run"))
+            return
+        opened: list[tuple[Candidate, int, float]] = []
+        for v in victims:
+            fd = self._open_if_same(v)
+            if fd is None:
+                self._record(self._make_record(v, None, detected_at, None, None, "already-gone"))
+                continue
+            with self._lock:
+                self._dying.add(v.id)
+            # ProcessLookupError: exited meanwhile; the pidfd is readable, the watcher records it
+            with contextlib.suppress(ProcessLookupError):
+                signal.pidfd_send_signal(fd, signal.SIGTERM)
+            opened.append((v, fd, self._clock()))
+        if opened:
+            thread = threading.Thread(
+                target=self._escalate, args=(opened, detected_at), name="oomguard-kill", daemon=True
+            )
+            with self._lock:
+                self._threads.append(thread)
+            thread.start()
+
+    def wait_idle(self, timeout: float) -> None:
+        """Wait for running escalations (used on shutdown so the report is complete)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _open_if_same(self, victim: Candidate) -> int | None:
+        pid = pid_of(victim)
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return None
+        # The pid might have been reused since we listed it: check identity after opening.
+        started = self._reader.started_at(pid)
+        if started is None or candidate_id(pid, started) != victim.id:
+            os.close(fd)
+            return None
+        return fd
+
+    def _escalate(self, opened: list[tuple[Candidate, int, float]], detected_at: float) -> None:
+        poller = select.poll()
+        pending: dict[int, tuple[Candidate, float]] = {}
+        for victim, fd, sent in opened:
+            poller.register(fd, select.POLLIN)
+            pending[fd] = (victim, sent)
+        killed: set[int] = set()
+        try:
+            grace_end = self._clock() + self._grace
+            self._wait_exits(poller, pending, grace_end, detected_at, killed)
+            for fd in pending:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                killed.add(fd)
+            self._wait_exits(
+                poller, pending, self._clock() + EXIT_WAIT_AFTER_SIGKILL, detected_at, killed
+            )
+            for victim, sent in pending.values():
+                self._record(self._make_record(victim, "SIGKILL", detected_at, sent, None, "stuck"))
+        finally:
+            for _, fd, _ in opened:
+                os.close(fd)
+
+    def _wait_exits(
+        self,
+        poller: select.poll,
+        pending: dict[int, tuple[Candidate, float]],
+        deadline: float,
+        detected_at: float,
+        killed: set[int],
+    ) -> None:
+        while pending:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return
+            for fd, _ in poller.poll(remaining * 1000):
+                if fd not in pending:
+                    continue
+                victim, sent = pending.pop(fd)
+                poller.unregister(fd)
+                used = "SIGKILL" if fd in killed else "SIGTERM"
+                exited = self._clock()
+                self._record(self._make_record(victim, used, detected_at, sent, exited, "exited"))
+
+    def _make_record(
+        self,
+        victim: Candidate,
+        used: str | None,
+        detected_at: float,
+        signalled_at: float | None,
+        exited_at: float | None,
+        outcome: str,
+    ) -> KillRecord:
+        with self._lock:
+            cmdline = self._cmdlines.get(victim.id, (victim.name,))
+        return KillRecord(
+            pid=pid_of(victim),
+            cmdline=cmdline,
+            started_at=victim.started_at,
+            memory_bytes=victim.memory_bytes,
+            signal=used,
+            detected_at=detected_at,
+            signalled_at=signalled_at,
+            exited_at=exited_at,
+            outcome=outcome,
+        )
+
+    def _record(self, record: KillRecord) -> None:
+        cid = candidate_id(record.pid, record.started_at)
+        with self._lock:
+            self._records.append(record)
+            if record.outcome in ("exited", "already-gone"):
+                self._dying.discard(cid)
+                self._gone.add(cid)
+        if self._on_record is not None:
+            self._on_record(record)

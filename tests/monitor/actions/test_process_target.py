@@ -1,0 +1,145 @@
+import subprocess
+import sys
+import time
+
+import pytest
+
+from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget, pid_of
+
+pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+
+HOLD = """
+import signal, sys, time
+if sys.argv[1] == "ignore-term":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+data = bytearray(int(sys.argv[2]) * 1024 * 1024)
+for i in range(0, len(data), 4096):
+    data[i] = 1
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def spawn(mode="plain", mib=8):
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD, mode, str(mib)], stdout=subprocess.PIPE, text=True
+    )
+    assert p.stdout.readline().strip() == "ready"
+    return p
+
+
+@pytest.fixture
+def procs():
+    started = []
+
+    def start(mode="plain", mib=8):
+        p = spawn(mode, mib)
+        started.append(p)
+        time.sleep(0.02)  # distinct start ticks
+        return p
+
+    yield start
+    for p in started:
+        p.kill()
+        p.wait()
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_candidates_describe_live_processes(procs):
+    a, b, c = procs(mib=4), procs(mib=16), procs(mib=4)
+    target = ProcessTarget(lambda: [a.pid, b.pid, c.pid, 999999999], frozenset({a.pid}))
+    cands = {pid_of(x): x for x in target.candidates()}
+    assert set(cands) == {a.pid, b.pid, c.pid}
+    assert cands[a.pid].protected and not cands[b.pid].protected
+    assert cands[b.pid].memory_bytes > 16 * 2**20 > cands[c.pid].memory_bytes > 0
+    assert cands[a.pid].started_at <= cands[b.pid].started_at <= cands[c.pid].started_at
+    assert "-c" in cands[b.pid].name
+    assert not any(x.dying for x in cands.values())
+
+
+def test_sigterm_is_enough_for_a_cooperative_process(procs):
+    p = procs()
+    records: list[KillRecord] = []
+    target = ProcessTarget(lambda: [p.pid], grace=5.0, on_record=records.append)
+    [victim] = target.candidates()
+    detected = time.monotonic()
+    target.stop([victim], detected_at=detected)
+    assert wait_for(lambda: records)
+    [r] = records
+    assert (r.pid, r.signal, r.outcome) == (p.pid, "SIGTERM", "exited")
+    assert r.memory_bytes == victim.memory_bytes
+    assert 0 <= r.detection_to_signal_seconds <= r.detection_to_exit_seconds < 2.0
+    assert p.wait(timeout=5) == -15
+    assert target.candidates() == []
+
+
+def test_sigkill_after_grace_when_sigterm_is_ignored(procs):
+    p = procs("ignore-term")
+    target = ProcessTarget(lambda: [p.pid], grace=0.3)
+    [victim] = target.candidates()
+    t0 = time.monotonic()
+    target.stop([victim], detected_at=t0)
+    assert wait_for(lambda: [x for x in target.candidates() if x.dying])
+    assert wait_for(lambda: target.records, timeout=5)
+    [r] = target.records
+    assert (r.signal, r.outcome) == ("SIGKILL", "exited")
+    assert r.exited_at - r.signalled_at >= 0.3
+    assert p.wait(timeout=5) == -9
+
+
+def test_marked_dying_while_escalating(procs):
+    p = procs("ignore-term")
+    target = ProcessTarget(lambda: [p.pid], grace=2.0)
+    [victim] = target.candidates()
+    target.stop([victim], detected_at=time.monotonic())
+    [again] = target.candidates()
+    assert again.dying and again.id == victim.id
+    target.wait_idle(10)
+    assert target.candidates() == []
+
+
+def test_process_gone_before_the_kill_is_recorded_as_already_gone(procs):
+    p = procs()
+    target = ProcessTarget(lambda: [p.pid])
+    [victim] = target.candidates()
+    p.kill()
+    p.wait()
+    target.stop([victim], detected_at=time.monotonic())
+    [r] = target.records
+    assert r.outcome == "already-gone" and r.signal is None
+
+
+def test_a_reused_pid_is_not_killed(procs):
+    p = procs()
+    target = ProcessTarget(lambda: [p.pid])
+    [victim] = target.candidates()
+    impostor = type(victim)(
+        id=f"{p.pid}@{victim.started_at - 100:.2f}",
+        name=victim.name,
+        started_at=victim.started_at - 100,
+        memory_bytes=victim.memory_bytes,
+    )
+    target.stop([impostor], detected_at=time.monotonic())
+    assert target.records[0].outcome == "already-gone"
+    assert p.poll() is None
+
+
+def test_dry_run_signals_nobody_and_reports_each_victim_once(procs):
+    p = procs()
+    target = ProcessTarget(lambda: [p.pid], dry_run=True)
+    [victim] = target.candidates()
+    target.stop([victim], detected_at=time.monotonic())
+    target.stop([victim], detected_at=time.monotonic())
+    time.sleep(0.2)
+    assert p.poll() is None
+    [r] = target.records
+    assert r.outcome == "dry-run" and r.signal is None and r.signalled_at is None
+    assert not target.candidates()[0].dying
