@@ -1,0 +1,254 @@
+"""Evict pods through the Eviction API (policy/v1), and kill a pod's cgroup as the last resort.
+
+Why the Eviction API first: it honours PodDisruptionBudgets and graceful termination, and the
+pod's controller sees an ordinary eviction. Outcomes per pod:
+
+- 201/200: evicted. 404: already gone, counts as done.
+- 429: a PodDisruptionBudget blocks it: move on to the next candidate in newest-first order.
+- other errors: retried with backoff a few times, then the next candidate.
+- API unreachable: the pod stays chosen (its memory counts as covered) and the agent falls back
+  to ``cgroup.kill`` for it after the bounded wait; no further API calls this round.
+
+A rate limit (token bucket) caps evictions per minute; a token is spent only when a pod was
+actually evicted, so PDB-blocked attempts do not eat the budget. Dry run logs and counts
+what would be evicted without calling the API.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol
+
+from oomguard.monitor.decision.candidate import Candidate
+from oomguard.monitor.decision.rate_limit import TokenBucket
+from oomguard.monitor.feedback.kube_events import PodRef
+from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, CgroupGone
+from oomguard.monitor.kube.backoff import Backoff
+from oomguard.monitor.kube.pod_candidates import PodInfo
+from oomguard.monitor.sizes import format_size
+
+log = logging.getLogger(__name__)
+
+TOO_MANY_REQUESTS = 429
+NOT_FOUND = 404
+
+
+class ApiUnreachableError(Exception):
+    """The API server could not be reached at all (connection refused, timeout, DNS)."""
+
+
+class Outcome(Enum):
+    EVICTED = "evicted"
+    GONE = "already-gone"
+    BLOCKED = "blocked-by-pdb"
+    FAILED = "failed"
+    UNREACHABLE = "api-unreachable"
+    RATE_LIMITED = "rate-limited"
+    DRY_RUN = "dry-run"
+    KILLED = "cgroup-killed"
+
+
+FREEING = frozenset({Outcome.EVICTED, Outcome.GONE, Outcome.KILLED})
+
+
+@dataclass(frozen=True)
+class PodVictim:
+    candidate: Candidate
+    pod: PodInfo
+    cgroup: Path | None  # absolute path of the pod cgroup, None when it was not found
+
+    @property
+    def ref(self) -> PodRef:
+        return PodRef(self.pod.namespace, self.pod.name, self.pod.uid)
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    victim: PodVictim
+    outcome: Outcome
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What the Event message tells the pod's owner: where memory stood and why this pod."""
+
+    node_name: str
+    usage_bytes: int
+    limit_bytes: int
+    trigger: str
+    order_note: str = "newest unprotected pod first"
+
+    def message(self, victim: PodVictim, verb: str) -> str:
+        return (
+            f"{verb} by oomguard on node {self.node_name}: pods use "
+            f"{format_size(self.usage_bytes)} of the {format_size(self.limit_bytes)} limit "
+            f"({self.trigger}); this pod holds {format_size(victim.candidate.memory_bytes)} "
+            f"({victim.pod.qos.value}) and was chosen as the {self.order_note}"
+        )
+
+
+class EvictionApi(Protocol):
+    def evict(self, namespace: str, name: str, grace_period_seconds: int) -> int:
+        """POST pods/{name}/eviction; the HTTP status, or ApiUnreachableError."""
+        ...
+
+
+class EventSink(Protocol):
+    def post(
+        self, pod: PodRef, message: str, reason: str = ..., event_type: str = ..., action: str = ...
+    ) -> bool: ...
+
+
+class KubernetesEvictionApi:
+    """EvictionApi over ``CoreV1Api.create_namespaced_pod_eviction``."""
+
+    def __init__(self, core_api: Any, request_timeout: float = 5.0) -> None:
+        self._core = core_api
+        self._timeout = request_timeout
+
+    def evict(self, namespace: str, name: str, grace_period_seconds: int) -> int:
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        body = {
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": name, "namespace": namespace},
+            "deleteOptions": {"gracePeriodSeconds": grace_period_seconds},
+        }
+        try:
+            self._core.create_namespaced_pod_eviction(
+                name, namespace, body, _request_timeout=self._timeout
+            )
+        except ApiException as exc:
+            if exc.status == 0 or exc.status is None:
+                raise ApiUnreachableError(str(exc)) from exc
+            return int(exc.status)
+        except (HTTPError, OSError) as exc:
+            raise ApiUnreachableError(str(exc)) from exc
+        return 201
+
+
+class PodEvictor:
+    def __init__(
+        self,
+        api: EvictionApi,
+        events: EventSink | None,
+        rate: TokenBucket,
+        *,
+        grace_period_seconds: int = 10,
+        dry_run: bool = False,
+        max_attempts: int = 3,
+        retry_backoff: Callable[[], Backoff] = lambda: Backoff(initial=0.2, maximum=2.0),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.api = api
+        self.events = events
+        self.rate = rate
+        self.grace_period_seconds = grace_period_seconds
+        self.dry_run = dry_run
+        self.max_attempts = max_attempts
+        self._retry_backoff = retry_backoff
+        self._clock = clock
+        self._sleep = sleep
+        self.counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+
+    def evict_until_covered(
+        self, ordered: Sequence[PodVictim], amount: int, situation: Situation
+    ) -> list[ActionResult]:
+        """Walk ``ordered`` (newest first) until the freed memory covers ``amount``.
+
+        Blocked and failed pods are passed over for the next one; once the API is found
+        unreachable, the remaining pods needed to cover the amount are returned as
+        UNREACHABLE without more calls (the caller kills them after the wait).
+        """
+        results: list[ActionResult] = []
+        covered = 0
+        unreachable = False
+        for victim in ordered:
+            if covered >= amount:
+                break
+            if unreachable:
+                result = ActionResult(victim, Outcome.UNREACHABLE, "API server unreachable")
+            elif self.dry_run:
+                result = ActionResult(victim, Outcome.DRY_RUN, "dry run: not evicted")
+            elif self.rate.available(self._clock()) < 1:
+                wait = self.rate.seconds_until_next(self._clock())
+                result = ActionResult(victim, Outcome.RATE_LIMITED, f"next eviction in {wait:.1f}s")
+                self._record(result)
+                break
+            else:
+                result = self._evict(victim, situation)
+                unreachable = result.outcome is Outcome.UNREACHABLE
+            self._record(result)
+            results.append(result)
+            if result.outcome in FREEING or result.outcome in (
+                Outcome.DRY_RUN,
+                Outcome.UNREACHABLE,
+            ):
+                covered += victim.candidate.memory_bytes
+        return results
+
+    def kill(self, victim: PodVictim, situation: Situation) -> ActionResult:
+        """The last resort: ``cgroup.kill`` on the pod cgroup (all its processes, at once)."""
+        if self.dry_run:
+            result = ActionResult(victim, Outcome.DRY_RUN, "dry run: cgroup not killed")
+        elif victim.cgroup is None:
+            result = ActionResult(victim, Outcome.GONE, "no cgroup left to kill")
+        else:
+            try:
+                Cgroup(victim.cgroup).kill()
+                result = ActionResult(victim, Outcome.KILLED, str(victim.cgroup))
+            except CgroupGone:
+                result = ActionResult(victim, Outcome.GONE, "cgroup already removed")
+            except CgroupError as exc:
+                result = ActionResult(victim, Outcome.FAILED, str(exc))
+        self._record(result)
+        if result.outcome is Outcome.KILLED and self.events is not None:
+            self.events.post(
+                victim.ref, situation.message(victim, "Killed (cgroup.kill)"), action="Kill"
+            )
+        return result
+
+    def _evict(self, victim: PodVictim, situation: Situation) -> ActionResult:
+        backoff = self._retry_backoff()
+        status = 0
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                status = self.api.evict(
+                    victim.pod.namespace, victim.pod.name, self.grace_period_seconds
+                )
+            except ApiUnreachableError as exc:
+                return ActionResult(victim, Outcome.UNREACHABLE, str(exc))
+            if status in (200, 201):
+                self.rate.try_take(self._clock())
+                if self.events is not None:
+                    self.events.post(victim.ref, situation.message(victim, "Evicted"))
+                return ActionResult(victim, Outcome.EVICTED, f"grace {self.grace_period_seconds}s")
+            if status == NOT_FOUND:
+                return ActionResult(victim, Outcome.GONE, "pod not found")
+            if status == TOO_MANY_REQUESTS:
+                return ActionResult(victim, Outcome.BLOCKED, "a PodDisruptionBudget forbids it")
+            if attempt < self.max_attempts:
+                self._sleep(backoff.next_delay())
+        return ActionResult(
+            victim, Outcome.FAILED, f"HTTP {status} after {self.max_attempts} tries"
+        )
+
+    def _record(self, result: ActionResult) -> None:
+        self.counts[result.outcome] += 1
+        log.info(
+            "pod %s (%s, %s): %s %s",
+            result.victim.pod.key,
+            result.victim.pod.uid,
+            format_size(result.victim.candidate.memory_bytes),
+            result.outcome.value,
+            result.detail,
+        )
