@@ -1,0 +1,1 @@
+"""Pure resolution of MemoryReservePolicy objects into one NodeMemoryReserve per node."""

@@ -1,0 +1,70 @@
+"""Resolve every node at once: the desired NodeMemoryReserve settings per node, and what each
+policy selects, wins and competes for (the input of its status)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from oomguard.monitor.settings import NodeSettings
+from oomguard.operator.resolution.policy import InvalidPolicy, Policy
+from oomguard.operator.resolution.winning_policy import winning_policy
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    """What resolution needs from a Node: ``memory_bytes`` is None until the kubelet reports it."""
+
+    name: str
+    uid: str
+    labels: Mapping[str, str]
+    memory_bytes: int | None
+
+
+@dataclass
+class PolicyTally:
+    selected: int = 0
+    won: int = 0
+    conflicting: set[str] = field(default_factory=set)
+    conflicting_with: set[str] = field(default_factory=set)
+    waiting_for_memory: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class ClusterResolution:
+    desired: Mapping[str, NodeSettings]  # node name -> settings, for nodes a policy governs
+    waiting: frozenset[str]  # nodes won by a percent policy but without known memory yet
+    tallies: Mapping[str, PolicyTally]  # valid policy name -> tally
+    invalid: Mapping[str, InvalidPolicy]
+
+
+def resolve_cluster(
+    nodes: Iterable[NodeFacts], policies: Iterable[Policy | InvalidPolicy]
+) -> ClusterResolution:
+    parsed = list(policies)
+    valid = [policy for policy in parsed if isinstance(policy, Policy)]
+    invalid = {policy.name: policy for policy in parsed if isinstance(policy, InvalidPolicy)}
+    tallies = {policy.name: PolicyTally() for policy in valid}
+    desired: dict[str, NodeSettings] = {}
+    waiting: set[str] = set()
+    for node in nodes:
+        resolution = winning_policy(node.labels, valid)
+        for name in resolution.selecting:
+            tallies[name].selected += 1
+        for name in resolution.tied:
+            tallies[name].conflicting.add(node.name)
+            tallies[name].conflicting_with.update(
+                other for other in resolution.tied if other != name
+            )
+        winner = resolution.winner
+        if winner is None:
+            continue
+        if winner.reserve.needs_node_memory and node.memory_bytes is None:
+            waiting.add(node.name)
+            tallies[winner.name].waiting_for_memory.add(node.name)
+            continue
+        tallies[winner.name].won += 1
+        desired[node.name] = winner.settings_for(node.name, node.memory_bytes)
+    return ClusterResolution(
+        desired=desired, waiting=frozenset(waiting), tallies=tallies, invalid=invalid
+    )

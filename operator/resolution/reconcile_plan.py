@@ -1,0 +1,86 @@
+"""The writes that turn the NodeMemoryReserve objects that exist into the ones that should.
+
+Only differences produce writes: same spec and same owner means nothing to do, so resyncs and
+repeated events cost no API calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from oomguard.monitor.settings import NodeSettings
+from oomguard.operator.resolution.cluster_resolution import NodeFacts
+
+GROUP = "oomguard.io"
+VERSION = "v1alpha1"
+RESERVE_PLURAL = "nodememoryreserves"
+POLICY_PLURAL = "memoryreservepolicies"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY = "oomguard-operator"
+
+
+class WriteKind(Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class ActualReserve:
+    """A NodeMemoryReserve as it exists (or as we last wrote it)."""
+
+    name: str
+    spec: Mapping[str, Any]
+    owner_uid: str | None
+
+
+@dataclass(frozen=True)
+class ReserveWrite:
+    kind: WriteKind
+    name: str
+    body: Mapping[str, Any] | None  # the full object for create/update, None for delete
+
+
+def reserve_body(settings: NodeSettings, node_uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "NodeMemoryReserve",
+        "metadata": {
+            "name": settings.node_name,
+            "labels": {MANAGED_BY_LABEL: MANAGED_BY},
+            "ownerReferences": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "name": settings.node_name,
+                    "uid": node_uid,
+                }
+            ],
+        },
+        "spec": settings.to_spec(),
+    }
+
+
+def plan_writes(
+    desired: Mapping[str, NodeSettings],
+    keep: frozenset[str],
+    nodes: Mapping[str, NodeFacts],
+    actual: Mapping[str, ActualReserve],
+) -> list[ReserveWrite]:
+    """``keep``: nodes whose reserve cannot be computed yet; their objects are left alone."""
+    writes: list[ReserveWrite] = []
+    for name in sorted(desired):
+        node = nodes[name]
+        body = reserve_body(desired[name], node.uid)
+        existing = actual.get(name)
+        if existing is None:
+            writes.append(ReserveWrite(WriteKind.CREATE, name, body))
+        elif existing.spec != body["spec"] or existing.owner_uid != node.uid:
+            writes.append(ReserveWrite(WriteKind.UPDATE, name, body))
+    for name in sorted(actual):
+        if name not in desired and name not in keep:
+            writes.append(ReserveWrite(WriteKind.DELETE, name, None))
+    return writes

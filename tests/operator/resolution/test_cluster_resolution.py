@@ -1,0 +1,105 @@
+from oomguard.operator.resolution.cluster_resolution import NodeFacts, resolve_cluster
+from oomguard.operator.resolution.policy import parse_policy
+
+GI = 2**30
+
+
+def pol(name, spec, generation=1):
+    return parse_policy({"metadata": {"name": name, "generation": generation}, "spec": spec})
+
+
+def node(name, memory=8 * GI, **labels):
+    return NodeFacts(name=name, uid=f"uid-{name}", labels=labels, memory_bytes=memory)
+
+
+def test_overlapping_policies():
+    policies = [
+        pol("base", {"reserve": {"absolute": "1Gi"}}),
+        pol(
+            "db",
+            {
+                "priority": 10,
+                "nodeSelector": {"matchLabels": {"role": "db"}},
+                "reserve": {"percent": 25},
+            },
+        ),
+        pol("broken", {"reserve": {"percent": 0}}),
+    ]
+    nodes = [node("n1", role="db"), node("n2", role="web"), node("n3", memory=4 * GI, role="db")]
+    result = resolve_cluster(nodes, policies)
+    assert {name: s.source_policy for name, s in result.desired.items()} == {
+        "n1": "db",
+        "n2": "base",
+        "n3": "db",
+    }
+    assert result.desired["n1"].reserve_bytes == 2 * GI
+    assert result.desired["n3"].reserve_bytes == GI
+    assert result.desired["n2"].reserve_bytes == GI
+    assert result.desired["n2"].node_memory_bytes == 8 * GI
+    assert result.tallies["base"].selected == 3
+    assert result.tallies["base"].won == 1
+    assert result.tallies["db"].selected == 2
+    assert result.tallies["db"].won == 2
+    assert set(result.invalid) == {"broken"}
+    assert result.waiting == frozenset()
+
+
+def test_unselected_nodes_get_nothing():
+    result = resolve_cluster(
+        [node("n1")],
+        [pol("x", {"nodeSelector": {"matchLabels": {"a": "b"}}, "reserve": {"absolute": 1}})],
+    )
+    assert result.desired == {}
+    assert result.tallies["x"].selected == 0
+
+
+def test_percent_waits_for_memory_but_absolute_does_not():
+    nodes = [node("n1", memory=None, pool="p"), node("n2", memory=None)]
+    policies = [
+        pol(
+            "pct",
+            {
+                "priority": 1,
+                "nodeSelector": {"matchLabels": {"pool": "p"}},
+                "reserve": {"percent": 5},
+            },
+        ),
+        pol("abs", {"reserve": {"absolute": "1Gi"}}),
+    ]
+    result = resolve_cluster(nodes, policies)
+    assert result.waiting == frozenset({"n1"})
+    assert set(result.desired) == {"n2"}
+    assert result.desired["n2"].node_memory_bytes == 0
+    assert result.tallies["pct"].waiting_for_memory == {"n1"}
+    assert result.tallies["pct"].won == 0
+
+
+def test_conflicts_are_tallied_on_every_tied_policy():
+    policies = [
+        pol("a", {"priority": 2, "reserve": {"absolute": 1}}),
+        pol(
+            "b",
+            {
+                "priority": 2,
+                "nodeSelector": {"matchLabels": {"x": "1"}},
+                "reserve": {"absolute": 2},
+            },
+        ),
+        pol("c", {"priority": 1, "reserve": {"absolute": 3}}),
+    ]
+    result = resolve_cluster([node("n1", x="1"), node("n2")], policies)
+    assert result.desired["n1"].source_policy == "a"
+    assert result.tallies["a"].conflicting == {"n1"}
+    assert result.tallies["b"].conflicting == {"n1"}
+    assert result.tallies["a"].conflicting_with == {"b"}
+    assert result.tallies["b"].conflicting_with == {"a"}
+    assert result.tallies["c"].conflicting == set()
+    assert result.tallies["a"].won == 2
+    assert result.tallies["b"].won == 0
+
+
+def test_generators_are_consumed_once():
+    policies = (p for p in [pol("a", {"reserve": {"absolute": 1}}), pol("bad", {})])
+    result = resolve_cluster(iter([node("n1")]), policies)
+    assert set(result.desired) == {"n1"}
+    assert set(result.invalid) == {"bad"}
