@@ -22,10 +22,11 @@ from typing import TypeVar
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from oomguard.monitor.kernel.memory_events import MemoryEvents, parse_memory_events
-from oomguard.monitor.kernel.memory_limit import MemoryLimit, parse_memory_limit
-from oomguard.monitor.kernel.memory_stat import MemoryStat, parse_memory_stat, working_set_bytes
-from oomguard.monitor.kernel.parse_error import ParseError, decode_lines, parse_u64, split_fields
+from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
+from oomguard.monitor.kernel.memory_events import MemoryEvents
+from oomguard.monitor.kernel.memory_limit import MemoryLimit
+from oomguard.monitor.kernel.memory_stat import MemoryStat, working_set_bytes
+from oomguard.monitor.kernel.parse_error import ParseError
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +37,6 @@ FILES = ("memory.current", "memory.events", "memory.high", "memory.max", "memory
 _T = TypeVar("_T")
 
 
-class MemoryCurrentParseError(ParseError):
-    """memory.current does not hold one unsigned byte count."""
-
-
-def parse_memory_current(data: bytes, source: str = "memory.current") -> int:
-    """memory.current: one line, a u64 byte count."""
-    lines = decode_lines(data, source, MemoryCurrentParseError)
-    if len(lines) != 1 or len(split_fields(lines[0][1])) != 1:
-        raise MemoryCurrentParseError(source, "expected one line with a byte count")
-    number, line = lines[0]
-    return parse_u64(line.strip(" \t"), source, number, MemoryCurrentParseError, "usage")
-
-
 def _limit_value(limit: MemoryLimit) -> float:
     """``max`` (no limit) is +Inf: ``usage / limit`` is then 0, which is what it means."""
     return math.inf if limit.bytes is None else float(limit.bytes)
@@ -57,15 +45,24 @@ def _limit_value(limit: MemoryLimit) -> float:
 class CgroupCollector(Collector):
     """Collects limits, usage, working set and ``memory.events`` of one cgroup directory.
 
-    ``cgroup`` may be ``None`` (nothing guarded yet) and may be replaced at any time;
-    a scrape uses whichever directory is set when it starts.
+    ``cgroup`` may be ``None`` (nothing guarded yet) and may be replaced at any time
+    (a path or a :class:`Cgroup`); a scrape uses whichever is set when it starts.
     """
 
-    def __init__(self, cgroup: Path | None = None) -> None:
+    def __init__(self, cgroup: Cgroup | Path | None = None) -> None:
+        self._cgroup: Cgroup | None = None
         self.cgroup = cgroup
         self._lock = threading.Lock()
         self._errors: dict[str, int] = dict.fromkeys(FILES, 0)
         self._failing: set[str] = set()
+
+    @property
+    def cgroup(self) -> Cgroup | None:
+        return self._cgroup
+
+    @cgroup.setter
+    def cgroup(self, cgroup: Cgroup | Path | None) -> None:
+        self._cgroup = cgroup if cgroup is None or isinstance(cgroup, Cgroup) else Cgroup(cgroup)
 
     def describe(self) -> list[Metric]:
         """The metric names this collector can produce (so duplicates are caught at
@@ -94,29 +91,29 @@ class CgroupCollector(Collector):
                 errors.add_metric([name], count)
         yield errors
 
-    def _collect_cgroup(self, cgroup: Path) -> Iterator[Metric]:
-        high = self._read(cgroup, "memory.high", parse_memory_limit)
+    def _collect_cgroup(self, cgroup: Cgroup) -> Iterator[Metric]:
+        high = self._read(cgroup, "memory.high", Cgroup.memory_high)
         if high is not None:
             yield GaugeMetricFamily(
                 f"{PREFIX}_memory_high_bytes",
                 "memory.high of the guarded cgroup (throttle line), in bytes; +Inf when 'max'.",
                 value=_limit_value(high),
             )
-        limit = self._read(cgroup, "memory.max", parse_memory_limit)
+        limit = self._read(cgroup, "memory.max", Cgroup.memory_max)
         if limit is not None:
             yield GaugeMetricFamily(
                 f"{PREFIX}_memory_max_bytes",
                 "memory.max of the guarded cgroup (OOM line), in bytes; +Inf when 'max'.",
                 value=_limit_value(limit),
             )
-        current = self._read(cgroup, "memory.current", parse_memory_current)
+        current = self._read(cgroup, "memory.current", Cgroup.memory_current)
         if current is not None:
             yield GaugeMetricFamily(
                 f"{PREFIX}_memory_usage_bytes",
                 "memory.current of the guarded cgroup: all memory charged to it, in bytes.",
                 value=current,
             )
-        stat = self._read(cgroup, "memory.stat", _parse_stat_with_working_set)
+        stat = self._read(cgroup, "memory.stat", _stat_with_working_set)
         if current is not None and stat is not None:
             yield GaugeMetricFamily(
                 f"{PREFIX}_memory_working_set_bytes",
@@ -124,32 +121,32 @@ class CgroupCollector(Collector):
                 "(the kubelet's working set).",
                 value=working_set_bytes(current, stat),
             )
-        events = self._read(cgroup, "memory.events", parse_memory_events)
+        events = self._read(cgroup, "memory.events", Cgroup.memory_events)
         if events is not None:
             yield _events_family(events)
 
-    def _read(self, cgroup: Path, name: str, parse: Callable[[bytes, str], _T]) -> _T | None:
+    def _read(self, cgroup: Cgroup, name: str, read: Callable[[Cgroup], _T]) -> _T | None:
         """Read and parse one file; on any failure count it, log the first one, return None."""
         try:
-            value = parse((cgroup / name).read_bytes(), name)
-        except (OSError, ParseError) as exc:
+            value = read(cgroup)
+        except (CgroupError, OSError, ParseError) as exc:
             with self._lock:
                 self._errors[name] = self._errors.get(name, 0) + 1
                 first = name not in self._failing
                 self._failing.add(name)
             if first:
-                log.warning("cannot read %s of %s for metrics: %s", name, cgroup, exc)
+                log.warning("cannot read %s of %s for metrics: %s", name, cgroup.path, exc)
             return None
         if name in self._failing:
             with self._lock:
                 self._failing.discard(name)
-            log.info("%s of %s is readable again", name, cgroup)
+            log.info("%s of %s is readable again", name, cgroup.path)
         return value
 
 
-def _parse_stat_with_working_set(data: bytes, source: str) -> MemoryStat:
+def _stat_with_working_set(cgroup: Cgroup) -> MemoryStat:
     """memory.stat, failing (as a parse error) when it lacks the working-set key."""
-    stat = parse_memory_stat(data, source)
+    stat = cgroup.memory_stat()
     stat.require("inactive_file")
     return stat
 

@@ -55,7 +55,31 @@ class ActionOutcome(StrEnum):
     PDB_BLOCKED = "pdb_blocked"  # 429: a PodDisruptionBudget refused; the next candidate is tried
     KILLED = "killed"  # signalled / cgroup.kill, and it is gone
     GONE = "gone"  # the victim had already exited (404, ESRCH): nothing was freed by us
-    FAILED = "failed"  # any other error
+    FAILED = "failed"  # any other error (incl. API unreachable, a process stuck after SIGKILL)
+    RATE_LIMITED = "rate_limited"  # not tried: the evictions-per-minute budget was spent
+    DRY_RUN = "dry_run"  # not tried: dry run, would have acted
+
+    @classmethod
+    def of(cls, value: ActionOutcome | str) -> ActionOutcome:
+        """The label for an outcome as the action modules spell it (``blocked-by-pdb``,
+        ``cgroup-killed``, ``exited``...) or as this enum does; ``ValueError`` otherwise."""
+        if isinstance(value, ActionOutcome):
+            return value
+        return _OUTCOME_SPELLINGS.get(value) or cls(value)
+
+
+_OUTCOME_SPELLINGS: dict[str, ActionOutcome] = {
+    # monitor/actions/pod_evictor.py Outcome values
+    "already-gone": ActionOutcome.GONE,
+    "blocked-by-pdb": ActionOutcome.PDB_BLOCKED,
+    "api-unreachable": ActionOutcome.FAILED,
+    "rate-limited": ActionOutcome.RATE_LIMITED,
+    "dry-run": ActionOutcome.DRY_RUN,
+    "cgroup-killed": ActionOutcome.KILLED,
+    # monitor/actions/process_target.py KillRecord.outcome values
+    "exited": ActionOutcome.KILLED,
+    "stuck": ActionOutcome.FAILED,
+}
 
 
 class MonitorName(StrEnum):
@@ -181,11 +205,12 @@ class GuardMetrics:
     ) -> None:
         """One action on one victim ended with ``outcome``.
 
+        ``outcome`` may be spelled as the action modules do (see :meth:`ActionOutcome.of`).
         ``bytes_freed`` is what the victim held (only counted for evicted/killed);
         ``latency_seconds`` the time since the decision that chose it.
         An unknown outcome string raises ``ValueError``: label values stay a closed set.
         """
-        result = ActionOutcome(outcome)
+        result = ActionOutcome.of(outcome)
         if bytes_freed < 0:
             raise ValueError(f"bytes_freed must be >= 0, got {bytes_freed}")
         self.actions.labels(outcome=result.value).inc()

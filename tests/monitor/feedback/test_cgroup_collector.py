@@ -9,12 +9,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from oomguard.monitor.feedback.cgroup_collector import (
-    FILES,
-    CgroupCollector,
-    MemoryCurrentParseError,
-    parse_memory_current,
-)
+from oomguard.monitor.feedback.cgroup_collector import FILES, CgroupCollector
 
 EVENTS = "low 0\nhigh 12\nmax 3\noom 1\noom_kill 2\noom_group_kill 0\n"
 STAT = "anon 4096\nfile 900000\nactive_file 100000\ninactive_file 800000\npgfault 77\n"
@@ -169,11 +164,3 @@ def test_cgroup_directory_instead_of_file_counts_an_error(tmp_path: Path) -> Non
     (cgroup / "memory.max").mkdir()
     samples = scrape(CgroupCollector(cgroup))
     assert value(samples, "oomguard_cgroup_read_errors_total", file="memory.max") == 1
-
-
-def test_parse_memory_current() -> None:
-    assert parse_memory_current(b"0\n") == 0
-    assert parse_memory_current(b"18446744073709551615\n") == 2**64 - 1
-    for junk in (b"", b"max\n", b"1\n2\n", b"1 2\n", b"-3\n", b"18446744073709551616\n"):
-        with pytest.raises(MemoryCurrentParseError):
-            parse_memory_current(junk)

@@ -124,3 +124,25 @@ def test_exposition_follows_naming_conventions() -> None:
                 assert s.name.startswith(family.name), s.name
     assert "# TYPE oomguard_build_info gauge" in text
     assert "# TYPE oomguard_detection_latency_seconds histogram" in text
+
+
+@pytest.mark.parametrize(
+    ("spelling", "label"),
+    [
+        ("blocked-by-pdb", "pdb_blocked"),
+        ("already-gone", "gone"),
+        ("cgroup-killed", "killed"),
+        ("api-unreachable", "failed"),
+        ("rate-limited", "rate_limited"),
+        ("dry-run", "dry_run"),
+        ("exited", "killed"),
+        ("stuck", "failed"),
+        ("evicted", "evicted"),
+    ],
+)
+def test_action_modules_outcome_spellings_map_to_labels(spelling: str, label: str) -> None:
+    metrics = GuardMetrics("node")
+    metrics.record_action(spelling, bytes_freed=10)
+    assert sample(metrics, "oomguard_actions_total", outcome=label) == 1
+    freed = 10 if label in ("evicted", "killed") else 0
+    assert sample(metrics, "oomguard_freed_bytes_total") == freed
