@@ -1,0 +1,45 @@
+# syntax=docker/dockerfile:1
+# One image, two commands: `oomguard monitor` (the node agent, DaemonSet) and
+# `oomguard operator` (the kopf operator, Deployment).
+#
+# The image runs as an unprivileged user (uid 65532) by default: that is right for the
+# operator. The node agent writes the host's cgroupfs (memory.high, cgroup.kill), which
+# is owned by root, so the Helm chart runs that one container as uid 0 (with every
+# capability dropped; see helm/oomguard/README.md).
+#
+# Base: python:3.11-slim-bookworm, pinned by digest so a rebuild gets the same bytes.
+# Override with --build-arg PYTHON_IMAGE=... to move it.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+# Only what the wheel is built from: the package (src/oomguard, with its symlinks to
+# monitor/ and operator/) and the folders those symlinks point at.
+COPY pyproject.toml README.md ./
+COPY src/ src/
+COPY monitor/ monitor/
+COPY operator/ operator/
+RUN python -m venv /opt/oomguard \
+ && /opt/oomguard/bin/pip wheel --no-cache-dir --wheel-dir /wheels . \
+ && /opt/oomguard/bin/pip install --no-cache-dir --no-index --find-links /wheels oomguard \
+ && /opt/oomguard/bin/python -m compileall -q /opt/oomguard/lib \
+ && /opt/oomguard/bin/oomguard --help >/dev/null
+
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="oomguard" \
+      org.opencontainers.image.description="Frees memory newest-first before the kernel OOM killer fires" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --system --gid 65532 oomguard \
+ && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
+      --shell /usr/sbin/nologin oomguard
+# The venv links to the base image's /usr/local/bin/python3.11, identical in both stages.
+COPY --from=build /opt/oomguard /opt/oomguard
+ENV PATH=/opt/oomguard/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+USER 65532:65532
+ENTRYPOINT ["oomguard"]
+CMD ["--help"]
