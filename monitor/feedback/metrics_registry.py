@@ -226,3 +226,8 @@ class GuardMetrics:
     def exposition(self) -> bytes:
         """The registry in Prometheus text format (what ``GET /metrics`` returns)."""
         return generate_latest(self.registry)
+
+    def route(self) -> tuple[int, str, bytes]:
+        """``/metrics`` for :class:`~oomguard.monitor.feedback.http_endpoints.HttpEndpoints`:
+        ``endpoints.add_route("/metrics", metrics.route)``."""
+        return 200, CONTENT_TYPE, self.exposition()
