@@ -1,0 +1,499 @@
+"""Node mode: guard the kubepods cgroup and free memory by evicting pods newest first.
+
+One loop, woken by monitor triggers (memory.events ``high``, threshold, PSI) and by a timer:
+
+1. re-assert kubepods ``memory.high`` (node memory - reserve, capped below memory.max - margin)
+   if something else changed it;
+2. measure: kubepods working set, this node's pods (from the watch), their cgroups and memory;
+3. last resort first: if pods chosen earlier have waited ``killFallback.waitSeconds``, usage is
+   still above target and nothing evictable is left (all blocked by PDBs, protected, or the API
+   server is unreachable), ``cgroup.kill`` the newest of them;
+4. one newest-first decision (pure policy, in-flight rule), then evictions in that order,
+   passing over PDB-blocked pods to the next candidate.
+
+Target: usage must fall under ``memory.high x threshold.usagePercent`` minus the buffer, the
+same line the threshold monitor watches, so one trigger leads to one decision that ends it.
+The timer makes the loop its own 1 s threshold check when no trigger arrives.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+from oomguard.monitor.actions.pod_evictor import (
+    ActionResult,
+    Outcome,
+    PodEvictor,
+    PodVictim,
+    Situation,
+)
+from oomguard.monitor.decision.candidate import Candidate, newest_first_key
+from oomguard.monitor.decision.kill_fallback import kill_fallback
+from oomguard.monitor.decision.kubepods_high import KubepodsHigh, kubepods_high
+from oomguard.monitor.decision.newest_first import Decision, InFlight, Limits, decide
+from oomguard.monitor.decision.newest_first import Outcome as DecisionOutcome
+from oomguard.monitor.feedback.logs import log_event
+from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
+from oomguard.monitor.kernel.memory_limit import MemoryLimit
+from oomguard.monitor.kernel.parse_error import ParseError
+from oomguard.monitor.kube.pod_candidates import (
+    PodInfo,
+    ProtectionRules,
+    pod_candidates,
+    protection_reason,
+)
+from oomguard.monitor.kube.pod_cgroups import KubepodsLocation, PodCgroup, parse_pod_cgroups
+from oomguard.monitor.settings import EvictionPolicy, NodeSettings
+from oomguard.monitor.sizes import format_size
+from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.triggers.trigger import Monitor, MonitorError, Trigger
+
+log = logging.getLogger("oomguard.node")
+
+TICK = "timer"
+
+
+class PodSnapshots(Protocol):
+    """What the agent needs from the pod watch."""
+
+    connected: bool
+
+    def snapshot(self) -> dict[str, PodInfo]: ...
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """Local facts and flags of this node (not part of the NodeMemoryReserve settings)."""
+
+    cgroup_root: Path  # the cgroup2 mount
+    kubepods: KubepodsLocation
+    self_uid: str | None = None
+    self_key: str | None = None
+    margin_bytes: int = 64 * 2**20
+    set_memory_high: bool = True  # False on kernels < 5.9 (memory.high livelock risk)
+    tick_seconds: float = 1.0
+
+
+def walk_cgroups(root: Path, top: PurePosixPath, depth: int = 4) -> list[PurePosixPath]:
+    """Directories under ``root/top`` down to ``depth`` levels, relative to ``root``."""
+    found: list[PurePosixPath] = []
+    level = [top]
+    for _ in range(depth):
+        next_level: list[PurePosixPath] = []
+        for rel in level:
+            try:
+                entries = list(os.scandir(root / rel))
+            except OSError:
+                continue  # removed while we walked: it simply is not there any more
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    next_level.append(rel / entry.name)
+        found.extend(next_level)
+        level = next_level
+    return found
+
+
+@dataclass(frozen=True)
+class Measurement:
+    usage: int
+    pods: dict[str, PodInfo]
+    cgroups: dict[str, PodCgroup]
+    candidates: list[Candidate]
+
+
+class NodeAgent:
+    def __init__(
+        self,
+        options: AgentOptions,
+        settings: NodeSettings,
+        pods: PodSnapshots,
+        evictor: PodEvictor,
+        monitors: Sequence[Monitor] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.options = options
+        self.settings = settings
+        self.pods = pods
+        self.evictor = evictor
+        self.monitors = monitors
+        self.kubepods = Cgroup(options.cgroup_root / options.kubepods.path)
+        self._clock = clock
+        self._triggers: queue.SimpleQueue[Trigger | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._previous_high: MemoryLimit | None = None
+        self._set_by_us = False
+        self._high: KubepodsHigh | None = None
+        self._in_flight: InFlight | None = None
+        self._chosen_at: dict[str, float] = {}
+        self._blocked_until: dict[str, float] = {}
+        self.last: Measurement | None = None
+        self.counters: dict[str, int] = {
+            "decisions": 0,
+            "evicted": 0,
+            "blocked": 0,
+            "killed": 0,
+            "dry_run": 0,
+            "rate_limited": 0,
+            "memory_high_reasserted": 0,
+        }
+        self.errors: list[str] = []
+
+    # -- settings and the kubepods limit ---------------------------------------------------
+
+    def update_settings(self, settings: NodeSettings) -> None:
+        """Live reload (a new NodeMemoryReserve): the next step uses the new values."""
+        with self._lock:
+            self.settings = settings
+            self.evictor.grace_period_seconds = settings.eviction.grace_period_seconds
+            self.evictor.dry_run = settings.dry_run
+            self.evictor.rate.per_minute = settings.eviction.max_evictions_per_minute
+        log_event(
+            log, logging.INFO, "settings updated", source=settings.source_policy or "defaults"
+        )
+        self.assert_memory_high()
+
+    def limit_bytes(self) -> int:
+        """The guarded line: the memory.high we set, or what we would set without setting it."""
+        if self._high is None:
+            self._high = self._compute_high()
+        return self._high.bytes
+
+    def target_bytes(self) -> int:
+        percent = self.settings.monitor.threshold.usage_percent
+        return int(self.limit_bytes() * percent / 100)
+
+    def _compute_high(self) -> KubepodsHigh:
+        maximum = self.kubepods.memory_max().bytes
+        return kubepods_high(
+            self.settings.node_memory_bytes,
+            self.settings.reserve_bytes,
+            maximum,
+            self.options.margin_bytes,
+        )
+
+    def assert_memory_high(self) -> None:
+        """Set kubepods memory.high, or put it back if something else changed it."""
+        high = self._compute_high()
+        changed = self._high is not None and high != self._high
+        self._high = high
+        if not self.options.set_memory_high:
+            return
+        current = self.kubepods.memory_high()
+        if self._previous_high is None:
+            self._previous_high = current
+        if current.bytes == high.bytes:
+            return
+        if self._set_by_us and not changed:
+            self.counters["memory_high_reasserted"] += 1
+            log_event(
+                log,
+                logging.WARNING,
+                "kubepods memory.high was changed by someone else; setting it again",
+                found=str(current),
+                wanted=high.bytes,
+            )
+        self.kubepods.set_memory_high(MemoryLimit(high.bytes))
+        self._set_by_us = True
+        log_event(
+            log,
+            logging.INFO,
+            "kubepods memory.high set",
+            cgroup=str(self.kubepods.path),
+            memory_high=format_size(high.bytes),
+            why=high.explain(),
+        )
+
+    def restore_memory_high(self) -> None:
+        if self._previous_high is not None and self.kubepods.exists():
+            self.kubepods.set_memory_high(self._previous_high)
+            log_event(
+                log, logging.INFO, "kubepods memory.high restored", value=str(self._previous_high)
+            )
+
+    # -- measuring -------------------------------------------------------------------------
+
+    def rules(self) -> ProtectionRules:
+        eviction = self.settings.eviction
+        return ProtectionRules(
+            self_uid=self.options.self_uid,
+            self_key=self.options.self_key,
+            protect_daemonset_pods=eviction.protect_daemonset_pods,
+            protected_namespaces=frozenset(eviction.protected_namespaces),
+        )
+
+    def measure(self, now: float) -> Measurement:
+        usage = self.kubepods.working_set()
+        pods = self.pods.snapshot()
+        dirs = walk_cgroups(self.options.cgroup_root, self.options.kubepods.path, depth=3)
+        cgroups = parse_pod_cgroups(dirs, self.options.kubepods)
+        memory: dict[str, int] = {}
+        for uid, cgroup in cgroups.items():
+            try:
+                memory[uid] = Cgroup(self.options.cgroup_root / cgroup.path).working_set()
+            except (CgroupError, ParseError):
+                memory[uid] = 0  # gone between the walk and the read
+        qos_first = self.settings.eviction.policy is EvictionPolicy.QOS_THEN_NEWEST
+        candidates = [
+            dataclasses.replace(c, protected=True)
+            if self._blocked_until.get(c.id, -1.0) > now and not c.protected
+            else c
+            for c in pod_candidates(pods.values(), memory, self.rules(), qos_first)
+        ]
+        return Measurement(usage, pods, cgroups, candidates)
+
+    def eviction_order(self, measurement: Measurement) -> list[Candidate]:
+        """Who would go first right now: eligible candidates in policy order."""
+        return sorted(
+            (
+                c
+                for c in measurement.candidates
+                if not (c.protected or c.dying) and c.memory_bytes > 0
+            ),
+            key=newest_first_key,
+        )
+
+    # -- one round -------------------------------------------------------------------------
+
+    def step(self, trigger_kind: str = TICK) -> Decision | None:
+        with self._lock:
+            return self._step(trigger_kind)
+
+    def _step(self, trigger_kind: str) -> Decision | None:
+        now = self._clock()
+        try:
+            self.assert_memory_high()
+            m = self.measure(now)
+        except (CgroupError, ParseError, OSError, ValueError) as exc:
+            self._error(f"cannot measure {self.kubepods.path}: {exc}")
+            return None
+        self.last = m
+        self._forget_gone(m)
+        target = self.target_bytes()
+        eviction = self.settings.eviction
+        situation = Situation(
+            self.settings.node_name,
+            m.usage,
+            self.limit_bytes(),
+            trigger_kind,
+            "newest unprotected pod first"
+            if eviction.policy is EvictionPolicy.NEWEST_FIRST
+            else "newest pod of the least protected QoS class",
+        )
+        order = self.eviction_order(m)
+        evictable_left = self.pods.connected and any(c.id not in self._chosen_at for c in order)
+        fallback = kill_fallback(
+            now,
+            m.usage,
+            target,
+            eviction.buffer_bytes,
+            eviction.kill_fallback_wait_seconds,
+            self._chosen_at,
+            m.candidates,
+            evictable_left,
+            eviction.kill_fallback,
+        )
+        if fallback.victims:
+            log_event(log, logging.ERROR, "last resort: cgroup.kill", reason=fallback.reason)
+            for candidate in fallback.victims:
+                result = self.evictor.kill(self._victim(candidate, m), situation)
+                self._count(result)
+                self._chosen_at.pop(candidate.id, None)
+            self._in_flight = InFlight(frozenset(c.id for c in fallback.victims), now)
+            return None
+
+        limits = Limits(
+            target,
+            eviction.buffer_bytes,
+            float(eviction.grace_period_seconds + eviction.kill_fallback_wait_seconds),
+        )
+        decision = decide(
+            [
+                c
+                for c in m.candidates
+                if c.id not in self._chosen_at or c.id in self._in_flight_ids()
+            ],
+            m.usage,
+            limits,
+            now,
+            self._in_flight,
+        )
+        if decision.outcome is DecisionOutcome.VICTIMS:
+            self.counters["decisions"] += 1
+            victim_ids = {v.id for v in decision.victims}
+            rest = [c for c in order if c.id not in victim_ids and c.id not in self._chosen_at]
+            ordered = [self._victim(c, m) for c in (*decision.victims, *rest)]
+            log_event(
+                log,
+                logging.WARNING,
+                "evicting newest pods",
+                trigger=trigger_kind,
+                usage=format_size(m.usage),
+                target=format_size(target),
+                amount_to_free=format_size(decision.amount_to_free),
+                victims=[v.name for v in decision.victims],
+                reason=decision.reason,
+            )
+            results = self.evictor.evict_until_covered(ordered, decision.amount_to_free, situation)
+            self._after_evictions(results, now)
+        elif decision.outcome is DecisionOutcome.NO_CANDIDATES:
+            log_event(
+                log,
+                logging.ERROR,
+                "memory must be freed but no pod may be evicted",
+                usage=format_size(m.usage),
+                reason=decision.reason,
+            )
+        return decision
+
+    def _in_flight_ids(self) -> frozenset[str]:
+        return self._in_flight.victim_ids if self._in_flight is not None else frozenset()
+
+    def _after_evictions(self, results: Iterable[ActionResult], now: float) -> None:
+        wait = self.settings.eviction.kill_fallback_wait_seconds
+        acted: set[str] = set()
+        for result in results:
+            uid = result.victim.candidate.id
+            self._count(result)
+            if result.outcome in (Outcome.EVICTED, Outcome.UNREACHABLE):
+                self._chosen_at[uid] = now
+                acted.add(uid)
+            elif result.outcome is Outcome.BLOCKED:
+                self._chosen_at[uid] = now
+                # blocked longer than the fallback wait, so the fallback can see "nothing left"
+                self._blocked_until[uid] = now + 2 * wait + 5
+        if acted:
+            self._in_flight = InFlight(frozenset(acted), now)
+
+    def _count(self, result: ActionResult) -> None:
+        key = {
+            Outcome.EVICTED: "evicted",
+            Outcome.BLOCKED: "blocked",
+            Outcome.KILLED: "killed",
+            Outcome.DRY_RUN: "dry_run",
+            Outcome.RATE_LIMITED: "rate_limited",
+        }.get(result.outcome)
+        if key is not None:
+            self.counters[key] += 1
+
+    def _forget_gone(self, m: Measurement) -> None:
+        alive = set(m.pods) | set(m.cgroups)
+        for uid in [u for u in self._chosen_at if u not in alive]:
+            del self._chosen_at[uid]
+        for uid in [u for u in self._blocked_until if u not in alive]:
+            del self._blocked_until[uid]
+
+    def _victim(self, candidate: Candidate, m: Measurement) -> PodVictim:
+        pod = m.pods.get(candidate.id)
+        cgroup = m.cgroups.get(candidate.id)
+        if pod is None:  # a cgroup without a pod object cannot be a candidate; keep types honest
+            raise KeyError(candidate.id)
+        path = self.options.cgroup_root / cgroup.path if cgroup is not None else None
+        return PodVictim(candidate, pod, path)
+
+    # -- status ----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            m = self.last
+            high = self._high
+            order = self.eviction_order(m) if m is not None else []
+            rules = self.rules()
+            protected = []
+            if m is not None:
+                for c in sorted(m.candidates, key=newest_first_key):
+                    pod = m.pods.get(c.id)
+                    reason = protection_reason(pod, rules) if pod is not None else None
+                    if c.protected:
+                        protected.append({"pod": c.name, "why": reason or "blocked by a PDB"})
+            return {
+                "mode": "node",
+                "node": self.settings.node_name,
+                "cgroup": str(self.kubepods.path),
+                "driver": self.options.kubepods.driver.value,
+                "memory_high": high.bytes if high is not None else None,
+                "memory_high_set": self.options.set_memory_high,
+                "target": self.target_bytes() if high is not None else None,
+                "usage": m.usage if m is not None else None,
+                "dry_run": self.settings.dry_run,
+                "api_connected": self.pods.connected,
+                "counters": dict(self.counters),
+                "eviction_order": [
+                    {
+                        "pod": c.name,
+                        "uid": c.id,
+                        "memory": c.memory_bytes,
+                        "started_at": c.started_at,
+                        "rank": c.preference_rank,
+                    }
+                    for c in order
+                ],
+                "protected": protected,
+                "errors": self.errors[-10:],
+            }
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def sink(self, trigger: Trigger) -> None:
+        self._triggers.put(trigger)
+
+    def run(self, stop: StopSignal) -> None:
+        threads = [self._start_monitor(monitor, stop) for monitor in self.monitors]
+
+        def wake_on_stop() -> None:
+            stop.wait()
+            self._triggers.put(None)
+
+        waker = threading.Thread(target=wake_on_stop, daemon=True)
+        waker.start()
+        try:
+            while not stop.is_set():
+                kind = self._next_trigger_kind()
+                if stop.is_set():
+                    break
+                self.step(kind)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(2.0)
+
+    def _next_trigger_kind(self) -> str:
+        try:
+            first = self._triggers.get(timeout=self.options.tick_seconds)
+        except queue.Empty:
+            return TICK
+        kinds = [] if first is None else [first.kind.value]
+        while True:
+            try:
+                item = self._triggers.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                kinds.append(item.kind.value)
+        return ",".join(sorted(set(kinds))) or TICK
+
+    def _start_monitor(self, monitor: Monitor, stop: StopSignal) -> threading.Thread:
+        def run() -> None:
+            try:
+                monitor.run(self.sink, stop)
+            except MonitorError as exc:
+                if not stop.is_set():
+                    self._error(f"{monitor.name} monitor stopped: {exc}")
+            except Exception as exc:  # a monitor bug must not take the agent down silently
+                self._error(f"{monitor.name} monitor crashed: {exc!r}")
+
+        thread = threading.Thread(target=run, name=f"oomguard-{monitor.name}", daemon=True)
+        thread.start()
+        return thread
+
+    def _error(self, message: str) -> None:
+        self.errors.append(message)
+        log_event(log, logging.ERROR, message)

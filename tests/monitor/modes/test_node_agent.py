@@ -1,0 +1,219 @@
+"""NodeAgent on a plain-file imitation of a kubepods tree (no kernel): the wiring of measure,
+decide, evict, fall back and memory.high handling. The real kernel runs in the kernel tests."""
+
+import uuid
+from pathlib import Path, PurePosixPath
+
+import pytest
+
+from oomguard.monitor.actions.pod_evictor import ApiUnreachableError, PodEvictor
+from oomguard.monitor.decision.newest_first import Outcome as D
+from oomguard.monitor.decision.rate_limit import TokenBucket
+from oomguard.monitor.kube.pod_candidates import PodInfo
+from oomguard.monitor.kube.pod_cgroups import (
+    CgroupDriver,
+    KubepodsLocation,
+    QosClass,
+    pod_cgroup_path,
+)
+from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent, walk_cgroups
+from oomguard.monitor.settings import EvictionSettings, NodeSettings
+
+MI = 2**20
+LOC = KubepodsLocation(CgroupDriver.SYSTEMD, PurePosixPath("kubepods.slice"))
+
+
+def write_cgroup(path: Path, current: int, high="max", maximum="max"):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "memory.current").write_text(f"{current}\n")
+    (path / "memory.stat").write_text("anon 0\ninactive_file 0\nactive_file 0\n")
+    (path / "memory.high").write_text(f"{high}\n")
+    (path / "memory.max").write_text(f"{maximum}\n")
+    (path / "cgroup.kill").write_text("")
+
+
+class Pods:
+    def __init__(self, pods):
+        self.pods = {p.uid: p for p in pods}
+        self.connected = True
+
+    def snapshot(self):
+        return dict(self.pods)
+
+
+class Api:
+    def __init__(self, statuses=None):
+        self.statuses = statuses or {}
+        self.calls = []
+
+    def evict(self, namespace, name, grace):
+        self.calls.append(name)
+        answer = self.statuses.get(name, 201)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def pod(name, started, qos=QosClass.BURSTABLE, **kw):
+    return PodInfo(
+        uid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
+        namespace="apps",
+        name=name,
+        node_name="node-a",
+        qos=qos,
+        started_at=started,
+        has_start_time=True,
+        **kw,
+    )
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def tree(tmp_path):
+    write_cgroup(tmp_path / "kubepods.slice", 0, maximum=str(1000 * MI))
+    return tmp_path
+
+
+def make_agent(tree, pods, memory, api, eviction=None, usage=None, dry_run=False):
+    for p in pods:
+        write_cgroup(tree / pod_cgroup_path(p.uid, p.qos, LOC), memory[p.name])
+    total = usage if usage is not None else sum(memory.values())
+    (tree / "kubepods.slice" / "memory.current").write_text(f"{total}\n")
+    settings = NodeSettings(
+        node_name="node-a",
+        node_memory_bytes=1100 * MI,
+        reserve_bytes=100 * MI,
+        eviction=eviction or EvictionSettings(buffer_bytes=0, kill_fallback_wait_seconds=10),
+        dry_run=dry_run,
+    )
+    clock = Clock()
+    evictor = PodEvictor(
+        api,
+        None,
+        TokenBucket(per_minute=10, burst=10, now=0.0),
+        dry_run=dry_run,
+        clock=clock,
+        sleep=lambda s: None,
+    )
+    options = AgentOptions(cgroup_root=tree, kubepods=LOC, margin_bytes=64 * MI)
+    return NodeAgent(options, settings, Pods(pods), evictor, clock=clock), clock
+
+
+def test_walk_finds_pods_and_containers(tree):
+    p = pod("a", 1)
+    write_cgroup(tree / pod_cgroup_path(p.uid, p.qos, LOC) / "cri-containerd-abc.scope", 0)
+    dirs = walk_cgroups(tree, PurePosixPath("kubepods.slice"), depth=3)
+    assert pod_cgroup_path(p.uid, p.qos, LOC) / "cri-containerd-abc.scope" in dirs
+
+
+def test_memory_high_capped_set_reasserted_and_restored(tree):
+    agent, _ = make_agent(tree, [], {}, Api())
+    high_file = tree / "kubepods.slice" / "memory.high"
+    agent.assert_memory_high()
+    # memory - reserve = 1000Mi, but memory.max 1000Mi - margin 64Mi is lower
+    assert high_file.read_text() == f"{936 * MI}\n"
+    high_file.write_text("max\n")
+    agent.step()
+    assert high_file.read_text() == f"{936 * MI}\n"
+    assert agent.counters["memory_high_reasserted"] == 1
+    agent.restore_memory_high()
+    assert high_file.read_text() == "max\n"
+
+
+def test_memory_high_untouched_on_old_kernels(tree):
+    agent, _ = make_agent(tree, [], {}, Api())
+    agent.options = AgentOptions(tree, LOC, set_memory_high=False, margin_bytes=64 * MI)
+    agent.assert_memory_high()
+    assert (tree / "kubepods.slice" / "memory.high").read_text() == "max\n"
+    assert agent.limit_bytes() == 936 * MI
+
+
+def test_evicts_newest_unprotected_and_skips_pdb_blocked(tree):
+    pods = [
+        pod("old", 1),
+        pod("mid", 2),
+        pod("new", 3),
+        pod("newest", 4, annotations={"oomguard.io/protect": "true"}),
+    ]
+    memory = {"old": 500 * MI, "mid": 300 * MI, "new": 200 * MI, "newest": 100 * MI}
+    api = Api({"new": 429})
+    agent, _ = make_agent(tree, pods, memory, api)
+    decision = agent.step("event")
+    assert decision.outcome is D.VICTIMS
+    # target = 936Mi * 95% = 889Mi; usage 1100Mi: 211Mi to free -> "new" (blocked) then "mid"
+    assert api.calls == ["new", "mid"]
+    assert agent.counters == agent.counters | {"evicted": 1, "blocked": 1}
+    # while "mid" is still there, no new decision
+    api.calls.clear()
+    assert agent.step().outcome is D.WAITING
+    assert api.calls == []
+
+
+def test_kill_fallback_when_everything_is_blocked(tree):
+    pods = [pod("a", 1), pod("b", 2)]
+    memory = {"a": 600 * MI, "b": 500 * MI}
+    agent, clock = make_agent(tree, pods, memory, Api({"a": 429, "b": 429}))
+    agent.step("event")
+    assert agent.counters["blocked"] == 2
+    kill_b = tree / pod_cgroup_path(pods[1].uid, pods[1].qos, LOC) / "cgroup.kill"
+    clock.now += 5
+    agent.step()
+    assert kill_b.read_text() == ""  # not before the wait
+    clock.now += 6
+    agent.step()
+    assert kill_b.read_text() == "1"  # the newest blocked pod
+    kill_a = tree / pod_cgroup_path(pods[0].uid, pods[0].qos, LOC) / "cgroup.kill"
+    assert kill_a.read_text() == ""
+    assert agent.counters["killed"] == 1
+
+
+def test_kill_fallback_when_the_api_is_unreachable(tree):
+    pods = [pod("a", 1), pod("b", 2)]
+    memory = {"a": 600 * MI, "b": 500 * MI}
+    api = Api({"b": ApiUnreachableError("refused")})
+    agent, clock = make_agent(tree, pods, memory, api)
+    agent.pods.connected = False
+    agent.step("event")
+    assert api.calls == ["b"]
+    clock.now += 11
+    agent.step()
+    assert (
+        tree / pod_cgroup_path(pods[1].uid, pods[1].qos, LOC) / "cgroup.kill"
+    ).read_text() == "1"
+
+
+def test_kill_fallback_can_be_disabled(tree):
+    pods = [pod("a", 1)]
+    eviction = EvictionSettings(buffer_bytes=0, kill_fallback=False, kill_fallback_wait_seconds=1)
+    agent, clock = make_agent(tree, pods, {"a": 1100 * MI}, Api({"a": 429}), eviction)
+    agent.step("event")
+    clock.now += 100
+    agent.step()
+    assert agent.counters["killed"] == 0
+
+
+def test_dry_run_acts_on_nothing(tree):
+    pods = [pod("a", 1), pod("b", 2)]
+    api = Api()
+    agent, _ = make_agent(tree, pods, {"a": 600 * MI, "b": 500 * MI}, api, dry_run=True)
+    agent.step("event")
+    agent.step("event")
+    assert api.calls == [] and agent.counters["dry_run"] == 2
+
+
+def test_status_lists_order_and_protected(tree):
+    pods = [pod("a", 1), pod("b", 2, owner_kinds=("DaemonSet",)), pod("c", 3)]
+    agent, _ = make_agent(tree, pods, {"a": 10 * MI, "b": 10 * MI, "c": 10 * MI}, Api())
+    agent.step()
+    status = agent.status()
+    assert [e["pod"] for e in status["eviction_order"]] == ["apps/c", "apps/a"]
+    assert status["protected"][0]["pod"] == "apps/b"
+    assert "DaemonSet" in status["protected"][0]["why"]
+    assert status["usage"] == 30 * MI and status["memory_high"] == 936 * MI
