@@ -29,6 +29,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from oomguard import __version__
+from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.cgroup_collector import CgroupCollector
 from oomguard.monitor.triggers.trigger import Trigger, TriggerKind
 
@@ -82,6 +83,19 @@ _OUTCOME_SPELLINGS: dict[str, ActionOutcome] = {
 }
 
 
+RECHECK = "recheck"
+
+
+class DecisionTrigger(StrEnum):
+    """The ``trigger`` label of ``oomguard_decisions_total``: a monitor's kind, or the
+    loop's own re-check while an episode is open."""
+
+    EVENT = TriggerKind.EVENT.value
+    THRESHOLD = TriggerKind.THRESHOLD.value
+    PRESSURE = TriggerKind.PRESSURE.value
+    RECHECK = RECHECK
+
+
 class MonitorName(StrEnum):
     """The ``monitor`` label of ``oomguard_monitor_up``: one per way of noticing trouble."""
 
@@ -122,8 +136,8 @@ class GuardMetrics:
         )
         self.decisions = Counter(
             f"{PREFIX}_decisions",
-            "Decisions taken, by the kind of trigger that led to them (event, threshold, "
-            "pressure); a decision may choose no victim.",
+            "Decisions that memory must be freed, by what led to them (event, threshold, "
+            "pressure, recheck); one that finds nobody it may stop chooses no victim.",
             ["trigger"],
             registry=reg,
         )
@@ -153,7 +167,8 @@ class GuardMetrics:
         )
         self.action_latency = Histogram(
             f"{PREFIX}_decision_to_action_seconds",
-            "Seconds from a decision to the end of one action on one of its victims.",
+            "Seconds from a decision to the result of acting on one of its victims: the "
+            "Eviction API's answer or cgroup.kill for a pod, exit after SIGTERM for a process.",
             buckets=ACTION_BUCKETS,
             registry=reg,
         )
@@ -166,8 +181,9 @@ class GuardMetrics:
         )
         # Every series that can exist exists from the start at 0, so rate() and
         # increase() see the first event instead of a series appearing from nothing.
+        for trigger in DecisionTrigger:
+            self.decisions.labels(trigger=trigger.value)
         for kind in TriggerKind:
-            self.decisions.labels(trigger=kind.value)
             self.detection_latency.labels(trigger=kind.value)
         for outcome in ActionOutcome:
             self.actions.labels(outcome=outcome.value)
@@ -179,23 +195,33 @@ class GuardMetrics:
         self.cgroup_collector.cgroup = cgroup
 
     def record_decision(
-        self, trigger: Trigger, victims: int, decided_at: float | None = None
+        self,
+        trigger: Trigger | TriggerKind | str,
+        victims: int,
+        detected_at: float | None = None,
+        decided_at: float | None = None,
     ) -> None:
-        """One decision taken because of ``trigger``, choosing ``victims`` victims.
+        """One decision to free memory, taken because of ``trigger``, choosing ``victims``.
 
-        ``decided_at`` is ``time.monotonic()`` when the decision was ready (the same
-        clock as ``Trigger.detected_at``); leave it out to skip the latency sample,
-        e.g. for a decision replayed from a queue whose timing means nothing.
+        ``trigger`` is a :class:`Trigger`, its kind, or a kind's value (``"event"``...,
+        or ``"recheck"`` for the loop's own re-check while an episode is open).
+        ``detected_at`` (defaults to the Trigger's) and ``decided_at`` are
+        ``time.monotonic()`` readings; the latency sample is taken when both are known
+        and the trigger is a monitor's (a re-check detects nothing).
         """
         if victims < 0:
             raise ValueError(f"victims must be >= 0, got {victims}")
-        kind = trigger.kind.value
+        if isinstance(trigger, Trigger):
+            kind = trigger.kind.value
+            detected_at = trigger.detected_at if detected_at is None else detected_at
+        elif isinstance(trigger, TriggerKind):
+            kind = trigger.value
+        else:
+            kind = DecisionTrigger(trigger).value
         self.decisions.labels(trigger=kind).inc()
         self.victims.inc(victims)
-        if decided_at is not None:
-            self.detection_latency.labels(trigger=kind).observe(
-                max(0.0, decided_at - trigger.detected_at)
-            )
+        if detected_at is not None and decided_at is not None and kind != RECHECK:
+            self.detection_latency.labels(trigger=kind).observe(max(0.0, decided_at - detected_at))
 
     def record_action(
         self,
@@ -218,6 +244,16 @@ class GuardMetrics:
             self.freed.inc(bytes_freed)
         if latency_seconds is not None:
             self.action_latency.observe(max(0.0, latency_seconds))
+
+    def record_kill(self, record: KillRecord) -> None:
+        """One process victim's end, as :class:`ProcessTarget` reports it (its ``on_record``).
+
+        The latency is SIGTERM to exit: the first signal goes out right after the decision.
+        """
+        latency = None
+        if record.exited_at is not None and record.signalled_at is not None:
+            latency = record.exited_at - record.signalled_at
+        self.record_action(record.outcome, record.memory_bytes, latency)
 
     def set_monitor_up(self, monitor: MonitorName | str, up: bool) -> None:
         """Mark a monitor as watching (``up=True``) or stopped/failed (``False``)."""

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from oomguard import __version__
+from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.metrics_registry import ActionOutcome, GuardMetrics, MonitorName
 from oomguard.monitor.triggers.trigger import Trigger, TriggerKind
 
@@ -28,6 +29,7 @@ def test_every_labelled_series_exists_from_the_start_at_zero() -> None:
     for kind in TriggerKind:
         assert sample(metrics, "oomguard_decisions_total", trigger=kind.value) == 0
         assert sample(metrics, "oomguard_detection_latency_seconds_count", trigger=kind.value) == 0
+    assert sample(metrics, "oomguard_decisions_total", trigger="recheck") == 0
     for outcome in ActionOutcome:
         assert sample(metrics, "oomguard_actions_total", outcome=outcome.value) == 0
     assert sample(metrics, "oomguard_victims_total") == 0
@@ -51,6 +53,45 @@ def test_record_decision_counts_by_trigger_and_observes_latency() -> None:
     assert sample(metrics, bucket, trigger="pressure", le="0.005") == 1
     with pytest.raises(ValueError, match="victims"):
         metrics.record_decision(trigger, victims=-1)
+
+
+def test_record_decision_by_kind_and_recheck() -> None:
+    metrics = GuardMetrics("guard")
+    metrics.record_decision("threshold", 1, detected_at=1.0, decided_at=1.2)
+    metrics.record_decision(TriggerKind.EVENT, 2, detected_at=1.0, decided_at=1.001)
+    metrics.record_decision("recheck", 1, detected_at=2.0, decided_at=2.5)
+    assert sample(metrics, "oomguard_decisions_total", trigger="threshold") == 1
+    assert sample(metrics, "oomguard_decisions_total", trigger="event") == 1
+    assert sample(metrics, "oomguard_decisions_total", trigger="recheck") == 1
+    assert sample(metrics, "oomguard_victims_total") == 4
+    count = "oomguard_detection_latency_seconds_count"
+    assert sample(metrics, count, trigger="threshold") == 1
+    assert sample(metrics, count, trigger="event") == 1
+    assert sample(metrics, count, trigger="recheck") is None  # a re-check detects nothing
+    with pytest.raises(ValueError):
+        metrics.record_decision("event+threshold", 1)
+
+
+def test_record_kill_takes_a_process_target_record() -> None:
+    metrics = GuardMetrics("guard")
+    common = dict(pid=7, cmdline=("w",), started_at=1.0, memory_bytes=4096, detected_at=10.0)
+    metrics.record_kill(
+        KillRecord(
+            signal="SIGTERM", signalled_at=10.01, exited_at=10.21, outcome="exited", **common
+        )
+    )
+    metrics.record_kill(
+        KillRecord(signal="SIGKILL", signalled_at=10.01, exited_at=None, outcome="stuck", **common)
+    )
+    metrics.record_kill(
+        KillRecord(signal=None, signalled_at=None, exited_at=None, outcome="already-gone", **common)
+    )
+    assert sample(metrics, "oomguard_actions_total", outcome="killed") == 1
+    assert sample(metrics, "oomguard_actions_total", outcome="failed") == 1
+    assert sample(metrics, "oomguard_actions_total", outcome="gone") == 1
+    assert sample(metrics, "oomguard_freed_bytes_total") == 4096
+    assert sample(metrics, "oomguard_decision_to_action_seconds_count") == 1
+    assert sample(metrics, "oomguard_decision_to_action_seconds_sum") == pytest.approx(0.2)
 
 
 def test_record_action_counts_outcomes_and_bytes_freed_only_when_memory_was_freed() -> None:
