@@ -70,7 +70,10 @@ def plan_writes(
     nodes: Mapping[str, NodeFacts],
     actual: Mapping[str, ActualReserve],
 ) -> list[ReserveWrite]:
-    """``keep``: nodes whose reserve cannot be computed yet; their objects are left alone."""
+    """``keep``: nodes whose reserve cannot be computed yet; their objects are left alone.
+
+    Objects of vanished nodes that name an owner are left to the garbage collector.
+    """
     writes: list[ReserveWrite] = []
     for name in sorted(desired):
         node = nodes[name]
@@ -81,6 +84,9 @@ def plan_writes(
         elif existing.spec != body["spec"] or existing.owner_uid != node.uid:
             writes.append(ReserveWrite(WriteKind.UPDATE, name, body))
     for name in sorted(actual):
-        if name not in desired and name not in keep:
-            writes.append(ReserveWrite(WriteKind.DELETE, name, None))
+        if name in desired or name in keep:
+            continue
+        if name not in nodes and actual[name].owner_uid is not None:
+            continue
+        writes.append(ReserveWrite(WriteKind.DELETE, name, None))
     return writes

@@ -13,7 +13,20 @@ import sys
 from collections.abc import Sequence
 
 # subcommand -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "guard": (
+        "oomguard.monitor.modes.guard_command",
+        "Run a command (or watch a cgroup) and stop its newest processes before the OOM killer.",
+    ),
+    "demo": (
+        "oomguard.monitor.modes.demo_command",
+        "Boot the VM and show a worker pool the kernel OOM-kills surviving under oomguard.",
+    ),
+    "operator": (
+        "oomguard.operator.operator_command",
+        "Resolve MemoryReservePolicy objects into one NodeMemoryReserve per node (kopf).",
+    ),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

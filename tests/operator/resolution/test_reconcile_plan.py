@@ -54,6 +54,15 @@ def test_create_update_delete_keep():
     assert writes[3].body is None
 
 
+def test_vanished_nodes_are_left_to_the_garbage_collector_unless_unowned():
+    existing = {
+        "gone": ActualReserve("gone", settings("gone").to_spec(), "uid-gone"),
+        "stray": ActualReserve("stray", settings("stray").to_spec(), None),
+    }
+    writes = plan_writes({}, frozenset(), NODES, existing)
+    assert [(w.kind, w.name) for w in writes] == [(WriteKind.DELETE, "stray")]
+
+
 def test_int_and_float_compare_equal_after_a_json_round_trip():
     spec = settings("a").to_spec()
     spec["monitor"]["threshold"]["usagePercent"] = 95  # Go re-serialises 95.0 as 95
