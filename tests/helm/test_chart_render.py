@@ -1,0 +1,225 @@
+"""What `helm template` renders: the properties the issue asks of each object.
+
+These read the chart's real output (helm built from Go modules) for every values file in
+tests/helm/values; the API server's verdict on the same objects is in test_chart_apiserver.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chart_tools import (
+    CHART_DIR,
+    VALUES_DIR,
+    by_kind,
+    container,
+    one,
+    pod_spec,
+    render,
+    run_helm,
+)
+
+pytestmark = pytest.mark.helm
+
+Objects = list[dict[str, Any]]
+
+
+def test_every_values_file_renders_the_core_objects(rendered: dict[str, Objects]) -> None:
+    assert set(rendered) >= {"defaults", "dry-run", "monitoring", "custom-reserves"}
+    for name, objects in rendered.items():
+        kinds = {o["kind"] for o in objects}
+        assert {
+            "CustomResourceDefinition",
+            "DaemonSet",
+            "Deployment",
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+        } <= kinds, name
+        crds = {o["metadata"]["name"] for o in by_kind(objects, "CustomResourceDefinition")}
+        assert crds == {"memoryreservepolicies.oomguard.io", "nodememoryreserves.oomguard.io"}
+
+
+def test_pod_templates_carry_no_chart_label(rendered: dict[str, Objects]) -> None:
+    """A chart-only version bump must not change the pod templates (no restart everywhere)."""
+    for objects in rendered.values():
+        for workload in [*by_kind(objects, "DaemonSet"), *by_kind(objects, "Deployment")]:
+            labels = workload["spec"]["template"]["metadata"]["labels"]
+            assert "helm.sh/chart" not in labels
+            # ...while the objects themselves do carry it.
+            assert "helm.sh/chart" in workload["metadata"]["labels"]
+
+
+def test_chart_version_bump_leaves_pod_templates_identical(helm_home: Path, tmp_path: Path) -> None:
+    bumped = tmp_path / "oomguard"
+    _copy_chart(bumped)
+    chart_yaml = bumped / "Chart.yaml"
+    chart_yaml.write_text(chart_yaml.read_text().replace("version: 0.1.0", "version: 0.1.1", 1))
+
+    def templates(chart: Path) -> dict[str, Any]:
+        result = run_helm(["template", "r", str(chart), "-n", "ns"], home=helm_home)
+        assert result.returncode == 0, result.output
+        from chart_tools import parse_manifests
+
+        objs = parse_manifests(result.stdout)
+        return {
+            o["kind"]: o["spec"]["template"] for o in objs if o["kind"] in {"DaemonSet", "Deployment"}
+        }
+
+    before, after = templates(CHART_DIR), templates(bumped)
+    assert before == after
+    assert set(before) == {"DaemonSet", "Deployment"}
+
+
+def _copy_chart(dest: Path) -> None:
+    import shutil
+
+    shutil.copytree(CHART_DIR, dest)
+
+
+def test_agent_daemonset_defaults(rendered: dict[str, Objects]) -> None:
+    ds = one(rendered["defaults"], "DaemonSet")
+    spec = pod_spec(ds)
+    agent = container(ds)
+
+    env = {e["name"]: e for e in agent["env"]}
+    assert env["NODE_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["host-cgroup"]["hostPath"] == {"path": "/sys/fs/cgroup", "type": "Directory"}
+    mounts = {m["name"]: m for m in agent["volumeMounts"]}
+    assert mounts["host-cgroup"]["mountPath"] == "/sys/fs/cgroup"
+    assert not mounts["host-cgroup"].get("readOnly", False)  # it writes memory.high
+
+    assert spec["tolerations"] == [{"operator": "Exists"}]
+    assert spec["priorityClassName"] == "system-node-critical"
+    assert spec["hostPID"] is False
+    assert spec.get("hostNetwork", False) is False
+
+    assert agent["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert agent["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert agent["resources"]["requests"]["memory"]
+    assert agent["resources"]["limits"]["memory"]
+
+    strategy = ds["spec"]["updateStrategy"]
+    assert strategy["type"] == "RollingUpdate"
+    assert strategy["rollingUpdate"]["maxUnavailable"] == "10%"
+
+    sc = agent["securityContext"]
+    assert sc["privileged"] is False
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert "SYS_ADMIN" not in sc["capabilities"].get("add", [])
+    assert sc["readOnlyRootFilesystem"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+def test_agent_privileged_variant(rendered: dict[str, Objects]) -> None:
+    agent = container(one(rendered["privileged"], "DaemonSet"))
+    assert agent["securityContext"]["privileged"] is True
+    assert "capabilities" not in agent["securityContext"]
+
+
+def test_operator_runs_unprivileged(rendered: dict[str, Objects]) -> None:
+    deploy = one(rendered["defaults"], "Deployment")
+    spec = pod_spec(deploy)
+    op = container(deploy)
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] != 0
+    assert op["securityContext"]["allowPrivilegeEscalation"] is False
+    assert op["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert op["securityContext"]["readOnlyRootFilesystem"] is True
+    assert not [v for v in spec.get("volumes", []) if "hostPath" in v]
+    assert not spec.get("hostPID") and not spec.get("hostNetwork")
+
+
+def test_dry_run_reaches_agent_and_policy(rendered: dict[str, Objects]) -> None:
+    for name, dry in (("defaults", False), ("dry-run", True)):
+        agent = container(one(rendered[name], "DaemonSet"))
+        assert ("--dry-run" in agent["args"]) is dry
+        policy = one(rendered[name], "MemoryReservePolicy")
+        assert policy["spec"]["dryRun"] is dry
+
+
+def test_default_policy_carries_reserve_defaults(rendered: dict[str, Objects]) -> None:
+    policy = one(rendered["defaults"], "MemoryReservePolicy")
+    assert policy["metadata"]["name"] == "default"
+    assert policy["spec"]["reserve"] == {"percent": 10, "min": "512Mi", "max": "10Gi"}
+    assert policy["spec"]["priority"] == 0
+    assert "nodeSelector" not in policy["spec"]  # selects every node
+
+    custom = one(rendered["custom-reserves"], "MemoryReservePolicy")
+    assert custom["spec"]["reserve"] == {"absolute": "4Gi"}
+    assert custom["spec"]["eviction"]["policy"] == "QoSThenNewest"
+    assert custom["spec"]["nodeSelector"]["matchLabels"] == {"node-role.example.com/gpu": "true"}
+
+    assert not by_kind(rendered["privileged"], "MemoryReservePolicy")
+
+
+def test_image_digest_wins_over_tag(rendered: dict[str, Objects]) -> None:
+    for kind in ("DaemonSet", "Deployment"):
+        image = container(one(rendered["custom-reserves"], kind))["image"]
+        assert image == (
+            "registry.example.com/platform/oomguard@sha256:"
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+        )
+        assert container(one(rendered["defaults"], kind))["image"].endswith(":0.1.0")
+
+
+def test_monitoring_objects_follow_their_toggles(rendered: dict[str, Objects]) -> None:
+    optional = ("ServiceMonitor", "PodMonitor", "PrometheusRule", "ConfigMap")
+    for kind in optional:
+        assert not by_kind(rendered["defaults"], kind), kind
+    mon = rendered["monitoring"]
+    assert len(by_kind(mon, "ServiceMonitor")) == 2
+    assert len(by_kind(mon, "PodMonitor")) == 2
+    rule = one(mon, "PrometheusRule")
+    alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert alerts >= {
+        "OOMGuardKernelOOMKill",
+        "OOMGuardEvictionRateHigh",
+        "OOMGuardAgentDown",
+        "OOMGuardAgentDegraded",
+    }
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    dashboard = one(mon, "ConfigMap", "dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    parsed = json.loads(dashboard["data"]["oomguard.json"])
+    assert parsed["uid"] == "oomguard" and parsed["panels"]
+
+
+def test_agent_service_is_headless_and_matches_the_pods(rendered: dict[str, Objects]) -> None:
+    objects = rendered["defaults"]
+    svc = one(objects, "Service", "agent")
+    assert svc["spec"]["clusterIP"] == "None"
+    pod_labels = one(objects, "DaemonSet")["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+    op_svc = one(objects, "Service", "operator")
+    op_labels = one(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert op_svc["spec"]["selector"].items() <= op_labels.items()
+
+
+def test_objects_land_in_the_release_namespace(helm_home: Path) -> None:
+    objects = render(helm_home, [VALUES_DIR / "monitoring.yaml"], namespace="guard-ns")
+    cluster_scoped = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+    for o in objects:
+        if o["kind"] in cluster_scoped or o["kind"] == "MemoryReservePolicy":
+            assert "namespace" not in o["metadata"], o["kind"]
+        else:
+            assert o["metadata"]["namespace"] == "guard-ns", o["kind"]
+    for binding in by_kind(objects, "ClusterRoleBinding"):
+        assert binding["subjects"][0]["namespace"] == "guard-ns"
+
+
+def test_notes_say_how_to_check_and_which_pod_security_level(helm_home: Path) -> None:
+    result = run_helm(
+        ["install", "r", str(CHART_DIR), "-n", "ns", "--dry-run=client"], home=helm_home
+    )
+    assert result.returncode == 0, result.output
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert "pod-security.kubernetes.io/enforce=privileged" in notes
+    assert "rollout status daemonset/r-oomguard-agent" in notes
+    assert "/readyz" in notes
