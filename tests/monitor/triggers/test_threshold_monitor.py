@@ -1,0 +1,68 @@
+import threading
+import time
+
+import pytest
+
+from oomguard.monitor.kernel.cgroupfs import Cgroup
+from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.triggers.threshold_monitor import (
+    CgroupWorkingSet,
+    HostMemoryUsed,
+    ThresholdMonitor,
+    above_limit,
+)
+from oomguard.monitor.triggers.trigger import MonitorError, TriggerKind
+
+WORKING_SET = 104857600 - 19922944  # fake tree: memory.current - inactive_file
+
+
+def test_above_limit_is_strict():
+    assert above_limit(11, 10)
+    assert not above_limit(10, 10)
+
+
+def test_triggers_when_the_working_set_is_above_the_limit(fake_cgroup):
+    triggers = []
+    ThresholdMonitor(CgroupWorkingSet(fake_cgroup), WORKING_SET - 1).poll_once(triggers.append)
+    ThresholdMonitor(CgroupWorkingSet(fake_cgroup), WORKING_SET).poll_once(triggers.append)
+    assert len(triggers) == 1
+    assert triggers[0].kind is TriggerKind.THRESHOLD
+    assert triggers[0].detail == {"usage": WORKING_SET, "limit": WORKING_SET - 1}
+
+
+def test_host_usage_comes_from_meminfo(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_bytes(b"MemTotal: 1000 kB\nMemAvailable: 200 kB\n")
+    assert HostMemoryUsed(meminfo).read() == 800 * 1024
+    assert HostMemoryUsed().read() > 0  # this host's real /proc/meminfo
+
+
+def test_junk_is_skipped_and_a_missing_cgroup_is_an_error(fake_cgroup, tmp_path):
+    triggers = []
+    fake_cgroup.file("memory.current").write_bytes(b"lots\n")
+    ThresholdMonitor(CgroupWorkingSet(fake_cgroup), 1).poll_once(triggers.append)
+    assert triggers == []
+    with pytest.raises(MonitorError, match="is gone"):
+        ThresholdMonitor(CgroupWorkingSet(Cgroup(tmp_path / "x")), 1).poll_once(triggers.append)
+    with pytest.raises(MonitorError, match="cannot read host memory used"):
+        ThresholdMonitor(HostMemoryUsed(tmp_path / "none"), 1).poll_once(triggers.append)
+
+
+def test_polls_at_the_interval_and_stops_promptly(fake_cgroup):
+    monitor = ThresholdMonitor(CgroupWorkingSet(fake_cgroup), 1, interval=0.05)
+    stop = StopSignal()
+    triggers = []
+    thread = threading.Thread(target=monitor.run, args=(triggers.append, stop))
+    thread.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    stop.set()
+    thread.join(2)
+    assert time.monotonic() - started < 0.1
+    assert 5 <= len(triggers) <= 12
+
+
+@pytest.mark.parametrize(("limit", "interval"), [(0, 0.1), (1, 0), (1, -1)])
+def test_bad_settings_are_refused(fake_cgroup, limit, interval):
+    with pytest.raises(ValueError, match="must be positive"):
+        ThresholdMonitor(CgroupWorkingSet(fake_cgroup), limit, interval)
