@@ -14,9 +14,12 @@ comes from the scrape target's labels.
 
 from __future__ import annotations
 
+import logging
 import platform
+from collections.abc import Iterable
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -31,7 +34,10 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from oomguard import __version__
 from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.cgroup_collector import CgroupCollector
-from oomguard.monitor.triggers.trigger import Trigger, TriggerKind
+from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.triggers.trigger import Monitor, Trigger, TriggerKind, TriggerSink
+
+log = logging.getLogger(__name__)
 
 PREFIX = "oomguard"
 
@@ -94,6 +100,54 @@ class DecisionTrigger(StrEnum):
     THRESHOLD = TriggerKind.THRESHOLD.value
     PRESSURE = TriggerKind.PRESSURE.value
     RECHECK = RECHECK
+
+
+_TRIGGER_PRIORITY = (DecisionTrigger.EVENT, DecisionTrigger.PRESSURE, DecisionTrigger.THRESHOLD)
+_LOOP_SPELLINGS = {"recheck": DecisionTrigger.RECHECK, "timer": DecisionTrigger.RECHECK}
+
+
+class _TrackedMonitor:
+    """A monitor that reports whether it is running (see :meth:`GuardMetrics.tracked`)."""
+
+    def __init__(self, monitor: Monitor, metrics: GuardMetrics) -> None:
+        self.monitor = monitor
+        self.name = monitor.name
+        self._metrics = metrics
+        try:
+            self._label: MonitorName | None = MonitorName(monitor.name)
+        except ValueError:
+            log.warning("monitor %r has no oomguard_monitor_up series", monitor.name)
+            self._label = None
+
+    def run(self, sink: TriggerSink, stop: StopSignal) -> None:
+        if self._label is not None:
+            self._metrics.set_monitor_up(self._label, True)
+        try:
+            self.monitor.run(sink, stop)
+        finally:
+            if self._label is not None:
+                self._metrics.set_monitor_up(self._label, False)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.monitor, name)
+
+
+def decision_trigger(kinds: str) -> DecisionTrigger:
+    """The label for what led to a decision, as the loops spell it.
+
+    ``"timer"`` (the node agent's tick) and ``"recheck"`` (the guard's) are both the loop's
+    own re-check. Several monitors at once (the node agent joins them: ``"event,threshold"``)
+    count once, for the one that notices first by design: event, then pressure, then
+    threshold. Anything else raises ``ValueError``.
+    """
+    parts = {part.strip() for part in kinds.split(",") if part.strip()}
+    monitors = {DecisionTrigger(p) for p in parts if p not in _LOOP_SPELLINGS}
+    for kind in _TRIGGER_PRIORITY:
+        if kind in monitors:
+            return kind
+    if parts and parts <= _LOOP_SPELLINGS.keys():
+        return DecisionTrigger.RECHECK
+    raise ValueError(f"not a trigger kind: {kinds!r}")
 
 
 class MonitorName(StrEnum):
@@ -217,7 +271,7 @@ class GuardMetrics:
         elif isinstance(trigger, TriggerKind):
             kind = trigger.value
         else:
-            kind = DecisionTrigger(trigger).value
+            kind = decision_trigger(trigger).value
         self.decisions.labels(trigger=kind).inc()
         self.victims.inc(victims)
         if detected_at is not None and decided_at is not None and kind != RECHECK:
@@ -254,6 +308,13 @@ class GuardMetrics:
         if record.exited_at is not None and record.signalled_at is not None:
             latency = record.exited_at - record.signalled_at
         self.record_action(record.outcome, record.memory_bytes, latency)
+
+    def tracked(self, monitors: Iterable[Monitor]) -> list[Monitor]:
+        """The same monitors, each keeping ``oomguard_monitor_up`` for its name: 1 while its
+        ``run`` is running, 0 once it returned or raised. Wire it where monitors are built:
+        ``monitors = metrics.tracked(monitors)``. A name outside the label set is left
+        unexported (and logged) rather than failing the monitor."""
+        return [_TrackedMonitor(monitor, self) for monitor in monitors]
 
     def set_monitor_up(self, monitor: MonitorName | str, up: bool) -> None:
         """Mark a monitor as watching (``up=True``) or stopped/failed (``False``)."""

@@ -10,8 +10,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from oomguard import __version__
 from oomguard.monitor.actions.process_target import KillRecord
-from oomguard.monitor.feedback.metrics_registry import ActionOutcome, GuardMetrics, MonitorName
-from oomguard.monitor.triggers.trigger import Trigger, TriggerKind
+from oomguard.monitor.feedback.metrics_registry import (
+    ActionOutcome,
+    GuardMetrics,
+    MonitorName,
+    decision_trigger,
+)
+from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind
 
 
 def sample(metrics: GuardMetrics, name: str, **labels: str) -> float | None:
@@ -187,3 +193,72 @@ def test_action_modules_outcome_spellings_map_to_labels(spelling: str, label: st
     assert sample(metrics, "oomguard_actions_total", outcome=label) == 1
     freed = 10 if label in ("evicted", "killed") else 0
     assert sample(metrics, "oomguard_freed_bytes_total") == freed
+
+
+@pytest.mark.parametrize(
+    ("kinds", "label"),
+    [
+        ("event", "event"),
+        ("threshold", "threshold"),
+        ("pressure", "pressure"),
+        ("recheck", "recheck"),
+        ("timer", "recheck"),
+        ("threshold,timer", "threshold"),
+        ("event,threshold", "event"),
+        ("pressure,threshold", "pressure"),
+        ("event,pressure,threshold", "event"),
+    ],
+)
+def test_loop_trigger_spellings(kinds: str, label: str) -> None:
+    assert decision_trigger(kinds).value == label
+    metrics = GuardMetrics("node")
+    metrics.record_decision(kinds, 1)
+    assert sample(metrics, "oomguard_decisions_total", trigger=label) == 1
+
+
+@pytest.mark.parametrize("junk", ["", ",", "poll", "event,poll"])
+def test_unknown_trigger_spellings_are_refused(junk: str) -> None:
+    with pytest.raises(ValueError):
+        decision_trigger(junk)
+
+
+class FakeMonitor:
+    def __init__(self, name: str, fail: bool = False) -> None:
+        self.name = name
+        self.fail = fail
+        self.seen_up: float | None = None
+        self.metrics: GuardMetrics | None = None
+
+    def run(self, sink, stop) -> None:
+        assert self.metrics is not None
+        self.seen_up = sample(self.metrics, "oomguard_monitor_up", monitor=self.name)
+        sink(Trigger(TriggerKind.EVENT, 1.0))
+        if self.fail:
+            raise MonitorError("cgroup removed")
+
+
+def test_tracked_monitors_report_up_while_running_and_down_after() -> None:
+    metrics = GuardMetrics("guard")
+    event, threshold, odd = (
+        FakeMonitor("event"),
+        FakeMonitor("threshold", fail=True),
+        FakeMonitor("x"),
+    )
+    for m in (event, threshold, odd):
+        m.metrics = metrics
+    tracked = metrics.tracked([event, threshold, odd])
+    assert [t.name for t in tracked] == ["event", "threshold", "x"]
+    got: list[Trigger] = []
+    stop = StopSignal()
+    try:
+        tracked[0].run(got.append, stop)
+        with pytest.raises(MonitorError):
+            tracked[1].run(got.append, stop)
+        tracked[2].run(got.append, stop)  # unknown name: runs, no series, no error
+    finally:
+        stop.close()
+    assert len(got) == 3
+    assert event.seen_up == 1 and threshold.seen_up == 1
+    assert sample(metrics, "oomguard_monitor_up", monitor="event") == 0
+    assert sample(metrics, "oomguard_monitor_up", monitor="threshold") == 0
+    assert tracked[1].fail is True  # other attributes pass through
