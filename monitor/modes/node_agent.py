@@ -146,6 +146,7 @@ class NodeAgent:
             "memory_high_reasserted": 0,
         }
         self.errors: list[str] = []
+        self.last_step_at: float | None = None
 
     # -- settings and the kubepods limit ---------------------------------------------------
 
@@ -269,6 +270,7 @@ class NodeAgent:
 
     def _step(self, trigger_kind: str) -> Decision | None:
         now = self._clock()
+        self.last_step_at = now
         try:
             self.assert_memory_high()
             m = self.measure(now)
@@ -398,6 +400,14 @@ class NodeAgent:
             raise KeyError(candidate.id)
         path = self.options.cgroup_root / cgroup.path if cgroup is not None else None
         return PodVictim(candidate, pod, path)
+
+    def healthy(self) -> tuple[bool, str]:
+        """Live while the loop keeps stepping (at least every few ticks)."""
+        if self.last_step_at is None:
+            return True, "starting"
+        late = self._clock() - self.last_step_at
+        limit = max(10.0, 5 * self.options.tick_seconds)
+        return late < limit, f"no loop step for {late:.1f}s"
 
     # -- status ----------------------------------------------------------------------------
 

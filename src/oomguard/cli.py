@@ -14,6 +14,14 @@ from collections.abc import Sequence
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
+    "monitor": (
+        "oomguard.monitor.modes.node_command",
+        "Run the node agent: guard kubepods and evict pods newest first before the OOM killer.",
+    ),
+    "status": (
+        "oomguard.monitor.modes.status_command",
+        "Show what the node agent guards, its counters and the current eviction order.",
+    ),
     "guard": (
         "oomguard.monitor.modes.guard_command",
         "Run a command (or watch a cgroup) and stop its newest processes before the OOM killer.",

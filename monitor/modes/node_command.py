@@ -1,0 +1,123 @@
+"""``oomguard monitor``: the DaemonSet agent (node mode).
+
+Startup checks say plainly why the agent cannot run: cgroup v1 (no cgroup2 mount or no memory
+controller in it), no kubepods cgroup, no NODE_NAME. On kernels older than 5.9 memory.high can
+livelock an allocator, so the agent does not set it there and relies on the threshold and
+pressure monitors only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from pathlib import Path, PurePosixPath
+
+from oomguard.monitor.feedback.logs import LOG_FORMATS, log_event, setup_logging
+
+log = logging.getLogger("oomguard.node")
+
+MIN_MEMORY_HIGH_KERNEL = (5, 9)
+
+
+def kernel_version(release: str) -> tuple[int, int]:
+    """``6.1.0-18-amd64`` -> (6, 1)."""
+    match = re.match(r"(\d+)\.(\d+)", release)
+    if match is None:
+        raise ValueError(f"cannot read a kernel version from {release!r}")
+    return int(match[1]), int(match[2])
+
+
+def memory_high_is_safe(release: str) -> bool:
+    return kernel_version(release) >= MIN_MEMORY_HIGH_KERNEL
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    parser.add_argument("--mode", choices=("node",), default="node")
+    parser.add_argument("--node-name", default=env("NODE_NAME"), help="default: $NODE_NAME")
+    parser.add_argument(
+        "--pod-uid", default=env("POD_UID"), help="this agent's pod (never evicted)"
+    )
+    parser.add_argument("--pod-name", default=env("POD_NAME"))
+    parser.add_argument("--pod-namespace", default=env("POD_NAMESPACE"))
+    parser.add_argument(
+        "--cgroup-root", type=Path, help="cgroup2 mount (default: found in mountinfo)"
+    )
+    parser.add_argument("--kubepods-cgroup", help="path under the cgroup root (default: detected)")
+    parser.add_argument("--cgroup-driver", choices=("systemd", "cgroupfs"))
+    parser.add_argument("--reserve", help="reserve when no NodeMemoryReserve exists (e.g. 1Gi)")
+    parser.add_argument("--node-memory", help="node memory (default: MemTotal)")
+    parser.add_argument("--margin", default="64Mi", help="memory.high stays this far below max")
+    parser.add_argument("--dry-run", action="store_true", help="log decisions, act on nothing")
+    parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument("--http-host", default="0.0.0.0")  # noqa: S104 - the pod's probe port
+    parser.add_argument("--kubeconfig", help="default: in-cluster service account")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
+    parser.add_argument("--no-reserve-watch", action="store_true", help="ignore NodeMemoryReserve")
+    parser.add_argument("--tick", type=float, default=1.0, help=argparse.SUPPRESS)
+
+
+def _fail(message: str) -> int:
+    print(f"oomguard monitor: {message}", file=sys.stderr)
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_format)
+    return run_node(args)
+
+
+def run_node(args: argparse.Namespace) -> int:
+    from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupV2Unavailable, find_cgroup2_mount
+    from oomguard.monitor.kube.pod_cgroups import (
+        CgroupDriver,
+        KubepodsLocation,
+        UnknownDriverError,
+        detect_driver,
+        driver_of_path,
+    )
+
+    if not args.node_name:
+        return _fail("NODE_NAME is not set (give it through the downward API: spec.nodeName)")
+    try:
+        root = args.cgroup_root or find_cgroup2_mount()
+        Cgroup(root).require_memory_controller()
+    except (CgroupV2Unavailable, OSError) as exc:
+        return _fail(
+            f"this node does not run cgroup v2 with the memory controller ({exc}); "
+            "oomguard needs the unified hierarchy (systemd.unified_cgroup_hierarchy=1)"
+        )
+    try:
+        if args.kubepods_cgroup:
+            path = PurePosixPath(args.kubepods_cgroup.strip("/"))
+            driver = (
+                CgroupDriver(args.cgroup_driver) if args.cgroup_driver else driver_of_path(path)
+            )
+        else:
+            entries = {p.name for p in Path(root).iterdir() if p.is_dir()}
+            driver = (
+                CgroupDriver(args.cgroup_driver) if args.cgroup_driver else detect_driver(entries)
+            )
+            from oomguard.monitor.kube.pod_cgroups import DEFAULT_KUBEPODS
+
+            path = DEFAULT_KUBEPODS[driver]
+    except UnknownDriverError as exc:
+        return _fail(str(exc))
+    if not (Path(root) / path).is_dir():
+        return _fail(f"the kubepods cgroup {Path(root) / path} does not exist")
+    set_high = memory_high_is_safe(os.uname().release)
+    if not set_high:
+        log_event(
+            log,
+            logging.WARNING,
+            "kernel older than 5.9: memory.high is not set (allocator livelock risk); "
+            "threshold and pressure monitors only",
+            kernel=os.uname().release,
+        )
+    location = KubepodsLocation(driver, path)
+    from oomguard.monitor.modes.node_runtime import run_agent
+
+    return run_agent(args, Path(root), location, set_high)

@@ -1,0 +1,178 @@
+"""Wiring of the node agent: Kubernetes client, pod watch, evictor, monitors, HTTP endpoints.
+
+Kept apart from ``node_command`` (argument parsing and startup checks) and ``node_agent``
+(the loop) so tests can build the same composition against a real API server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oomguard.monitor.actions.pod_evictor import KubernetesEvictionApi, PodEvictor
+from oomguard.monitor.decision.rate_limit import TokenBucket
+from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
+from oomguard.monitor.feedback.kube_events import KubeEventPoster
+from oomguard.monitor.feedback.logs import log_event
+from oomguard.monitor.kernel.cgroupfs import Cgroup, signals_raise_terminated
+from oomguard.monitor.kernel.meminfo import parse_meminfo
+from oomguard.monitor.kube.pod_cgroups import KubepodsLocation
+from oomguard.monitor.kube.pod_watch import KubernetesPodSource, PodWatch
+from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
+from oomguard.monitor.settings import NodeSettings, default_node_settings
+from oomguard.monitor.sizes import parse_size
+from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.triggers.trigger import Monitor
+
+log = logging.getLogger("oomguard.node")
+
+
+def api_client(kubeconfig: str | None) -> Any:
+    from kubernetes import client, config
+
+    if kubeconfig:
+        return config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    config.load_incluster_config()  # type: ignore[no-untyped-call]
+    return client.ApiClient()
+
+
+def initial_settings(args: argparse.Namespace) -> NodeSettings:
+    if args.node_memory:
+        memory = parse_size(args.node_memory)
+    else:
+        memory = parse_meminfo(Path("/proc/meminfo").read_bytes()).mem_total
+    settings = default_node_settings(args.node_name, memory)
+    if args.reserve:
+        settings = settings.with_reserve(parse_size(args.reserve))
+    if args.dry_run:
+        from dataclasses import replace
+
+        settings = replace(settings, dry_run=True)
+    return settings
+
+
+@dataclass
+class AgentParts:
+    agent: NodeAgent
+    watch: PodWatch
+    http: HttpEndpoints | None
+
+
+def build_agent(
+    core_api: Any,
+    options: AgentOptions,
+    settings: NodeSettings,
+    monitors: list[Monitor] | None = None,
+    http: HttpEndpoints | None = None,
+) -> AgentParts:
+    watch = PodWatch(KubernetesPodSource(core_api), settings.node_name)
+    events = KubeEventPoster(core_api, settings.node_name)
+    eviction = settings.eviction
+    evictor = PodEvictor(
+        KubernetesEvictionApi(core_api),
+        events,
+        TokenBucket(
+            per_minute=eviction.max_evictions_per_minute,
+            burst=eviction.max_evictions_per_minute,
+            now=time.monotonic(),
+        ),
+        grace_period_seconds=eviction.grace_period_seconds,
+        dry_run=settings.dry_run,
+    )
+    kubepods = Cgroup(options.cgroup_root / options.kubepods.path)
+    if monitors is None:
+        monitors = default_monitors(kubepods, options.set_memory_high)
+    agent = NodeAgent(options, settings, watch, evictor, monitors)
+    if http is not None:
+        http.add_check("/healthz", agent.healthy)
+        http.add_check(
+            "/readyz",
+            lambda: (watch.synced.is_set(), "" if watch.synced.is_set() else "pods not listed yet"),
+        )
+        http.add_route(
+            "/status",
+            lambda: (200, "application/json", json.dumps(agent.status()).encode()),
+        )
+    return AgentParts(agent, watch, http)
+
+
+def default_monitors(kubepods: Cgroup, memory_high_set: bool) -> list[Monitor]:
+    """The event monitor when memory.high is set (its ``high`` counter is the signal); the
+    agent's own timer checks usage against the target every tick in every case."""
+    monitors: list[Monitor] = []
+    if memory_high_set:
+        from oomguard.monitor.triggers.event_monitor import EventMonitor
+
+        monitors.append(EventMonitor(kubepods))
+    return monitors
+
+
+def run_parts(parts: AgentParts, stop: StopSignal) -> None:
+    """Run watch + agent until ``stop``; restores memory.high on the way out."""
+    watch_thread = threading.Thread(
+        target=parts.watch.run, args=(stop,), name="pod-watch", daemon=True
+    )
+    watch_thread.start()
+    if parts.http is not None:
+        parts.http.start()
+    try:
+        parts.watch.synced.wait(30)
+        parts.agent.assert_memory_high()
+        parts.agent.run(stop)
+    finally:
+        stop.set()
+        parts.watch.stop()
+        parts.agent.restore_memory_high()
+        if parts.http is not None:
+            parts.http.stop()
+        watch_thread.join(5)
+
+
+def run_agent(
+    args: argparse.Namespace, root: Path, location: KubepodsLocation, set_high: bool
+) -> int:
+    from kubernetes.client import CoreV1Api
+
+    from oomguard.monitor.kernel.cgroupfs import Terminated
+
+    settings = initial_settings(args)
+    self_key = (
+        f"{args.pod_namespace}/{args.pod_name}" if args.pod_name and args.pod_namespace else None
+    )
+    options = AgentOptions(
+        cgroup_root=root,
+        kubepods=location,
+        self_uid=args.pod_uid,
+        self_key=self_key,
+        margin_bytes=parse_size(args.margin),
+        set_memory_high=set_high,
+        tick_seconds=args.tick,
+    )
+    core = CoreV1Api(api_client(args.kubeconfig))
+    http = HttpEndpoints(args.http_host, args.http_port)
+    parts = build_agent(core, options, settings, http=http)
+    log_event(
+        log,
+        logging.INFO,
+        "node agent starting",
+        node=settings.node_name,
+        kubepods=str(root / location.path),
+        driver=location.driver.value,
+        reserve=settings.reserve_bytes,
+        dry_run=settings.dry_run,
+    )
+    stop = StopSignal()
+    try:
+        with signals_raise_terminated():
+            run_parts(parts, stop)
+    except Terminated:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    return 0
