@@ -1,0 +1,153 @@
+"""Build the monitors a configuration asks for, and run them side by side.
+
+The three monitors compose by configuration: the event monitor (fast, counters of
+the guarded cgroup), the threshold monitor (polled usage, catches memory outside
+it) and the pressure monitor (kernel-measured stalls). :class:`MonitorRunner` runs
+each in its own thread and funnels everything into one queue, so the consumer
+(the decision loop) blocks on a single ``queue.get``.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from types import TracebackType
+
+from oomguard.monitor.kernel.cgroupfs import Cgroup
+from oomguard.monitor.kernel.memory_pressure import PsiTrigger
+from oomguard.monitor.triggers.event_monitor import EventMonitor
+from oomguard.monitor.triggers.pressure_monitor import PressureMonitor
+from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.triggers.threshold_monitor import (
+    CgroupWorkingSet,
+    HostMemoryUsed,
+    ThresholdMonitor,
+    UsageSource,
+)
+from oomguard.monitor.triggers.trigger import Monitor, MonitorError, Trigger
+
+
+class UsageScope(Enum):
+    CGROUP = "cgroup"  # working set of the guarded cgroup
+    HOST = "host"  # MemTotal - MemAvailable of the whole machine
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    limit_bytes: int
+    interval_s: float = 0.1
+    scope: UsageScope = UsageScope.CGROUP
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Which monitors to run. At least one must be on."""
+
+    event: bool = True
+    threshold: ThresholdConfig | None = None
+    pressure: PsiTrigger | None = None
+
+
+def build_monitors(cgroup: Cgroup, config: MonitorConfig) -> list[Monitor]:
+    """The monitors ``config`` asks for, all watching ``cgroup``."""
+    monitors: list[Monitor] = []
+    if config.event:
+        monitors.append(EventMonitor(cgroup))
+    if config.threshold is not None:
+        source: UsageSource = (
+            HostMemoryUsed()
+            if config.threshold.scope is UsageScope.HOST
+            else CgroupWorkingSet(cgroup)
+        )
+        monitors.append(
+            ThresholdMonitor(source, config.threshold.limit_bytes, config.threshold.interval_s)
+        )
+    if config.pressure is not None:
+        monitors.append(PressureMonitor.for_cgroup(cgroup, config.pressure))
+    if not monitors:
+        raise ValueError("no monitor enabled: turn on at least one of event, threshold, pressure")
+    return monitors
+
+
+@dataclass(frozen=True)
+class MonitorFailure:
+    """A monitor stopped on its own; ``error`` says why (a MonitorError, or a bug)."""
+
+    monitor: str
+    error: BaseException
+    detected_at: float
+
+
+MonitorOutput = Trigger | MonitorFailure
+
+
+class MonitorRunner:
+    """Runs monitors in daemon threads; triggers and failures arrive on ``output``.
+
+    A failing monitor does not stop the others: the consumer sees a
+    :class:`MonitorFailure` and decides (the guard usually exits with an error).
+    Use as a context manager, or call :meth:`start` and :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        monitors: Sequence[Monitor],
+        output: queue.Queue[MonitorOutput] | None = None,
+    ) -> None:
+        self.monitors = list(monitors)
+        self.output: queue.Queue[MonitorOutput] = output if output is not None else queue.Queue()
+        self._stop = StopSignal()
+        self._threads: list[threading.Thread] = []
+        self._closed = False
+
+    def start(self) -> None:
+        if self._threads:
+            raise RuntimeError("MonitorRunner already started")
+        for monitor in self.monitors:
+            thread = threading.Thread(
+                target=self._run_one, args=(monitor,), name=f"monitor-{monitor.name}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+
+    def _run_one(self, monitor: Monitor) -> None:
+        try:
+            monitor.run(self.output.put, self._stop)
+        except BaseException as exc:  # surfaced to the consumer, never lost in a thread
+            self.output.put(MonitorFailure(monitor.name, exc, time.monotonic()))
+            return
+        if not self._stop.is_set():
+            error = MonitorError(f"monitor {monitor.name} returned without being stopped")
+            self.output.put(MonitorFailure(monitor.name, error, time.monotonic()))
+
+    def stop(self, timeout: float = 1.0) -> list[str]:
+        """Signal every monitor and wait up to ``timeout`` seconds in total.
+
+        Returns the names of monitors still running (empty when all stopped). The
+        StopSignal is released only when every thread has finished.
+        """
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [t.name.removeprefix("monitor-") for t in self._threads if t.is_alive()]
+        if not alive and not self._closed:
+            self._closed = True
+            self._stop.close()
+        return alive
+
+    def __enter__(self) -> MonitorRunner:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

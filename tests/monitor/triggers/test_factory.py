@@ -1,0 +1,106 @@
+import queue
+import time
+
+import pytest
+
+from oomguard.monitor.kernel.memory_pressure import PsiTrigger
+from oomguard.monitor.triggers.event_monitor import EventMonitor
+from oomguard.monitor.triggers.factory import (
+    MonitorConfig,
+    MonitorFailure,
+    MonitorRunner,
+    ThresholdConfig,
+    UsageScope,
+    build_monitors,
+)
+from oomguard.monitor.triggers.pressure_monitor import PressureMonitor
+from oomguard.monitor.triggers.threshold_monitor import (
+    CgroupWorkingSet,
+    HostMemoryUsed,
+    ThresholdMonitor,
+)
+from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind
+
+
+def test_builds_what_the_config_asks_for(fake_cgroup):
+    config = MonitorConfig(
+        event=True,
+        threshold=ThresholdConfig(1 << 30, 0.25, UsageScope.HOST),
+        pressure=PsiTrigger(50_000, 1_000_000),
+    )
+    event, threshold, pressure = build_monitors(fake_cgroup, config)
+    assert isinstance(event, EventMonitor) and event.cgroup == fake_cgroup
+    assert isinstance(threshold, ThresholdMonitor)
+    assert isinstance(threshold.source, HostMemoryUsed)
+    assert (threshold.limit_bytes, threshold.interval) == (1 << 30, 0.25)
+    assert isinstance(pressure, PressureMonitor)
+    only_threshold = build_monitors(fake_cgroup, MonitorConfig(False, ThresholdConfig(1)))
+    assert [type(m) for m in only_threshold] == [ThresholdMonitor]
+    assert isinstance(only_threshold[0].source, CgroupWorkingSet)
+
+
+def test_no_monitor_is_refused(fake_cgroup):
+    with pytest.raises(ValueError, match="no monitor enabled"):
+        build_monitors(fake_cgroup, MonitorConfig(event=False))
+
+
+class Ticker:
+    """Triggers every 10 ms until stopped."""
+
+    name = "ticker"
+
+    def run(self, sink, stop):
+        while not stop.wait(0.01):
+            sink(Trigger(TriggerKind.THRESHOLD, time.monotonic()))
+
+
+class Broken:
+    name = "broken"
+
+    def run(self, sink, stop):
+        raise MonitorError("cgroup /x is gone")
+
+
+class Quitter:
+    name = "quitter"
+
+    def run(self, sink, stop):
+        return
+
+
+def test_runner_forwards_triggers_and_surfaces_failures_without_stopping_others():
+    with MonitorRunner([Ticker(), Broken(), Quitter()]) as runner:
+        got = [runner.output.get(timeout=2) for _ in range(8)]
+    failures = {item.monitor: item.error for item in got if isinstance(item, MonitorFailure)}
+    assert str(failures["broken"]) == "cgroup /x is gone"
+    assert "returned without being stopped" in str(failures["quitter"])
+    assert sum(isinstance(item, Trigger) for item in got) >= 6
+
+
+def test_runner_stops_real_monitors_within_a_second(fake_cgroup):
+    config = MonitorConfig(
+        event=True,
+        threshold=ThresholdConfig(1 << 40, 0.05),
+        pressure=PsiTrigger(50_000, 1_000_000),
+    )
+    sink = queue.Queue()
+    runner = MonitorRunner(build_monitors(fake_cgroup, config), sink)
+    runner.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    assert runner.stop() == []
+    assert time.monotonic() - started < 1.0
+    assert sink.empty()
+    assert runner.stop() == []  # idempotent
+
+
+def test_runner_reports_monitors_that_ignore_stop():
+    class Stubborn:
+        name = "stubborn"
+
+        def run(self, sink, stop):
+            time.sleep(1.5)
+
+    runner = MonitorRunner([Stubborn()])
+    runner.start()
+    assert runner.stop(timeout=0.1) == ["stubborn"]
