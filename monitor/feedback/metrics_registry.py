@@ -27,6 +27,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Info,
+    ProcessCollector,
     disable_created_metrics,
 )
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
@@ -243,6 +244,9 @@ class GuardMetrics:
             self.actions.labels(outcome=outcome.value)
         self.cgroup_collector = CgroupCollector(cgroup)
         reg.register(self.cgroup_collector)
+        # The standard process_* series (CPU seconds, resident memory, open fds): what the
+        # guard itself costs, under the names every Prometheus user already knows.
+        ProcessCollector(registry=reg)
 
     def watch_cgroup(self, cgroup: Path | None) -> None:
         """Read limits, usage and ``memory.events`` from this cgroup directory from now on."""

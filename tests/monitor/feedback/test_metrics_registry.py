@@ -262,3 +262,9 @@ def test_tracked_monitors_report_up_while_running_and_down_after() -> None:
     assert sample(metrics, "oomguard_monitor_up", monitor="event") == 0
     assert sample(metrics, "oomguard_monitor_up", monitor="threshold") == 0
     assert tracked[1].fail is True  # other attributes pass through
+
+
+def test_process_metrics_show_what_the_guard_costs() -> None:
+    metrics = GuardMetrics("guard")
+    assert (sample(metrics, "process_resident_memory_bytes") or 0) > 0
+    assert sample(metrics, "process_cpu_seconds_total") is not None
