@@ -1,0 +1,223 @@
+"""The guard loop for one cgroup: monitors -> decide -> act -> feedback.
+
+Monitors run in their own threads (:class:`MonitorRunner`) and drop :class:`Trigger` s
+into a queue. Which ones: the event monitor (inotify on memory.events, reacts within
+milliseconds of crossing memory.high) and the threshold monitor (working set polled
+against the target; the only detector in dry-run, where no memory.high is set). The loop
+wakes on a trigger, drains the queue (notifications coalesce; one decision answers all of
+them), reads usage and candidates, asks the pure policy, hands victims to the target, and
+logs what happened. While an episode is open (the last decision was not "nothing to free")
+it also re-checks every ``recheck_interval`` without waiting for a trigger: that is the
+feedback path that notices victims have gone and usage is back under target, or that
+more must go once the in-flight wait ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from oomguard.monitor.actions.process_target import ProcessTarget, pid_of
+from oomguard.monitor.decision.newest_first import Decision, InFlight, Limits, Outcome, decide
+from oomguard.monitor.feedback.logs import log_event
+from oomguard.monitor.feedback.report import DecisionRecord
+from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
+from oomguard.monitor.kernel.parse_error import ParseError
+from oomguard.monitor.sizes import format_size
+from oomguard.monitor.triggers.factory import (
+    MonitorConfig,
+    MonitorFailure,
+    MonitorRunner,
+    ThresholdConfig,
+)
+from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.triggers.trigger import Monitor, Trigger
+
+log = logging.getLogger("oomguard.guard")
+
+RECHECK = "recheck"
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    memory_high: int
+    memory_max: int | None
+    buffer: int
+    grace: float
+    in_flight_timeout: float
+    dry_run: bool = False
+    recheck_interval: float = 0.1
+    threshold_interval: float = 0.1
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.memory_high, self.buffer, self.in_flight_timeout)
+
+    @property
+    def monitors(self) -> MonitorConfig:
+        """Event monitor unless dry-run (no memory.high, nothing to cross); threshold always."""
+        return MonitorConfig(
+            event=not self.dry_run,
+            threshold=ThresholdConfig(self.memory_high, self.threshold_interval),
+        )
+
+
+class Guard:
+    """Runs the loop until ``stop`` is set; keeps the decisions for the report."""
+
+    def __init__(
+        self,
+        cgroup: Cgroup,
+        target: ProcessTarget,
+        monitors: Sequence[Monitor],
+        settings: GuardSettings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._cgroup = cgroup
+        self._target = target
+        self._monitors = monitors
+        self._settings = settings
+        self._clock = clock
+        # Trigger | MonitorFailure from the runner, None to wake the loop on stop
+        self._triggers: queue.Queue[Any] = queue.Queue()
+        self._monitors_failed = 0
+        self._in_flight: InFlight | None = None
+        self._episode_open = False
+        self._last_outcome: Outcome | None = None
+        self.decisions: list[DecisionRecord] = []
+        self.errors: list[str] = []
+
+    def run(self, stop: StopSignal) -> None:
+        runner = MonitorRunner(self._monitors, self._triggers)
+        waker = threading.Thread(target=self._wake_on_stop, args=(stop,), daemon=True)
+        waker.start()
+        runner.start()
+        try:
+            while not stop.is_set():
+                all_failed = self._monitors_failed >= len(self._monitors)
+                polling = self._episode_open or all_failed
+                first = self._next_trigger(self._settings.recheck_interval if polling else None)
+                if stop.is_set():
+                    break
+                detected_at, kind = self._drain(first)
+                if kind is not None:
+                    self.step(detected_at, kind)
+        finally:
+            stop.set()
+            runner.stop(2.0)
+
+    def step(self, detected_at: float, trigger_kind: str) -> Decision | None:
+        """One round: measure, decide, act, report. Returns None when measuring failed."""
+        try:
+            usage = self._cgroup.working_set()
+            candidates = self._target.candidates()
+        except (CgroupError, ParseError, OSError) as exc:
+            self._error(f"cannot measure {self._cgroup.path}: {exc}")
+            return None
+        now = self._clock()
+        decision = decide(candidates, usage, self._settings.limits, now, self._in_flight)
+        decided_at = self._clock()
+        self._in_flight = InFlight.after(decision, decided_at, self._in_flight)
+        self._episode_open = decision.outcome is not Outcome.NOTHING_TO_FREE
+        self._feedback(decision, usage, detected_at, decided_at, trigger_kind)
+        if decision.victims:
+            self._target.stop(decision.victims, detected_at)
+        return decision
+
+    def _feedback(
+        self, decision: Decision, usage: int, detected_at: float, decided_at: float, kind: str
+    ) -> None:
+        changed = decision.outcome is not self._last_outcome
+        self._last_outcome = decision.outcome
+        if decision.outcome is Outcome.VICTIMS or (
+            changed and decision.outcome is Outcome.NO_CANDIDATES
+        ):
+            self.decisions.append(
+                DecisionRecord(
+                    trigger=kind,
+                    detected_at=detected_at,
+                    decided_at=decided_at,
+                    outcome=decision.outcome.value,
+                    amount_to_free=decision.amount_to_free,
+                    usage=usage,
+                    victim_pids=tuple(pid_of(v) for v in decision.victims),
+                    reason=decision.reason,
+                )
+            )
+        if decision.outcome is Outcome.VICTIMS:
+            log_event(
+                log,
+                logging.WARNING,
+                "would stop newest processes (dry run)"
+                if self._settings.dry_run
+                else "stopping newest processes",
+                trigger=kind,
+                usage=format_size(usage),
+                target=format_size(self._settings.memory_high),
+                amount_to_free=format_size(decision.amount_to_free),
+                victims=[pid_of(v) for v in decision.victims],
+                victim_memory=format_size(decision.victim_bytes),
+                detection_to_decision_ms=round((decided_at - detected_at) * 1000, 3),
+                reason=decision.reason,
+            )
+        elif decision.outcome is Outcome.NO_CANDIDATES and changed:
+            log_event(
+                log,
+                logging.ERROR,
+                "memory must be freed but nobody may be stopped",
+                usage=format_size(usage),
+                reason=decision.reason,
+            )
+        elif decision.outcome is Outcome.NOTHING_TO_FREE and changed and len(self.decisions):
+            log_event(
+                log,
+                logging.INFO,
+                "usage back under target",
+                usage=format_size(usage),
+                target=format_size(self._settings.memory_high),
+            )
+
+    def _wake_on_stop(self, stop: StopSignal) -> None:
+        stop.wait()
+        self._triggers.put(None)
+
+    def _next_trigger(self, timeout: float | None) -> Any:
+        try:
+            return self._triggers.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def _drain(self, first: Any) -> tuple[float, str | None]:
+        """The earliest detection among pending triggers and its kind.
+
+        RECHECK when the wake-up was the re-check timer; None when only monitor failures
+        (logged here) arrived and there is nothing to decide.
+        """
+        items = [] if first is None else [first]
+        while True:
+            try:
+                items.append(self._triggers.get_nowait())
+            except queue.Empty:
+                break
+        triggers: list[Trigger] = []
+        for item in items:
+            if isinstance(item, MonitorFailure):
+                self._monitors_failed += 1
+                self._error(f"{item.monitor} monitor stopped: {item.error}")
+            elif isinstance(item, Trigger):
+                triggers.append(item)
+        if triggers:
+            earliest = min(triggers, key=lambda t: t.detected_at)
+            return earliest.detected_at, earliest.kind.value
+        if first is None:
+            return self._clock(), RECHECK
+        return self._clock(), None
+
+    def _error(self, message: str) -> None:
+        self.errors.append(message)
+        log_event(log, logging.ERROR, message)

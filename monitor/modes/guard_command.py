@@ -1,0 +1,438 @@
+"""`oomguard guard`: run a command (or watch an existing cgroup) under newest-first guarding.
+
+    oomguard guard --memory-high 200Mi --memory-max 300Mi -- python3 pool.py
+    oomguard guard --cgroup /sys/fs/cgroup/batch --memory-high 2Gi
+
+The command runs in a new cgroup below oomguard's own (see guard_cgroup for the
+no-internal-process rule). Its own process is protected; everything it starts is a
+candidate, newest first. oomguard exits with the command's status (128+N when a signal N
+ended it) and undoes every change it made on every exit path: SIGTERM, SIGINT and SIGHUP
+are forwarded to the command, and if it is not gone within the grace period the whole
+cgroup is killed; then limits are restored and the cgroup is removed.
+
+``--dry-run`` observes only: it creates the cgroup and applies ``--memory-max`` (the
+environment the command was asked to run in) but sets no memory.high and signals nobody;
+the threshold monitor notices usage over the target and the log and report say who would
+have been stopped. Without memory.high there is no throttling, so the kernel behaves as
+if oomguard were absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+
+from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget
+from oomguard.monitor.feedback.logs import LOG_FORMATS, log_event, setup_logging
+from oomguard.monitor.feedback.report import GuardReport, write_report
+from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
+from oomguard.monitor.modes.guard import Guard, GuardSettings
+from oomguard.monitor.modes.guard_cgroup import (
+    created_cgroup,
+    limits_applied,
+    own_cgroup,
+    resolve_cgroup,
+    tree_pids,
+)
+from oomguard.monitor.sizes import SizeError, format_size, parse_size
+from oomguard.monitor.triggers.factory import build_monitors
+from oomguard.monitor.triggers.stop_signal import StopSignal
+
+log = logging.getLogger("oomguard.guard")
+
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+MIN_KERNEL_FOR_MEMORY_HIGH = (5, 9)  # older kernels can livelock an allocator over memory.high
+EXIT_USAGE = 2
+EXIT_SETUP_FAILED = 125  # like `env`/`timeout`: oomguard itself failed, the command did not run
+
+
+def _size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except SizeError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError(f"seconds must be >= 0: {text!r}")
+    return value
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.usage = (
+        "oomguard guard --memory-high SIZE [options] -- COMMAND [ARGS...]\n"
+        "       oomguard guard --cgroup PATH --memory-high SIZE [options]"
+    )
+    parser.add_argument(
+        "--memory-high",
+        type=_size,
+        required=True,
+        metavar="SIZE",
+        help="memory.high and the target usage returns under (512Mi, 2G, bytes)",
+    )
+    parser.add_argument(
+        "--memory-max",
+        type=_size,
+        metavar="SIZE",
+        help="memory.max, the hard limit (must be above --memory-high)",
+    )
+    parser.add_argument(
+        "--buffer",
+        type=_size,
+        metavar="SIZE",
+        help="free this much below the target (default: 5%% of --memory-high)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=_seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="SIGTERM -> SIGKILL delay for victims (default: 5)",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE.json",
+        help="write victims, memory.events and latencies here on exit",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="decide and log, but set no memory.high and signal nobody",
+    )
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--cgroup", metavar="PATH", help="guard this existing cgroup instead of running a command"
+    )
+    where.add_argument(
+        "--parent",
+        metavar="PATH",
+        help="create the command's cgroup below this one (default: our own)",
+    )
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+
+
+def run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_format)
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    problem = _check_arguments(args, command)
+    if problem:
+        print(f"oomguard guard: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    buffer = args.buffer if args.buffer is not None else args.memory_high // 20
+    settings = GuardSettings(
+        memory_high=args.memory_high,
+        memory_max=args.memory_max,
+        buffer=buffer,
+        grace=args.grace,
+        in_flight_timeout=args.grace + 2.0,
+        dry_run=args.dry_run,
+    )
+    try:
+        if args.cgroup:
+            return _guard_existing(args, settings)
+        return _guard_command(args, settings, command)
+    except CgroupError as exc:
+        log_event(log, logging.ERROR, f"cannot guard: {exc}")
+        return EXIT_SETUP_FAILED
+
+
+def _check_arguments(args: argparse.Namespace, command: list[str]) -> str | None:
+    if args.cgroup and command:
+        return "give either --cgroup PATH or -- COMMAND, not both"
+    if not args.cgroup and not command:
+        return "missing -- COMMAND [ARGS...] (or --cgroup PATH)"
+    if args.memory_max is not None and args.memory_max <= args.memory_high:
+        return (
+            f"--memory-max ({format_size(args.memory_max)}) must be above --memory-high "
+            f"({format_size(args.memory_high)})"
+        )
+    if not args.dry_run and kernel_version() < MIN_KERNEL_FOR_MEMORY_HIGH:
+        return (
+            f"kernel {os.uname().release} is older than 5.9, where memory.high can livelock "
+            "an allocator; refusing to set it (use --dry-run to observe only)"
+        )
+    return None
+
+
+def kernel_version(release: str | None = None) -> tuple[int, int]:
+    release = release or os.uname().release
+    parts = release.split(".")
+    try:
+        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
+    except (IndexError, ValueError):
+        return (0, 0)
+
+
+def _guard_command(args: argparse.Namespace, settings: GuardSettings, command: list[str]) -> int:
+    parent = resolve_cgroup(args.parent) if args.parent else own_cgroup()
+    with contextlib.ExitStack() as undo:
+        cgroup = undo.enter_context(created_cgroup(parent, f"oomguard-{os.getpid()}"))
+        high = None if settings.dry_run else settings.memory_high
+        undo.enter_context(limits_applied(cgroup, high, settings.memory_max))
+        log_event(
+            log,
+            logging.INFO,
+            "guarding command",
+            cgroup=str(cgroup.path),
+            memory_high=format_size(settings.memory_high),
+            memory_max=format_size(settings.memory_max) if settings.memory_max else "max",
+            dry_run=settings.dry_run,
+            command=command,
+        )
+        events_start = cgroup.memory_events().counters
+        started = time.monotonic()
+        try:
+            child = _spawn_into(cgroup, command)
+        except OSError as exc:
+            log_event(log, logging.ERROR, f"cannot start {command[0]}: {exc}")
+            return 127 if isinstance(exc, FileNotFoundError) else 126
+        target = ProcessTarget(
+            lambda: tree_pids(cgroup),
+            frozenset({child.pid}),
+            grace=settings.grace,
+            dry_run=settings.dry_run,
+            on_record=_log_record,
+        )
+        guard = Guard(cgroup, target, build_monitors(cgroup, settings.monitors), settings)
+        stop = StopSignal()
+        undo.callback(stop.close)
+        loop = threading.Thread(target=guard.run, args=(stop,), name="oomguard-guard")
+        loop.start()
+        try:
+            with _forwarding_signals(child) as received:
+                status = _wait_for(child, received, settings.grace, cgroup)
+        finally:
+            stop.set()
+            loop.join(5.0)
+            target.wait_idle(settings.grace + 12.0)
+            empty_and_remove_processes(cgroup)
+            events_final = _events_or_empty(cgroup)
+        log_event(
+            log,
+            logging.INFO,
+            "command exited",
+            status=status,
+            victims=len([r for r in target.records if r.signal]),
+            oom_kill=events_final.get("oom_kill"),
+        )
+        if args.report:
+            write_report(
+                args.report,
+                GuardReport(
+                    command=tuple(command),
+                    cgroup=str(cgroup.path),
+                    memory_high=settings.memory_high,
+                    memory_max=settings.memory_max,
+                    buffer=settings.buffer,
+                    grace=settings.grace,
+                    dry_run=settings.dry_run,
+                    exit_status=status,
+                    started_at=started,
+                    victims=target.records,
+                    decisions=guard.decisions,
+                    memory_events_start=events_start,
+                    memory_events_final=events_final,
+                    errors=guard.errors,
+                ),
+            )
+    return status
+
+
+def empty_and_remove_processes(cgroup: Cgroup) -> None:
+    """Kill what the command left behind, so the cgroup can be removed (keeps the cgroup)."""
+    if tree_pids(cgroup):
+        log_event(
+            log,
+            logging.INFO,
+            "killing processes the command left behind",
+            pids=tree_pids(cgroup)[:20],
+        )
+        with contextlib.suppress(CgroupError):
+            cgroup.kill()
+        deadline = time.monotonic() + 5.0
+        while tree_pids(cgroup) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+
+def _events_or_empty(cgroup: Cgroup) -> dict[str, int]:
+    try:
+        return dict(cgroup.memory_events().counters)
+    except (CgroupError, ValueError):
+        return {}
+
+
+def _spawn_into(cgroup: Cgroup, command: Sequence[str]) -> subprocess.Popen[bytes]:
+    """Start the command already inside the cgroup, so not even its first fork escapes.
+
+    The child writes itself into cgroup.procs between fork and exec (``preexec_fn``);
+    it runs before any oomguard thread exists, which keeps preexec_fn safe.
+    """
+    procs = str(cgroup.file("cgroup.procs"))
+
+    def enter_cgroup() -> None:
+        fd = os.open(procs, os.O_WRONLY)
+        try:
+            os.write(fd, b"0\n")
+        finally:
+            os.close(fd)
+
+    return subprocess.Popen(list(command), preexec_fn=enter_cgroup)
+
+
+@contextlib.contextmanager
+def _forwarding_signals(child: subprocess.Popen[bytes]) -> Iterator[list[int]]:
+    """Forward SIGTERM/SIGINT/SIGHUP to the command; yields the list of signals received.
+
+    A terminal's Ctrl-C already reaches the command (same foreground process group), so
+    SIGINT is not forwarded a second time when we are in the terminal's foreground.
+    """
+    received: list[int] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        if signum == signal.SIGINT and _in_terminal_foreground():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signum)
+
+    previous = {s: signal.signal(s, handler) for s in FORWARDED_SIGNALS}
+    try:
+        yield received
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
+
+
+def _in_terminal_foreground() -> bool:
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, ValueError):
+        return False
+
+
+def _wait_for(
+    child: subprocess.Popen[bytes], received: list[int], grace: float, cgroup: Cgroup
+) -> int:
+    """The command's exit status; kills the cgroup when a forwarded signal is not obeyed."""
+    kill_at: float | None = None
+    while True:
+        try:
+            returncode = child.wait(timeout=0.1)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if received and kill_at is None:
+            kill_at = time.monotonic() + grace
+        if kill_at is not None and time.monotonic() >= kill_at:
+            log_event(
+                log,
+                logging.WARNING,
+                "command ignored the signal; killing its cgroup",
+                grace_seconds=grace,
+            )
+            with contextlib.suppress(CgroupError):
+                cgroup.kill()
+            kill_at = float("inf")
+    return returncode if returncode >= 0 else 128 - returncode
+
+
+def _guard_existing(args: argparse.Namespace, settings: GuardSettings) -> int:
+    cgroup = resolve_cgroup(args.cgroup)
+    high = None if settings.dry_run else settings.memory_high
+    with contextlib.ExitStack() as undo:
+        cgroup.require_memory_controller()
+        undo.enter_context(limits_applied(cgroup, high, settings.memory_max))
+        log_event(
+            log,
+            logging.INFO,
+            "guarding cgroup",
+            cgroup=str(cgroup.path),
+            memory_high=format_size(settings.memory_high),
+            dry_run=settings.dry_run,
+        )
+        events_start = cgroup.memory_events().counters
+        started = time.monotonic()
+        target = ProcessTarget(
+            lambda: tree_pids(cgroup),
+            grace=settings.grace,
+            dry_run=settings.dry_run,
+            on_record=_log_record,
+        )
+        guard = Guard(cgroup, target, build_monitors(cgroup, settings.monitors), settings)
+        stop = StopSignal()
+        undo.callback(stop.close)
+        received: list[int] = []
+
+        def handler(signum: int, _frame: FrameType | None) -> None:
+            received.append(signum)
+            stop.set()
+
+        previous = {s: signal.signal(s, handler) for s in FORWARDED_SIGNALS}
+        try:
+            loop = threading.Thread(target=guard.run, args=(stop,), name="oomguard-guard")
+            loop.start()
+            while loop.is_alive():
+                loop.join(0.2)
+        finally:
+            for s, old in previous.items():
+                signal.signal(s, old)
+            stop.set()
+            target.wait_idle(settings.grace + 12.0)
+        log_event(log, logging.INFO, "stopped guarding", signal=received[:1])
+        if args.report:
+            write_report(
+                args.report,
+                GuardReport(
+                    command=None,
+                    cgroup=str(cgroup.path),
+                    memory_high=settings.memory_high,
+                    memory_max=settings.memory_max,
+                    buffer=settings.buffer,
+                    grace=settings.grace,
+                    dry_run=settings.dry_run,
+                    exit_status=None,
+                    started_at=started,
+                    victims=target.records,
+                    decisions=guard.decisions,
+                    memory_events_start=events_start,
+                    memory_events_final=_events_or_empty(cgroup),
+                    errors=guard.errors,
+                ),
+            )
+    return 0
+
+
+def _log_record(record: KillRecord) -> None:
+    latency = record.detection_to_signal_seconds
+    log_event(
+        log,
+        logging.WARNING if record.signal else logging.INFO,
+        "victim " + record.outcome,
+        pid=record.pid,
+        cmdline=list(record.cmdline),
+        memory=format_size(record.memory_bytes),
+        signal=record.signal,
+        detection_to_signal_ms=None if latency is None else round(latency * 1000, 3),
+        detection_to_exit_ms=None
+        if record.detection_to_exit_seconds is None
+        else round(record.detection_to_exit_seconds * 1000, 3),
+    )

@@ -1,0 +1,162 @@
+"""The guard loop with fakes: triggers in, decisions out, victims handed to the target."""
+
+import threading
+import time
+
+from oomguard.monitor.decision.candidate import Candidate
+from oomguard.monitor.decision.newest_first import Outcome
+from oomguard.monitor.modes.guard import RECHECK, Guard, GuardSettings
+from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind
+
+MiB = 2**20
+SETTINGS = GuardSettings(
+    memory_high=200 * MiB, memory_max=None, buffer=10 * MiB, grace=1.0, in_flight_timeout=3.0
+)
+
+
+class FakeCgroup:
+    def __init__(self, usage):
+        self.usage = usage
+        self.path = "/fake"
+
+    def working_set(self):
+        return self.usage
+
+
+class FakeTarget:
+    """Processes hold memory; stopping removes them and their memory from the cgroup."""
+
+    def __init__(self, cgroup, procs):
+        self.cgroup = cgroup
+        self.procs = {c.id: c for c in procs}
+        self.stopped = []
+
+    def candidates(self):
+        return list(self.procs.values())
+
+    def stop(self, victims, detected_at):
+        self.stopped.append(([v.id for v in victims], detected_at))
+        for v in victims:
+            del self.procs[v.id]
+            self.cgroup.usage -= v.memory_bytes
+
+
+class OneShotMonitor:
+    name = "event"
+
+    def __init__(self, triggers=(), fail=False):
+        self.triggers = list(triggers)
+        self.fail = fail
+
+    def run(self, sink, stop):
+        for t in self.triggers:
+            sink(t)
+        if self.fail:
+            raise MonitorError("cgroup gone")
+        stop.wait()
+
+
+def pool():
+    return [Candidate(str(i), f"w{i}", float(i), 40 * MiB, protected=(i == 0)) for i in range(6)]
+
+
+def run_briefly(guard, seconds=0.5):
+    stop = StopSignal()
+    thread = threading.Thread(target=guard.run, args=(stop,))
+    thread.start()
+    time.sleep(seconds)
+    t0 = time.monotonic()
+    stop.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    return time.monotonic() - t0
+
+
+def test_step_kills_newest_until_under_target():
+    cgroup = FakeCgroup(260 * MiB)
+    target = FakeTarget(cgroup, pool())
+    guard = Guard(cgroup, target, [], SETTINGS)
+    decision = guard.step(detected_at=1.0, trigger_kind="event")
+    assert decision.outcome is Outcome.VICTIMS
+    assert target.stopped == [(["5", "4"], 1.0)]
+    assert cgroup.usage == 180 * MiB
+    [record] = guard.decisions
+    assert record.victim_pids == (5, 4) and record.trigger == "event"
+    assert record.detection_to_decision_seconds >= 0
+
+
+def test_step_when_all_protected_records_once():
+    cgroup = FakeCgroup(260 * MiB)
+    procs = [Candidate("1", "cmd", 1.0, 250 * MiB, protected=True)]
+    guard = Guard(cgroup, FakeTarget(cgroup, procs), [], SETTINGS)
+    assert guard.step(1.0, "event").outcome is Outcome.NO_CANDIDATES
+    assert guard.step(1.1, RECHECK).outcome is Outcome.NO_CANDIDATES
+    assert len(guard.decisions) == 1
+
+
+def test_trigger_from_a_monitor_leads_to_a_kill_and_shutdown_is_prompt():
+    cgroup = FakeCgroup(260 * MiB)
+    target = FakeTarget(cgroup, pool())
+    detected = time.monotonic()
+    monitor = OneShotMonitor([Trigger(TriggerKind.EVENT, detected, {"high": 1})])
+    guard = Guard(cgroup, target, [monitor], SETTINGS)
+    assert run_briefly(guard) < 1.0
+    assert target.stopped == [(["5", "4"], detected)]
+
+
+def test_coalesced_triggers_make_one_decision_with_the_earliest_detection():
+    cgroup = FakeCgroup(260 * MiB)
+    target = FakeTarget(cgroup, pool())
+    now = time.monotonic()
+    triggers = [Trigger(TriggerKind.EVENT, now - 0.01 * i) for i in range(5)]
+    guard = Guard(cgroup, target, [OneShotMonitor(triggers)], SETTINGS)
+    run_briefly(guard, 0.3)
+    assert len(target.stopped) == 1
+    assert target.stopped[0][1] == min(t.detected_at for t in triggers)
+
+
+def test_rechecks_while_the_episode_is_open():
+    """Usage stays high with nothing killable; the loop keeps re-checking without triggers."""
+    cgroup = FakeCgroup(260 * MiB)
+    procs = [Candidate("1", "cmd", 1.0, 250 * MiB, protected=True)]
+    guard = Guard(
+        cgroup,
+        FakeTarget(cgroup, procs),
+        [OneShotMonitor([Trigger(TriggerKind.EVENT, time.monotonic())])],
+        SETTINGS,
+    )
+    calls = []
+    original = guard.step
+    guard.step = lambda d, k: calls.append(k) or original(d, k)
+    run_briefly(guard, 0.55)
+    assert calls[0] == "event"
+    assert calls.count(RECHECK) >= 3
+
+
+def test_monitor_failure_is_reported_and_the_loop_polls_instead():
+    cgroup = FakeCgroup(100 * MiB)
+    guard = Guard(cgroup, FakeTarget(cgroup, pool()), [OneShotMonitor(fail=True)], SETTINGS)
+    calls = []
+    original = guard.step
+    guard.step = lambda d, k: calls.append(k) or original(d, k)
+    run_briefly(guard, 0.5)
+    assert any("cgroup gone" in e for e in guard.errors)
+    assert calls.count(RECHECK) >= 2
+
+
+def test_measurement_errors_are_reported_not_raised():
+    class Broken(FakeCgroup):
+        def working_set(self):
+            raise OSError("boom")
+
+    cgroup = Broken(0)
+    guard = Guard(cgroup, FakeTarget(cgroup, pool()), [], SETTINGS)
+    assert guard.step(1.0, "event") is None
+    assert "boom" in guard.errors[0]
+
+
+def test_dry_run_monitors_are_threshold_only():
+    dry = GuardSettings(200 * MiB, None, 0, 1.0, 3.0, dry_run=True)
+    assert not dry.monitors.event and dry.monitors.threshold.limit_bytes == 200 * MiB
+    assert SETTINGS.monitors.event
