@@ -241,10 +241,7 @@ def main() -> int:
                 )
             expected2 = expected_specs(custom, core)
             changed = sum(1 for n in expected2 if expected2[n] != expected[n])
-            relabel_time = (
-                wait_converged(custom, expected2, args.timeout)
-                + (time.monotonic() - relabel_started) * 0
-            )
+            wait_converged(custom, expected2, args.timeout)
             relabel_total = time.monotonic() - relabel_started
             time.sleep(3)
             phase2 = operator_metrics(port)
