@@ -35,6 +35,7 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_late
 from oomguard import __version__
 from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.cgroup_collector import CgroupCollector
+from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.triggers.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import Monitor, Trigger, TriggerKind, TriggerSink
 
@@ -170,7 +171,7 @@ class GuardMetrics:
     def __init__(
         self,
         mode: str,
-        cgroup: Path | None = None,
+        cgroup: Cgroup | Path | None = None,
         *,
         kernel_release: str | None = None,
         version: str = __version__,
@@ -248,7 +249,7 @@ class GuardMetrics:
         # guard itself costs, under the names every Prometheus user already knows.
         ProcessCollector(registry=reg)
 
-    def watch_cgroup(self, cgroup: Path | None) -> None:
+    def watch_cgroup(self, cgroup: Cgroup | Path | None) -> None:
         """Read limits, usage and ``memory.events`` from this cgroup directory from now on."""
         self.cgroup_collector.cgroup = cgroup
 
@@ -266,18 +267,23 @@ class GuardMetrics:
         ``detected_at`` (defaults to the Trigger's) and ``decided_at`` are
         ``time.monotonic()`` readings; the latency sample is taken when both are known
         and the trigger is a monitor's (a re-check detects nothing).
+
+        Never raises: it runs inside the guard loop. A spelling outside the label set is
+        logged and not counted (a test maps every spelling the loops use).
         """
-        if victims < 0:
-            raise ValueError(f"victims must be >= 0, got {victims}")
         if isinstance(trigger, Trigger):
             kind = trigger.kind.value
             detected_at = trigger.detected_at if detected_at is None else detected_at
         elif isinstance(trigger, TriggerKind):
             kind = trigger.value
         else:
-            kind = decision_trigger(trigger).value
+            try:
+                kind = decision_trigger(trigger).value
+            except ValueError:
+                log.error("metrics: decision trigger %r has no label; not counted", trigger)
+                return
         self.decisions.labels(trigger=kind).inc()
-        self.victims.inc(victims)
+        self.victims.inc(max(0, victims))
         if detected_at is not None and decided_at is not None and kind != RECHECK:
             self.detection_latency.labels(trigger=kind).observe(max(0.0, decided_at - detected_at))
 
@@ -292,13 +298,17 @@ class GuardMetrics:
         ``outcome`` may be spelled as the action modules do (see :meth:`ActionOutcome.of`).
         ``bytes_freed`` is what the victim held (only counted for evicted/killed);
         ``latency_seconds`` the time since the decision that chose it.
-        An unknown outcome string raises ``ValueError``: label values stay a closed set.
+
+        Never raises: it runs inside the guard loop. An outcome outside the closed label set
+        is logged and not counted (a test maps every outcome the action modules define).
         """
-        result = ActionOutcome.of(outcome)
-        if bytes_freed < 0:
-            raise ValueError(f"bytes_freed must be >= 0, got {bytes_freed}")
+        try:
+            result = ActionOutcome.of(outcome)
+        except ValueError:
+            log.error("metrics: action outcome %r has no label; not counted", outcome)
+            return
         self.actions.labels(outcome=result.value).inc()
-        if bytes_freed and result in (ActionOutcome.EVICTED, ActionOutcome.KILLED):
+        if bytes_freed > 0 and result in (ActionOutcome.EVICTED, ActionOutcome.KILLED):
             self.freed.inc(bytes_freed)
         if latency_seconds is not None:
             self.action_latency.observe(max(0.0, latency_seconds))

@@ -42,6 +42,7 @@ from oomguard.monitor.decision.kubepods_high import KubepodsHigh, kubepods_high
 from oomguard.monitor.decision.newest_first import Decision, InFlight, Limits, decide
 from oomguard.monitor.decision.newest_first import Outcome as DecisionOutcome
 from oomguard.monitor.feedback.logs import log_event
+from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
 from oomguard.monitor.kernel.parse_error import ParseError
@@ -119,8 +120,10 @@ class NodeAgent:
         evictor: PodEvictor,
         monitors: Sequence[Monitor] = (),
         clock: Callable[[], float] = time.monotonic,
+        metrics: GuardMetrics | None = None,
     ) -> None:
         self.options = options
+        self.metrics = metrics
         self.settings = settings
         self.pods = pods
         self.evictor = evictor
@@ -305,9 +308,11 @@ class NodeAgent:
         )
         if fallback.victims:
             log_event(log, logging.ERROR, "last resort: cgroup.kill", reason=fallback.reason)
+            if self.metrics is not None:
+                self.metrics.record_decision(trigger_kind, len(fallback.victims))
             for candidate in fallback.victims:
                 result = self.evictor.kill(self._victim(candidate, m), situation)
-                self._count(result)
+                self._count(result, now)
                 self._chosen_at.pop(candidate.id, None)
             self._in_flight = InFlight(frozenset(c.id for c in fallback.victims), now)
             return None
@@ -330,6 +335,8 @@ class NodeAgent:
         )
         if decision.outcome is DecisionOutcome.VICTIMS:
             self.counters["decisions"] += 1
+            if self.metrics is not None:
+                self.metrics.record_decision(trigger_kind, len(decision.victims))
             victim_ids = {v.id for v in decision.victims}
             rest = [c for c in order if c.id not in victim_ids and c.id not in self._chosen_at]
             ordered = [self._victim(c, m) for c in (*decision.victims, *rest)]
@@ -364,7 +371,7 @@ class NodeAgent:
         acted: set[str] = set()
         for result in results:
             uid = result.victim.candidate.id
-            self._count(result)
+            self._count(result, now)
             if result.outcome in (Outcome.EVICTED, Outcome.UNREACHABLE):
                 self._chosen_at[uid] = now
                 acted.add(uid)
@@ -375,7 +382,10 @@ class NodeAgent:
         if acted:
             self._in_flight = InFlight(frozenset(acted), now)
 
-    def _count(self, result: ActionResult) -> None:
+    def _count(self, result: ActionResult, decided_at: float) -> None:
+        if self.metrics is not None:
+            memory = result.victim.candidate.memory_bytes
+            self.metrics.record_action(result.outcome.value, memory, self._clock() - decided_at)
         key = {
             Outcome.EVICTED: "evicted",
             Outcome.BLOCKED: "blocked",

@@ -20,6 +20,7 @@ from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 from oomguard.monitor.feedback.kube_events import KubeEventPoster
 from oomguard.monitor.feedback.logs import log_event
+from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.kernel.cgroupfs import Cgroup, signals_raise_terminated
 from oomguard.monitor.kernel.meminfo import parse_meminfo
 from oomguard.monitor.kube.pod_cgroups import KubepodsLocation
@@ -88,8 +89,10 @@ def build_agent(
     kubepods = Cgroup(options.cgroup_root / options.kubepods.path)
     if monitors is None:
         monitors = default_monitors(kubepods, options.set_memory_high)
-    agent = NodeAgent(options, settings, watch, evictor, monitors)
+    metrics = GuardMetrics("node", kubepods)
+    agent = NodeAgent(options, settings, watch, evictor, metrics.tracked(monitors), metrics=metrics)
     if http is not None:
+        http.add_route("/metrics", metrics.route)
         http.add_check("/healthz", agent.healthy)
         http.add_check(
             "/readyz",

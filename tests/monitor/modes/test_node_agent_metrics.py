@@ -1,0 +1,120 @@
+"""The node agent's metrics wiring: decisions, actions by outcome, bytes freed, monitors up,
+and /metrics on the agent's HTTP server, on a plain-file imitation of a kubepods tree."""
+
+import urllib.request
+import uuid
+from pathlib import Path, PurePosixPath
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from oomguard.monitor.actions.pod_evictor import PodEvictor
+from oomguard.monitor.decision.rate_limit import TokenBucket
+from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
+from oomguard.monitor.feedback.metrics_registry import GuardMetrics
+from oomguard.monitor.kube.pod_candidates import PodInfo
+from oomguard.monitor.kube.pod_cgroups import (
+    CgroupDriver,
+    KubepodsLocation,
+    QosClass,
+    pod_cgroup_path,
+)
+from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
+from oomguard.monitor.modes.node_runtime import build_agent
+from oomguard.monitor.settings import EvictionSettings, NodeSettings
+
+MI = 2**20
+LOC = KubepodsLocation(CgroupDriver.SYSTEMD, PurePosixPath("kubepods.slice"))
+
+
+def write_cgroup(path: Path, current: int, maximum: str = "max") -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "memory.current").write_text(f"{current}\n")
+    (path / "memory.stat").write_text("anon 0\ninactive_file 0\nactive_file 0\n")
+    (path / "memory.high").write_text("max\n")
+    (path / "memory.max").write_text(f"{maximum}\n")
+    (path / "memory.events").write_text("low 0\nhigh 3\nmax 0\noom 0\noom_kill 0\n")
+
+
+class Pods:
+    def __init__(self, pods):
+        self.pods = {p.uid: p for p in pods}
+        self.connected = True
+
+    def snapshot(self):
+        return dict(self.pods)
+
+
+class Api:
+    def __init__(self, statuses):
+        self.statuses = statuses
+
+    def evict(self, namespace, name, grace):
+        return self.statuses.get(name, 201)
+
+
+def pod(name, started):
+    return PodInfo(
+        uid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
+        namespace="apps",
+        name=name,
+        node_name="node-a",
+        qos=QosClass.BURSTABLE,
+        started_at=started,
+        has_start_time=True,
+    )
+
+
+def settings():
+    return NodeSettings(
+        node_name="node-a",
+        node_memory_bytes=1100 * MI,
+        reserve_bytes=100 * MI,
+        eviction=EvictionSettings(buffer_bytes=0, kill_fallback_wait_seconds=10),
+    )
+
+
+def test_agent_records_decisions_actions_and_bytes(tmp_path):
+    write_cgroup(tmp_path / "kubepods.slice", 0, maximum=str(1000 * MI))
+    pods = [pod("old", 1), pod("mid", 2), pod("new", 3)]
+    memory = {"old": 500 * MI, "mid": 300 * MI, "new": 200 * MI}
+    for p in pods:
+        write_cgroup(tmp_path / pod_cgroup_path(p.uid, p.qos, LOC), memory[p.name])
+    (tmp_path / "kubepods.slice" / "memory.current").write_text(f"{1000 * MI}\n")
+    evictor = PodEvictor(
+        Api({"new": 429}), None, TokenBucket(per_minute=10, burst=10, now=0.0), sleep=lambda s: 0
+    )
+    options = AgentOptions(cgroup_root=tmp_path, kubepods=LOC, margin_bytes=64 * MI)
+    metrics = GuardMetrics("node", tmp_path / "kubepods.slice")
+    agent = NodeAgent(options, settings(), Pods(pods), evictor, metrics=metrics)
+    agent.step("event,threshold")
+
+    def value(name, **labels):
+        return metrics.registry.get_sample_value(name, labels)
+
+    assert value("oomguard_decisions_total", trigger="event") == 1
+    assert value("oomguard_victims_total") >= 1
+    assert value("oomguard_actions_total", outcome="pdb_blocked") == 1
+    assert value("oomguard_actions_total", outcome="evicted") == 1
+    assert value("oomguard_freed_bytes_total") == 300 * MI  # "mid"; the blocked one freed nothing
+    assert value("oomguard_decision_to_action_seconds_count") == 2
+    assert value("oomguard_memory_usage_bytes") == 1000 * MI
+    assert value("oomguard_memory_events_total", event="high") == 3
+
+
+def test_build_agent_serves_metrics_next_to_the_probes(tmp_path):
+    write_cgroup(tmp_path / "kubepods.slice", 123 * MI, maximum=str(1000 * MI))
+    options = AgentOptions(cgroup_root=tmp_path, kubepods=LOC)
+    http = HttpEndpoints("127.0.0.1", 0)
+    parts = build_agent(object(), options, settings(), monitors=[], http=http)
+    assert parts.agent.metrics is not None
+    http.start()
+    try:
+        url = f"http://127.0.0.1:{http.port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read().decode()
+    finally:
+        http.stop()
+    assert 'oomguard_build_info{kernel="' in body
+    assert 'mode="node"' in body
+    samples = {s.name: s.value for f in text_string_to_metric_families(body) for s in f.samples}
+    assert samples["oomguard_memory_usage_bytes"] == 123 * MI
