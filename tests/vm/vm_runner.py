@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import re
@@ -32,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -56,6 +57,14 @@ _FORWARDED_PREFIXES = ("OOMGUARD_", "PYTEST_", "HYPOTHESIS_")
 _STARTED = "started.json"
 _STATUS = "status.json"
 _SPEC = "spec.json"
+
+# Emulated VMs are CPU-bound and take 2 GiB each: more at once than the host has cores
+# for only makes every one of them slower (and can exhaust RAM). Runs on one host,
+# from every work tree, share these slots (flock'd files); the rest wait their turn.
+SLOTS_ENV = "OOMGUARD_VM_SLOTS"
+SLOT_WAIT_ENV = "OOMGUARD_VM_SLOT_WAIT"
+DEFAULT_SLOT_WAIT = 3600.0
+SLOT_DIR = Path(os.environ.get("OOMGUARD_VM_SLOT_DIR", "/tmp"))
 
 # Exit statuses of run-in-vm itself, chosen like timeout(1) and env(1) do.
 EXIT_TIMEOUT = 124
@@ -135,6 +144,45 @@ def vng_path() -> Path:
     return vng
 
 
+def vm_slots() -> int:
+    configured = os.environ.get(SLOTS_ENV)
+    if configured:
+        return max(1, int(configured))
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+@contextlib.contextmanager
+def vm_slot(notify: Callable[[str], None] | None = None) -> Iterator[int]:
+    """Hold one of the host's VM slots for the duration of the block."""
+    wait_limit = float(os.environ.get(SLOT_WAIT_ENV, DEFAULT_SLOT_WAIT))
+    slots = vm_slots()
+    start = time.monotonic()
+    told = False
+    while True:
+        for slot in range(slots):
+            fd = os.open(SLOT_DIR / f"oomguard-vm-slot-{slot}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            try:
+                yield slot
+            finally:
+                os.close(fd)
+            return
+        waited = time.monotonic() - start
+        if waited > wait_limit:
+            raise VmError(
+                f"no free VM slot after {waited:.0f} s: {slots} VM(s) already run on this host "
+                f"(${SLOTS_ENV}, ${SLOT_WAIT_ENV})"
+            )
+        if not told and notify is not None:
+            notify(f"waiting for a free VM slot ({slots} in use on this host, ${SLOTS_ENV})")
+            told = True
+        time.sleep(1)
+
+
 def guest_environment(extra: Mapping[str, str] | None, rundir: Path) -> dict[str, str]:
     env = {
         key: value
@@ -169,6 +217,7 @@ def run_in_vm(
     stdout: IO[Any] | None = None,
     stderr: IO[Any] | None = None,
     show_boot: bool = False,
+    notify: Callable[[str], None] | None = None,
 ) -> VmResult:
     """Boot a VM, run ``argv`` as root in ``cwd``, return its exit status.
 
@@ -177,6 +226,7 @@ def run_in_vm(
     VmError when the VM does not boot within ``boot_timeout`` seconds, dies, or
     has no cgroup2 memory controller; a command that outlives ``timeout`` (counted
     from the start, boot included) is killed with the VM and reported as timed out.
+    Waits for a free host VM slot first (see ``vm_slot``); ``notify`` hears why.
     """
     if not argv:
         raise ValueError("no command to run")
@@ -211,7 +261,8 @@ def run_in_vm(
         host_env = dict(os.environ)
         # vng starts virtme-run through PATH.
         host_env["PATH"] = f"{vng.parent}{os.pathsep}{host_env.get('PATH', '')}"
-        return _supervise(command, host_env, rundir, boot_timeout, timeout, stdout, stderr)
+        with vm_slot(notify):
+            return _supervise(command, host_env, rundir, boot_timeout, timeout, stdout, stderr)
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
 
@@ -400,6 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             boot_timeout=args.boot_timeout,
             timeout=args.timeout,
             show_boot=args.show_boot,
+            notify=lambda message: print(f"run-in-vm: {message}", file=sys.stderr, flush=True),
         )
     except VmError as error:
         print(f"run-in-vm: {error}", file=sys.stderr)
