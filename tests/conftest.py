@@ -1,0 +1,9 @@
+"""Shared pytest set-up for every test folder."""
+
+import sys
+from pathlib import Path
+
+# tests/vm: the real-kernel test bed (runs `kernel` tests in a VM when the host lacks cgroup2 memory)
+sys.path.insert(0, str(Path(__file__).resolve().parent / "vm"))
+
+pytest_plugins = ["vm_pytest_plugin"]
