@@ -25,6 +25,7 @@ from typing import Any
 from oomguard.monitor.actions.process_target import ProcessTarget, pid_of
 from oomguard.monitor.decision.newest_first import Decision, InFlight, Limits, Outcome, decide
 from oomguard.monitor.feedback.logs import log_event
+from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.feedback.report import DecisionRecord
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.parse_error import ParseError
@@ -77,8 +78,10 @@ class Guard:
         monitors: Sequence[Monitor],
         settings: GuardSettings,
         clock: Callable[[], float] = time.monotonic,
+        metrics: GuardMetrics | None = None,
     ) -> None:
         self._cgroup = cgroup
+        self._metrics = metrics
         self._target = target
         self._monitors = monitors
         self._settings = settings
@@ -127,6 +130,10 @@ class Guard:
         self._feedback(decision, usage, detected_at, decided_at, trigger_kind)
         if decision.victims:
             self._target.stop(decision.victims, detected_at)
+            if self._metrics is not None:
+                self._metrics.record_decision(
+                    trigger_kind, len(decision.victims), detected_at, decided_at
+                )
         return decision
 
     def _feedback(

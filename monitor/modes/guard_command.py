@@ -28,12 +28,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 
 from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget
 from oomguard.monitor.feedback.logs import LOG_FORMATS, log_event, setup_logging
+from oomguard.monitor.feedback.metrics_endpoint import MetricsEndpointError, metrics_endpoint
+from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.feedback.report import GuardReport, write_report
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.modes.guard import Guard, GuardSettings
@@ -116,6 +118,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="decide and log, but set no memory.high and signal nobody",
     )
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve Prometheus metrics on this port at /metrics (default 0: off)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="ADDRESS",
+        help="address the metrics server listens on (default: 127.0.0.1)",
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(
         "--cgroup", metavar="PATH", help="guard this existing cgroup instead of running a command"
@@ -150,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         if args.cgroup:
             return _guard_existing(args, settings)
         return _guard_command(args, settings, command)
-    except CgroupError as exc:
+    except (CgroupError, MetricsEndpointError) as exc:
         log_event(log, logging.ERROR, f"cannot guard: {exc}")
         return EXIT_SETUP_FAILED
 
@@ -188,6 +203,8 @@ def _guard_command(args: argparse.Namespace, settings: GuardSettings, command: l
         cgroup = undo.enter_context(created_cgroup(parent, f"oomguard-{os.getpid()}"))
         high = None if settings.dry_run else settings.memory_high
         undo.enter_context(limits_applied(cgroup, high, settings.memory_max))
+        metrics = GuardMetrics("guard", cgroup)
+        undo.enter_context(metrics_endpoint(metrics, args.metrics_host, args.metrics_port))
         log_event(
             log,
             logging.INFO,
@@ -210,9 +227,10 @@ def _guard_command(args: argparse.Namespace, settings: GuardSettings, command: l
             frozenset({child.pid}),
             grace=settings.grace,
             dry_run=settings.dry_run,
-            on_record=_log_record,
+            on_record=_recorder(metrics),
         )
-        guard = Guard(cgroup, target, build_monitors(cgroup, settings.monitors), settings)
+        monitors = metrics.tracked(build_monitors(cgroup, settings.monitors))
+        guard = Guard(cgroup, target, monitors, settings, metrics=metrics)
         stop = StopSignal()
         undo.callback(stop.close)
         loop = threading.Thread(target=guard.run, args=(stop,), name="oomguard-guard")
@@ -361,6 +379,8 @@ def _guard_existing(args: argparse.Namespace, settings: GuardSettings) -> int:
     with contextlib.ExitStack() as undo:
         cgroup.require_memory_controller()
         undo.enter_context(limits_applied(cgroup, high, settings.memory_max))
+        metrics = GuardMetrics("guard", cgroup)
+        undo.enter_context(metrics_endpoint(metrics, args.metrics_host, args.metrics_port))
         log_event(
             log,
             logging.INFO,
@@ -375,9 +395,10 @@ def _guard_existing(args: argparse.Namespace, settings: GuardSettings) -> int:
             lambda: tree_pids(cgroup),
             grace=settings.grace,
             dry_run=settings.dry_run,
-            on_record=_log_record,
+            on_record=_recorder(metrics),
         )
-        guard = Guard(cgroup, target, build_monitors(cgroup, settings.monitors), settings)
+        monitors = metrics.tracked(build_monitors(cgroup, settings.monitors))
+        guard = Guard(cgroup, target, monitors, settings, metrics=metrics)
         stop = StopSignal()
         undo.callback(stop.close)
         received: list[int] = []
@@ -436,3 +457,13 @@ def _log_record(record: KillRecord) -> None:
         if record.detection_to_exit_seconds is None
         else round(record.detection_to_exit_seconds * 1000, 3),
     )
+
+
+def _recorder(metrics: GuardMetrics) -> Callable[[KillRecord], None]:
+    """ProcessTarget's ``on_record``: log the victim, and count it in the metrics."""
+
+    def record(victim: KillRecord) -> None:
+        _log_record(victim)
+        metrics.record_kill(victim)
+
+    return record
