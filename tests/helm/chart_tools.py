@@ -98,7 +98,11 @@ def render(
     """`helm template` the chart; fails the test with helm's message when it does not render."""
     result = run_helm(
         template_args(
-            values_files, set_values, namespace=namespace, release=release, include_crds=include_crds
+            values_files,
+            set_values,
+            namespace=namespace,
+            release=release,
+            include_crds=include_crds,
         ),
         home=home,
     )

@@ -122,14 +122,23 @@ def run_as_container(tree: dict[str, Path], capabilities: list[str]) -> dict[str
 
         result = subprocess.run(
             [
-                shutil.which("unshare") or "unshare", "--cgroup",
+                shutil.which("unshare") or "unshare",
+                "--cgroup",
                 shutil.which("setpriv") or "setpriv",
-                "--reuid=0", "--regid=0", "--clear-groups",
-                "--inh-caps=-all", "--ambient-caps=-all", f"--bounding-set={bounding}",
+                "--reuid=0",
+                "--regid=0",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--ambient-caps=-all",
+                f"--bounding-set={bounding}",
                 "--no-new-privs",
-                sys.executable, "-c", PROBE, str(tree["kubepods"]), str(tree["pod"]),
-            ],  # fmt: skip
-            preexec_fn=enter_agent_cgroup,  # noqa: PLW1509 (single-threaded test)
+                sys.executable,
+                "-c",
+                PROBE,
+                str(tree["kubepods"]),
+                str(tree["pod"]),
+            ],
+            preexec_fn=enter_agent_cgroup,
             capture_output=True,
             text=True,
             timeout=60,
@@ -151,7 +160,9 @@ def test_chart_capabilities_are_enough_for_node_mode(host_tree: dict[str, Path])
     out = run_as_container(host_tree, caps)
     assert out["euid"] == 0
     assert out["cgroup"] == "0::/"  # its own cgroup namespace, like a container
-    assert {k: out[k] for k in ("memory_high", "memory_stat", "inotify", "psi_1s", "cgroup_kill")} == {
+    assert {
+        k: out[k] for k in ("memory_high", "memory_stat", "inotify", "psi_1s", "cgroup_kill")
+    } == {
         "memory_high": "ok",
         "memory_stat": "ok",
         "inotify": "ok",

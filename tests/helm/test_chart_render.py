@@ -66,7 +66,9 @@ def test_chart_version_bump_leaves_pod_templates_identical(helm_home: Path, tmp_
 
         objs = parse_manifests(result.stdout)
         return {
-            o["kind"]: o["spec"]["template"] for o in objs if o["kind"] in {"DaemonSet", "Deployment"}
+            o["kind"]: o["spec"]["template"]
+            for o in objs
+            if o["kind"] in {"DaemonSet", "Deployment"}
         }
 
     before, after = templates(CHART_DIR), templates(bumped)
@@ -91,7 +93,9 @@ def test_agent_daemonset_defaults(rendered: dict[str, Objects]) -> None:
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert volumes["host-cgroup"]["hostPath"] == {"path": "/sys/fs/cgroup", "type": "Directory"}
     mounts = {m["name"]: m for m in agent["volumeMounts"]}
-    assert mounts["host-cgroup"]["mountPath"] == "/sys/fs/cgroup"
+    # Apart from the runtime's own (namespaced) /sys/fs/cgroup, and named to the agent.
+    assert mounts["host-cgroup"]["mountPath"] == "/host/sys/fs/cgroup"
+    assert "--cgroup-root=/host/sys/fs/cgroup" in agent["args"]
     assert not mounts["host-cgroup"].get("readOnly", False)  # it writes memory.high
 
     assert spec["tolerations"] == [{"operator": "Exists"}]
@@ -115,6 +119,35 @@ def test_agent_daemonset_defaults(rendered: dict[str, Objects]) -> None:
     assert "SYS_ADMIN" not in sc["capabilities"].get("add", [])
     assert sc["readOnlyRootFilesystem"] is True
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+
+@pytest.mark.parametrize("kind", ["DaemonSet", "Deployment"])
+def test_rendered_args_are_accepted_by_the_real_commands(
+    kind: str, rendered: dict[str, Objects]
+) -> None:
+    """Every flag the chart passes exists in `oomguard monitor` / `oomguard operator`."""
+    from oomguard.cli import build_parser
+
+    parser = build_parser()
+    for name, objects in rendered.items():
+        args = container(one(objects, kind))["args"]
+        try:
+            parsed = parser.parse_args(args)
+        except SystemExit as exc:  # argparse's way of refusing
+            raise AssertionError(f"{name}: {kind} args rejected: {args}") from exc
+        assert parsed.command == ("monitor" if kind == "DaemonSet" else "operator")
+
+
+def test_ports_match_probes_services_and_flags(rendered: dict[str, Objects]) -> None:
+    objects = rendered["defaults"]
+    agent = container(one(objects, "DaemonSet"))
+    assert f"--http-port={agent['ports'][0]['containerPort']}" in agent["args"]
+    op = container(one(objects, "Deployment"))
+    ports = {p["name"]: p["containerPort"] for p in op["ports"]}
+    assert f"--metrics-port={ports['http']}" in op["args"]
+    assert f"--liveness=http://0.0.0.0:{ports['health']}/healthz" in op["args"]
+    assert op["livenessProbe"]["httpGet"]["port"] == "health"
+    assert one(objects, "Service", "operator")["spec"]["ports"][0]["targetPort"] == "http"
 
 
 def test_agent_privileged_variant(rendered: dict[str, Objects]) -> None:

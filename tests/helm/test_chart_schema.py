@@ -31,18 +31,25 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("digest format", {"image": {"digest": "sha256:abc"}}, "digest"),
     ("dry-run type", {"dryRun": "yes"}, "dryRun"),
     ("port range", {"agent": {"port": 70000}}, "port"),
-    ("log level", {"agent": {"logLevel": "verbose"}}, "logLevel"),
+    ("log format", {"agent": {"logFormat": "yaml"}}, "logFormat"),
+    ("cgroup driver", {"agent": {"cgroupDriver": "systemd.slice"}}, "cgroupDriver"),
+    ("fallback reserve", {"agent": {"fallbackReserve": "one gig"}}, "fallbackReserve"),
+    ("posting level", {"operator": {"postingLevel": "info"}}, "postingLevel"),
     ("maxUnavailable zero", {"agent": {"maxUnavailable": 0}}, "maxUnavailable"),
     ("maxUnavailable pct", {"agent": {"maxUnavailable": "0%"}}, "maxUnavailable"),
     ("capability prefix", {"agent": {"capabilities": ["CAP_SYS_ADMIN"]}}, "capabilities"),
     ("toleration operator", {"agent": {"tolerations": [{"operator": "Any"}]}}, "operator"),
-    ("toleration typo", {"agent": {"tolerations": [{"operator": "Exists", "efect": "x"}]}}, "efect"),
+    (
+        "toleration typo",
+        {"agent": {"tolerations": [{"operator": "Exists", "efect": "x"}]}},
+        "efect",
+    ),
     ("resources typo", {"agent": {"resources": {"request": {"cpu": "1"}}}}, "request"),
     ("resource quantity", {"agent": {"resources": {"limits": {"memory": "lots"}}}}, "memory"),
     ("relative cgroup root", {"agent": {"hostCgroupRoot": "sys/fs/cgroup"}}, "hostCgroupRoot"),
     ("kubepods escapes", {"agent": {"kubepodsCgroup": "../etc"}}, "kubepodsCgroup"),
     ("extra arg not a flag", {"agent": {"extraArgs": ["rm -rf"]}}, "extraArgs"),
-    ("two operators", {"operator": {"replicas": 2}}, "replicas"),
+    ("two standalone operators", {"operator": {"replicas": 2}}, "replicas"),
     ("percent > 100", {"defaultPolicy": {"reserve": {"percent": 150}}}, "percent"),
     ("percent zero", {"defaultPolicy": {"reserve": {"percent": 0}}}, "percent"),
     (
@@ -50,15 +57,31 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
         {"defaultPolicy": {"reserve": {"absolute": "2Gi", "percent": 10}}},
         "reserve",
     ),
-    ("min with absolute", {"defaultPolicy": {"reserve": {"absolute": "2Gi", "min": "1Gi"}}}, "reserve"),
+    (
+        "min with absolute",
+        {"defaultPolicy": {"reserve": {"absolute": "2Gi", "min": "1Gi"}}},
+        "reserve",
+    ),
     ("bad quantity", {"defaultPolicy": {"reserve": {"absolute": "2 GB"}}}, "absolute"),
     ("eviction policy enum", {"defaultPolicy": {"eviction": {"policy": "Oldest"}}}, "policy"),
     ("rate bounds", {"defaultPolicy": {"eviction": {"maxEvictionsPerMinute": 0}}}, "maxEvictions"),
-    ("psi window", {"defaultPolicy": {"monitor": {"pressure": {"windowMilliseconds": 100}}}}, "window"),
-    ("selector operator", {"defaultPolicy": {"nodeSelector": {"matchExpressions": [{"key": "a", "operator": "Is"}]}}}, "operator"),
+    (
+        "psi window",
+        {"defaultPolicy": {"monitor": {"pressure": {"windowMilliseconds": 100}}}},
+        "window",
+    ),
+    (
+        "selector operator",
+        {"defaultPolicy": {"nodeSelector": {"matchExpressions": [{"key": "a", "operator": "Is"}]}}},
+        "operator",
+    ),
     ("policy name", {"defaultPolicy": {"name": "Default Policy"}}, "name"),
     ("scrape interval", {"monitoring": {"serviceMonitor": {"interval": "30 seconds"}}}, "interval"),
-    ("alert threshold", {"monitoring": {"prometheusRule": {"evictionsPerMinute": 0}}}, "evictionsPerMinute"),
+    (
+        "alert threshold",
+        {"monitoring": {"prometheusRule": {"evictionsPerMinute": 0}}},
+        "evictionsPerMinute",
+    ),
 ]
 
 
@@ -75,7 +98,9 @@ def test_bad_values_are_rejected(
     assert "schema" in result.output.lower(), result.output
     assert needle in result.output, result.output
 
-    lint = run_helm(["lint", "--strict", str(CHART_DIR), "--values", str(values_file)], home=helm_home)
+    lint = run_helm(
+        ["lint", "--strict", str(CHART_DIR), "--values", str(values_file)], home=helm_home
+    )
     assert lint.returncode != 0, lint.output
 
 
@@ -87,7 +112,9 @@ def test_set_typo_is_rejected(helm_home: Path) -> None:
 
 @pytest.mark.parametrize("values_file", VALUES_FILES, ids=lambda p: p.stem)
 def test_lint_strict_passes(values_file: Path, helm_home: Path) -> None:
-    result = run_helm(["lint", "--strict", str(CHART_DIR), "--values", str(values_file)], home=helm_home)
+    result = run_helm(
+        ["lint", "--strict", str(CHART_DIR), "--values", str(values_file)], home=helm_home
+    )
     assert result.returncode == 0, result.output
     assert "0 chart(s) failed" in result.output
 
@@ -111,7 +138,9 @@ def test_every_object_level_of_the_schema_is_closed() -> None:
 
 
 def _crd_spec_schema() -> dict[str, Any]:
-    crd = yaml.safe_load((CHART_DIR / "crds" / "memoryreservepolicies.oomguard.io.yaml").read_text())
+    crd = yaml.safe_load(
+        (CHART_DIR / "crds" / "memoryreservepolicies.oomguard.io.yaml").read_text()
+    )
     version = next(v for v in crd["spec"]["versions"] if v["storage"])
     spec: dict[str, Any] = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
     return spec
@@ -121,7 +150,9 @@ def _field_tree(node: dict[str, Any]) -> dict[str, Any]:
     """Field names only, nested: what must match between the CRD and the values schema."""
     tree: dict[str, Any] = {}
     for key, child in node.get("properties", {}).items():
-        tree[key] = _field_tree(child.get("items", child) if child.get("type") == "array" else child)
+        tree[key] = _field_tree(
+            child.get("items", child) if child.get("type") == "array" else child
+        )
     return tree
 
 

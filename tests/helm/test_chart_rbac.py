@@ -1,0 +1,388 @@
+"""RBAC proven from the chart's own objects, on the real apiserver.
+
+The chart's ServiceAccounts, ClusterRoles and ClusterRoleBindings are created as rendered. Then:
+SubjectAccessReviews show each ServiceAccount may do exactly what its component does and
+nothing dangerous; the rules are no wider than that list; and the agent's Kubernetes adapters
+and the kopf operator run with those ServiceAccounts' tokens (TokenRequest) without one 403.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chart_cluster import ObjectApi, create_labelled_namespace, install_crds
+from chart_tools import by_kind, one, render
+from control_plane import ControlPlane
+from k8s_helpers import (
+    PAUSE_IMAGE,
+    create_node,
+    create_pod_on_node,
+    request_token,
+    token_client,
+    unique_name,
+    wait_for,
+)
+from kubernetes import client
+from kubernetes.client import AuthorizationV1Api, CoreV1Api, CustomObjectsApi
+from kubernetes.client.rest import ApiException
+
+pytestmark = [pytest.mark.helm, pytest.mark.apiserver]
+
+GROUP, VERSION = "oomguard.io", "v1alpha1"
+
+# (verb, group, resource, subresource): every request the component makes.
+AGENT_NEEDS = [
+    ("list", "", "pods", ""),
+    ("watch", "", "pods", ""),
+    ("create", "", "pods", "eviction"),
+    ("create", "", "events", ""),
+    ("list", GROUP, "nodememoryreserves", ""),
+    ("watch", GROUP, "nodememoryreserves", ""),
+    ("patch", GROUP, "nodememoryreserves", "status"),
+]
+OPERATOR_NEEDS = [
+    ("list", "", "nodes", ""),
+    ("watch", "", "nodes", ""),
+    ("list", GROUP, "memoryreservepolicies", ""),
+    ("watch", GROUP, "memoryreservepolicies", ""),
+    ("patch", GROUP, "memoryreservepolicies", "status"),
+    ("list", GROUP, "nodememoryreserves", ""),
+    ("watch", GROUP, "nodememoryreserves", ""),
+    ("create", GROUP, "nodememoryreserves", ""),
+    ("patch", GROUP, "nodememoryreserves", ""),
+    ("delete", GROUP, "nodememoryreserves", ""),
+    ("create", "", "events", ""),
+    ("list", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+    ("watch", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+]
+DANGEROUS_FOR_BOTH = [
+    ("delete", "", "pods", ""),
+    ("deletecollection", "", "pods", ""),
+    ("create", "", "pods", ""),
+    ("patch", "", "pods", ""),
+    ("create", "", "pods", "exec"),
+    ("get", "", "secrets", ""),
+    ("list", "", "secrets", ""),
+    ("get", "", "configmaps", ""),
+    ("patch", "", "nodes", ""),
+    ("update", "", "nodes", ""),
+    ("delete", "", "nodes", ""),
+    ("patch", "", "nodes", "status"),
+    ("create", "", "serviceaccounts", "token"),
+    ("create", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+    ("update", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+    ("delete", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+    ("create", "monitoring.coreos.com", "servicemonitors", ""),
+    ("create", "rbac.authorization.k8s.io", "clusterroles", ""),
+    ("bind", "rbac.authorization.k8s.io", "clusterroles", ""),
+    ("escalate", "rbac.authorization.k8s.io", "clusterroles", ""),
+    ("impersonate", "", "serviceaccounts", ""),
+    ("create", "apps", "daemonsets", ""),
+    ("create", "kopf.dev", "clusterkopfpeerings", ""),
+    ("create", GROUP, "memoryreservepolicies", ""),
+    ("update", GROUP, "memoryreservepolicies", ""),
+    ("delete", GROUP, "memoryreservepolicies", ""),
+]
+AGENT_DENIED = [
+    *DANGEROUS_FOR_BOTH,
+    ("get", "", "pods", ""),  # it lists and watches; it never needs one pod by name
+    ("get", "", "nodes", ""),  # node memory comes from /proc/meminfo
+    ("list", "", "nodes", ""),
+    ("create", GROUP, "nodememoryreserves", ""),
+    ("patch", GROUP, "nodememoryreserves", ""),  # spec is the operator's
+    ("update", GROUP, "nodememoryreserves", ""),
+    ("delete", GROUP, "nodememoryreserves", ""),
+    ("list", GROUP, "memoryreservepolicies", ""),
+    ("patch", "", "events", ""),
+]
+OPERATOR_DENIED = [
+    *DANGEROUS_FOR_BOTH,
+    ("create", "", "pods", "eviction"),
+    ("list", "", "pods", ""),
+    ("patch", GROUP, "memoryreservepolicies", ""),  # users' objects: status only
+    ("patch", GROUP, "nodememoryreserves", "status"),  # the agents'
+    ("list", "", "namespaces", ""),  # cluster-wide kopf does not scan namespaces
+]
+
+
+@pytest.fixture(scope="module")
+def chart_rbac(control_plane: ControlPlane, helm_home: Path) -> Iterator[dict[str, Any]]:
+    """The chart's CRDs, ServiceAccounts, ClusterRoles and bindings, created for real."""
+    cp = control_plane
+    namespace = unique_name("rbac")
+    create_labelled_namespace(
+        cp.api_client, namespace, {"pod-security.kubernetes.io/enforce": "privileged"}
+    )
+    release = unique_name("rb")
+    objects = render(helm_home, namespace=namespace, release=release)
+    install_crds(cp.api_client, by_kind(objects, "CustomResourceDefinition"))
+    api = ObjectApi(cp.api_client)
+    created = []
+    for kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding"):
+        for obj in by_kind(objects, kind):
+            api.create(obj, namespace, dry_run=False)
+            created.append(obj)
+    accounts = {
+        sa["metadata"]["labels"]["app.kubernetes.io/component"]: sa["metadata"]["name"]
+        for sa in by_kind(objects, "ServiceAccount")
+    }
+    yield {"namespace": namespace, "objects": objects, "accounts": accounts, "release": release}
+    for obj in reversed(created):
+        api.delete(obj, namespace)
+
+
+def _allowed(
+    cp: ControlPlane, namespace: str, account: str, verb: str, group: str, resource: str, sub: str
+) -> bool:
+    review = client.V1SubjectAccessReview(
+        spec=client.V1SubjectAccessReviewSpec(
+            user=f"system:serviceaccount:{namespace}:{account}",
+            groups=[
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{namespace}",
+                "system:authenticated",
+            ],
+            resource_attributes=client.V1ResourceAttributes(
+                verb=verb,
+                group=group,
+                resource=resource,
+                subresource=sub or None,
+                namespace="" if resource in {"nodes", "customresourcedefinitions"} else "default",
+            ),
+        )
+    )
+    result = AuthorizationV1Api(cp.api_client).create_subject_access_review(review)
+    return bool(result.status.allowed)
+
+
+@pytest.mark.parametrize(
+    ("component", "needs", "denied"),
+    [("agent", AGENT_NEEDS, AGENT_DENIED), ("operator", OPERATOR_NEEDS, OPERATOR_DENIED)],
+)
+def test_subject_access_reviews(
+    component: str,
+    needs: list[tuple[str, str, str, str]],
+    denied: list[tuple[str, str, str, str]],
+    control_plane: ControlPlane,
+    chart_rbac: dict[str, Any],
+) -> None:
+    ns, account = chart_rbac["namespace"], chart_rbac["accounts"][component]
+    missing = [n for n in needs if not _allowed(control_plane, ns, account, *n)]
+    assert missing == [], f"{component} lacks {missing}"
+    granted = [d for d in denied if _allowed(control_plane, ns, account, *d)]
+    assert granted == [], f"{component} may {granted}"
+
+
+@pytest.mark.parametrize(
+    ("component", "needs"), [("agent", AGENT_NEEDS), ("operator", OPERATOR_NEEDS)]
+)
+def test_cluster_roles_grant_nothing_beyond_the_needs(
+    component: str, needs: list[tuple[str, str, str, str]], chart_rbac: dict[str, Any]
+) -> None:
+    """Fewest verbs: every (verb, resource) a ClusterRole grants is one the component uses."""
+    role = one(by_kind(chart_rbac["objects"], "ClusterRole"), "ClusterRole", f"-{component}")
+    granted = set()
+    for rule in role["rules"]:
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
+        assert "resourceNames" not in rule  # (peering's named rule is off by default)
+        for group in rule["apiGroups"]:
+            for res in rule["resources"]:
+                resource, _, sub = res.partition("/")
+                for verb in rule["verbs"]:
+                    granted.add((verb, group, resource, sub))
+    assert granted == set(needs)
+
+
+def _agent_pod(core: CoreV1Api, namespace: str, node: str, account: str) -> client.V1Pod:
+    """The agent's own pod on `node`, so its token is bound to that pod (and node)."""
+    pod = client.V1Pod(
+        metadata=client.V1ObjectMeta(name=unique_name("agent")),
+        spec=client.V1PodSpec(
+            node_name=node,
+            service_account_name=account,
+            containers=[client.V1Container(name="agent", image=PAUSE_IMAGE)],
+        ),
+    )
+    created: client.V1Pod = core.create_namespaced_pod(namespace, pod)
+    return created
+
+
+def test_agent_adapters_run_as_the_chart_service_account(
+    control_plane: ControlPlane, chart_rbac: dict[str, Any]
+) -> None:
+    """The agent's real Kubernetes adapters, with a pod-bound token of the chart's agent SA."""
+    from oomguard.monitor.actions.pod_evictor import KubernetesEvictionApi
+    from oomguard.monitor.feedback.kube_events import KubeEventPoster, PodRef
+    from oomguard.monitor.kube.node_reserve import KubernetesReserveSource, NodeReserveStatusWriter
+    from oomguard.monitor.kube.pod_watch import KubernetesPodSource
+
+    cp = control_plane
+    admin = CoreV1Api(cp.api_client)
+    ns = chart_rbac["namespace"]
+    node = create_node(admin).metadata.name
+    workload_ns = unique_name("work")
+    admin.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=workload_ns)))
+    victim = create_pod_on_node(admin, workload_ns, node)
+    agent_pod = _agent_pod(admin, ns, node, chart_rbac["accounts"]["agent"])
+    token = request_token(admin, ns, chart_rbac["accounts"]["agent"], bound_pod=agent_pod)
+    as_agent = token_client(cp, token)
+    core, custom = client.CoreV1Api(as_agent), client.CustomObjectsApi(as_agent)
+
+    # The operator's side (as admin): this node's NodeMemoryReserve exists.
+    CustomObjectsApi(cp.api_client).create_cluster_custom_object(
+        GROUP,
+        VERSION,
+        "nodememoryreserves",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "NodeMemoryReserve",
+            "metadata": {"name": node},
+            "spec": {
+                "nodeName": node,
+                "sourcePolicy": "default",
+                "nodeMemoryBytes": 8 * 2**30,
+                "reserveBytes": 2**30,
+                "monitor": {
+                    "event": {"enabled": True},
+                    "threshold": {
+                        "enabled": True,
+                        "usagePercent": 95,
+                        "intervalMilliseconds": 1000,
+                    },
+                    "pressure": {
+                        "enabled": True,
+                        "stallMilliseconds": 100,
+                        "windowMilliseconds": 1000,
+                    },
+                },
+                "eviction": {
+                    "policy": "NewestFirst",
+                    "gracePeriodSeconds": 0,
+                    "bufferBytes": 0,
+                    "maxEvictionsPerMinute": 10,
+                    "killFallback": {"enabled": True, "waitSeconds": 10},
+                    "protectedNamespaces": [],
+                    "protectDaemonSetPods": True,
+                },
+                "dryRun": False,
+            },
+        },
+    )
+
+    pods = KubernetesPodSource(core)
+    listing = pods.list_pods(node)
+    names = {p["metadata"]["name"] for p in listing.items}
+    assert victim.metadata.name in names and agent_pod.metadata.name in names
+    events = list(pods.watch_pods(node, listing.resource_version, timeout_seconds=1))
+    assert all(e.get("type") != "ERROR" for e in events)
+
+    reserves = KubernetesReserveSource(custom)
+    mine = reserves.list_reserve(node)
+    assert mine.item is not None and mine.item["metadata"]["name"] == node
+    list(reserves.watch_reserve(node, mine.resource_version, timeout_seconds=1))
+    assert NodeReserveStatusWriter(custom, node).write({"usageBytes": 123}) is True
+
+    poster = KubeEventPoster(core, node)
+    ref = PodRef(workload_ns, victim.metadata.name, victim.metadata.uid)
+    assert poster.post(ref, "test event from the agent's RBAC test") is True
+    assert poster.failed == 0
+
+    assert KubernetesEvictionApi(core).evict(workload_ns, victim.metadata.name, 0) == 201
+
+    # And the refusals are real 403s, not errors of another kind.
+    with pytest.raises(ApiException) as forbidden:
+        core.delete_namespaced_pod(victim.metadata.name, workload_ns)
+    assert forbidden.value.status == 403
+    with pytest.raises(ApiException) as forbidden:
+        core.list_namespaced_secret(workload_ns)
+    assert forbidden.value.status == 403
+
+
+def _token_kubeconfig(cp: ControlPlane, token: str, path: Path) -> Path:
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": "c",
+                "cluster": {"server": cp.server, "certificate-authority": str(cp.ca_file)},
+            }
+        ],
+        "users": [{"name": "u", "user": {"token": token}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_operator_runs_as_the_chart_service_account(
+    control_plane: ControlPlane,
+    chart_rbac: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """kopf + the operator's handlers with the operator SA's token: a policy resolves into a
+    NodeMemoryReserve and a policy status, and nothing is forbidden along the way."""
+    from kopf.testing import KopfRunner
+
+    from oomguard.operator import handlers  # noqa: F401 (registers the handlers)
+
+    cp = control_plane
+    admin_core, admin_custom = CoreV1Api(cp.api_client), CustomObjectsApi(cp.api_client)
+    ns, account = chart_rbac["namespace"], chart_rbac["accounts"]["operator"]
+    token = request_token(admin_core, ns, account)
+    monkeypatch.setenv("KUBECONFIG", str(_token_kubeconfig(cp, token, tmp_path / "kubeconfig")))
+
+    label = f"rbac-{uuid.uuid4().hex[:6]}"
+    node = create_node(admin_core, labels={"oomguard.test/rbac": label}).metadata.name
+    policy_name = unique_name("rbac-policy")
+    args = ["run", "--standalone", "--all-namespaces", "-m", "oomguard.operator.handlers"]
+    with KopfRunner(args, timeout=120) as runner:
+        admin_custom.create_cluster_custom_object(
+            GROUP,
+            VERSION,
+            "memoryreservepolicies",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "MemoryReservePolicy",
+                "metadata": {"name": policy_name},
+                "spec": {
+                    "priority": 1000,
+                    "nodeSelector": {"matchLabels": {"oomguard.test/rbac": label}},
+                    "reserve": {"absolute": "1Gi"},
+                },
+            },
+        )
+
+        def resolved() -> dict[str, Any] | None:
+            try:
+                reserve: dict[str, Any] = admin_custom.get_cluster_custom_object(
+                    GROUP, VERSION, "nodememoryreserves", node
+                )
+            except ApiException:
+                return None
+            return reserve if reserve["spec"].get("sourcePolicy") == policy_name else None
+
+        wait_for("the NodeMemoryReserve from the policy", resolved, timeout=60)
+
+        def status_written() -> dict[str, Any] | None:
+            policy = admin_custom.get_cluster_custom_object(
+                GROUP, VERSION, "memoryreservepolicies", policy_name
+            )
+            status: dict[str, Any] = policy.get("status") or {}
+            return status if status.get("nodesWon") == 1 else None
+
+        wait_for("the policy status", status_written, timeout=60)
+        admin_custom.delete_cluster_custom_object(
+            GROUP, VERSION, "memoryreservepolicies", policy_name
+        )
+    assert runner.exception is None, runner.exception
+    output = runner.output
+    assert "403" not in output and "Forbidden" not in output and "forbidden" not in output, output
+    assert "Not enough permissions" not in output, output
