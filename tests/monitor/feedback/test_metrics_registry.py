@@ -140,9 +140,10 @@ def test_every_outcome_the_action_modules_define_has_a_label() -> None:
 
 
 def test_every_trigger_spelling_the_loops_use_has_a_label() -> None:
-    from oomguard.monitor.modes import node_agent
+    from oomguard.monitor.modes import guard, node_agent
 
     decision_trigger(node_agent.TICK)
+    decision_trigger(guard.RECHECK)
     for kind in TriggerKind:
         decision_trigger(kind.value)
 
