@@ -20,7 +20,9 @@ Rules:
   cgroup (IN_DELETE_SELF / IN_IGNORED on a watch, ENOENT/ENODEV on read) end the
   monitor with :class:`MonitorError`.
 * Besides ``memory.events`` it watches ``cgroup.events`` (the kernel modifies it
-  when the last process leaves) and the directory itself (IN_DELETE_SELF on rmdir).
+  when the last process leaves), the directory itself, and the parent directory:
+  on the real kernel an rmdir of the cgroup shows up only there, as IN_DELETE of
+  our name (kernfs drops the files without inotify events).
 * Inotify queue overflow (IN_Q_OVERFLOW) loses events, not state: re-read anyway.
 * Blocks in ``poll()`` on the inotify fd and the :class:`StopSignal` fd; no timeout,
   no sleeps, so shutdown is immediate.
@@ -33,6 +35,7 @@ import logging
 import select
 import time
 from collections.abc import Callable
+from typing import Any
 
 from inotify_simple import INotify, flags
 
@@ -99,15 +102,17 @@ class EventMonitor:
 
     def _add_watches(self, inotify: INotify) -> dict[int, str]:
         targets = [
-            ("memory.events", flags.MODIFY),
-            ("cgroup.events", flags.MODIFY),
-            (".", flags.DELETE_SELF | flags.MOVE_SELF | flags.ONLYDIR),
+            (self.cgroup.file("memory.events"), flags.MODIFY),
+            (self.cgroup.file("cgroup.events"), flags.MODIFY),
+            (self.cgroup.path, flags.DELETE_SELF | flags.MOVE_SELF | flags.ONLYDIR),
+            # rmdir of a cgroup notifies only the parent (kernfs removes the files
+            # silently, and the directory's own IN_DELETE_SELF waits for its dentry).
+            (self.cgroup.path.parent, flags.DELETE | flags.MOVED_FROM | flags.ONLYDIR),
         ]
         watches: dict[int, str] = {}
-        for name, mask in targets:
-            path = self.cgroup.path / name
+        for path, mask in targets:
             try:
-                watches[inotify.add_watch(path, mask)] = name
+                watches[inotify.add_watch(path, mask)] = path.name
             except OSError as exc:
                 if exc.errno == errno.ENOENT:
                     raise MonitorError(
@@ -116,18 +121,20 @@ class EventMonitor:
                 raise MonitorError(f"cannot watch {path}: {exc.strerror}") from exc
         return watches
 
-    def _check_watch_events(self, events: list[object], watches: dict[int, str]) -> None:
+    def _check_watch_events(self, events: list[Any], watches: dict[int, str]) -> None:
         for event in events:
-            wd, mask = event.wd, event.mask  # type: ignore[attr-defined]
-            if mask & flags.Q_OVERFLOW:
-                log.warning(
-                    "inotify queue overflowed for %s; re-reading counters", self.cgroup.path
-                )
-            elif mask & _GONE:
-                what = watches.get(wd, "a watched file")
+            if event.mask & flags.Q_OVERFLOW:
+                log.warning("inotify queue overflowed for %s; re-reading", self.cgroup.path)
+            elif self._is_removal(event.mask, event.name):
+                what = flags.from_mask(event.mask)[0].name
                 raise MonitorError(
-                    f"cgroup {self.cgroup.path} is gone ({what}: {flags.from_mask(mask)[0].name})"
+                    f"cgroup {self.cgroup.path} is gone ({what} on {watches.get(event.wd, '?')})"
                 )
+
+    def _is_removal(self, mask: int, name: str) -> bool:
+        if mask & _GONE:
+            return True
+        return bool(mask & (flags.DELETE | flags.MOVED_FROM)) and name == self.cgroup.path.name
 
     def _read_baseline(self) -> MemoryEvents:
         try:

@@ -181,3 +181,29 @@ def test_fuzzed_contents_never_escape_observe(fake_cgroup, data):
 def test_trigger_detail_names_deltas_and_totals():
     new = parse_memory_events(events_bytes(high=9, oom_kill=2))
     assert trigger_detail({"high": 4}, new) == {"high": 4, "high_total": 9}
+
+
+def test_a_sibling_leaving_the_parent_is_not_our_removal(running, fake_cgroup):
+    sibling = fake_cgroup.path.parent / "sibling"
+    sibling.mkdir()
+    sibling.rmdir()
+    time.sleep(0.2)
+    assert running.thread.is_alive()
+    write(fake_cgroup, events_bytes(high=38))
+    assert running.wait_for(lambda: running.triggers)
+
+
+def test_rmdir_seen_in_the_parent_is_a_removal(fake_cgroup):
+    """The real kernel reports a cgroup rmdir only as IN_DELETE in the parent."""
+    from inotify_simple import flags
+
+    monitor = EventMonitor(fake_cgroup)
+    assert monitor._is_removal(flags.DELETE | flags.ISDIR, fake_cgroup.path.name)
+    assert not monitor._is_removal(flags.DELETE | flags.ISDIR, "sibling")
+    assert monitor._is_removal(flags.IGNORED, "")
+
+
+def test_renaming_the_cgroup_away_is_a_removal(running, fake_cgroup):
+    fake_cgroup.path.rename(fake_cgroup.path.parent / "elsewhere")
+    assert running.wait_for(lambda: not running.thread.is_alive())
+    assert "is gone" in str(running.error)
