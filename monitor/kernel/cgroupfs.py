@@ -145,11 +145,11 @@ class Cgroup:
 
     def controllers(self) -> frozenset[str]:
         """Controllers available to this cgroup (``cgroup.controllers``)."""
-        return frozenset(self.read("cgroup.controllers").decode().split())
+        return frozenset(self.read("cgroup.controllers").decode("ascii", "replace").split())
 
     def subtree_control(self) -> frozenset[str]:
         """Controllers enabled for this cgroup's children."""
-        return frozenset(self.read("cgroup.subtree_control").decode().split())
+        return frozenset(self.read("cgroup.subtree_control").decode("ascii", "replace").split())
 
     def require_memory_controller(self) -> None:
         """Raise :class:`CgroupV2Unavailable` unless ``memory`` is in cgroup.controllers."""
@@ -189,8 +189,12 @@ class Cgroup:
 
     def pids(self) -> list[int]:
         """Process ids directly in this cgroup (not in children)."""
-        data = self.read("cgroup.procs")
-        return [int(token) for token in data.split()]
+        source = str(self.file("cgroup.procs"))
+        text = self.read("cgroup.procs").decode("ascii", "replace")
+        return [
+            parse_u64(token, source, number, ParseError, "pid")
+            for number, token in enumerate(text.split(), 1)
+        ]
 
     def events(self) -> CgroupEvents:
         """``cgroup.events``: is any process left in this subtree?"""

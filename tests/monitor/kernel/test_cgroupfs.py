@@ -187,3 +187,16 @@ def test_signal_handlers_are_put_back():
             os.kill(os.getpid(), signal.SIGTERM)
             signal.sigtimedwait([], 0)  # give the handler a bytecode boundary
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_junk_in_plain_files_is_a_parse_error(fake_cgroup):
+    from oomguard.monitor.kernel.parse_error import ParseError
+
+    fake_cgroup.file("cgroup.procs").write_bytes(b"12\nx\xff\n")
+    with pytest.raises(ParseError, match=r"cgroup\.procs:2: pid"):
+        fake_cgroup.pids()
+    fake_cgroup.file("memory.current").write_bytes(b"-5\n")
+    with pytest.raises(ParseError, match=r"memory\.current"):
+        fake_cgroup.memory_current()
+    fake_cgroup.file("cgroup.controllers").write_bytes(b"\xffmemory\n")
+    assert "memory" not in fake_cgroup.controllers()
