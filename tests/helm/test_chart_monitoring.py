@@ -1,0 +1,266 @@
+"""The chart's alerts and dashboard speak about metrics that exist, in valid PromQL, and the
+alerts fire when they should.
+
+Metric names are checked against what the agent really exposes (GuardMetrics over a cgroup
+directory with the kernel's files). promtool (Debian's prometheus package) checks the rule
+file and runs unit tests of the alerts on synthetic series (`promtool test rules`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from chart_tools import VALUES_DIR, one, render
+
+pytestmark = [pytest.mark.helm, pytest.mark.prometheus]
+
+NAMESPACE = "oomguard-system"
+METRIC = re.compile(r"\b(oomguard_[a-z_]+|up)\b(?=\s*[{\[(]|\s*\)|\s*[<>=!]|\s*$)")
+
+
+@pytest.fixture(scope="module")
+def monitoring_objects(helm_home: Path) -> list[dict[str, Any]]:
+    return render(helm_home, [VALUES_DIR / "monitoring.yaml"], namespace=NAMESPACE)
+
+
+def _rule_groups(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: list[dict[str, Any]] = one(objects, "PrometheusRule")["spec"]["groups"]
+    return groups
+
+
+def _dashboard_exprs(objects: list[dict[str, Any]]) -> list[str]:
+    dashboard = json.loads(one(objects, "ConfigMap", "dashboard")["data"]["oomguard.json"])
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [
+        v["query"]["query"]
+        for v in dashboard["templating"]["list"]
+        if "query" in v and isinstance(v["query"], dict)
+    ]
+    return exprs
+
+
+def _exposed_metric_names(tmp_path: Path) -> set[str]:
+    """Series names the node agent exposes, with a cgroup dir holding the kernel's files."""
+    from oomguard.monitor.feedback.metrics_registry import GuardMetrics
+
+    cg = tmp_path / "kubepods.slice"
+    cg.mkdir()
+    (cg / "memory.high").write_text("1073741824\n")
+    (cg / "memory.max").write_text("2147483648\n")
+    (cg / "memory.current").write_text("536870912\n")
+    (cg / "memory.stat").write_text("anon 1000\nfile 2000\ninactive_file 500\nactive_file 100\n")
+    (cg / "memory.events").write_text("low 0\nhigh 3\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n")
+    metrics = GuardMetrics("node", cg)
+    metrics.set_monitor_up("event", True)
+    text = metrics.exposition().decode()
+    names = set()
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name = re.split(r"[{ ]", line, maxsplit=1)[0]
+            names.add(name)
+            names.add(re.sub(r"_(bucket|sum|count)$", "", name))
+    return names
+
+
+def test_alerts_and_dashboard_use_only_exposed_metrics(
+    monitoring_objects: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    exposed = _exposed_metric_names(tmp_path) | {"up"}
+    used = set()
+    for group in _rule_groups(monitoring_objects):
+        for rule in group["rules"]:
+            used |= set(METRIC.findall(rule["expr"]))
+    for expr in _dashboard_exprs(monitoring_objects):
+        used |= set(METRIC.findall(expr))
+    assert {"oomguard_memory_events_total", "oomguard_actions_total", "up"} <= used
+    assert used - exposed == set()
+
+
+def _promtool() -> str:
+    path = shutil.which("promtool")
+    assert path, "promtool missing: apt-get install prometheus"
+    return path
+
+
+def test_promtool_checks_the_rules(
+    monitoring_objects: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": _rule_groups(monitoring_objects)}))
+    result = subprocess.run(
+        [_promtool(), "check", "rules", str(rules)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS: 5 rules found" in result.stdout
+
+
+def test_dashboard_queries_parse(monitoring_objects: list[dict[str, Any]], tmp_path: Path) -> None:
+    """promtool parses PromQL in recording rules: each dashboard query becomes one."""
+    substitutions = {
+        "$__rate_interval": "5m",
+        "$__range": "1h",
+        "$namespace": NAMESPACE,
+        "$node": ".*",
+    }
+    rules = []
+    for i, expr in enumerate(_dashboard_exprs(monitoring_objects)):
+        for old, new in substitutions.items():
+            expr = expr.replace(old, new)
+        if expr.startswith("label_values("):  # Grafana's own function, not PromQL
+            expr = expr[len("label_values(") : expr.rindex(",")]
+        rules.append({"record": f"dashboard:query{i}", "expr": expr})
+    path = tmp_path / "dashboard-rules.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = subprocess.run(
+        [_promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alerts_fire_on_synthetic_series(
+    monitoring_objects: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump({"groups": _rule_groups(monitoring_objects)}))
+    target = f'namespace="{NAMESPACE}", node="node-a", pod="oomguard-agent-x"'
+    job = 'job="oomguard-agent-metrics"'
+    tests = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    # One kernel OOM kill at minute 5.
+                    {
+                        "series": f'oomguard_memory_events_total{{{target}, event="oom_kill"}}',
+                        "values": "0x4 1x10",
+                    },
+                    # 10 evictions a minute for 15 minutes (alert threshold: 3, for 5m).
+                    {
+                        "series": f'oomguard_actions_total{{{target}, outcome="evicted"}}',
+                        "values": "0+10x15",
+                    },
+                    # A pdb_blocked outcome does not count as freeing memory.
+                    {
+                        "series": f'oomguard_actions_total{{{target}, outcome="pdb_blocked"}}',
+                        "values": "0+100x15",
+                    },
+                    # The agent stops answering after minute 2 (alert after 10m).
+                    {"series": f"up{{{target}, {job}}}", "values": "1 1 0x15"},
+                    # The pressure monitor stops at minute 1.
+                    {
+                        "series": f'oomguard_monitor_up{{{target}, monitor="pressure"}}',
+                        "values": "1 0x15",
+                    },
+                ],
+                "alert_rule_test": [
+                    {
+                        "eval_time": "6m",
+                        "alertname": "OOMGuardKernelOOMKill",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "critical",
+                                    "namespace": NAMESPACE,
+                                    "node": "node-a",
+                                    "pod": "oomguard-agent-x",
+                                    "event": "oom_kill",
+                                },
+                                "exp_annotations": _annotations(
+                                    monitoring_objects,
+                                    "OOMGuardKernelOOMKill",
+                                    {"node": "node-a", "value": "1"},
+                                ),
+                            }
+                        ],
+                    },
+                    {"eval_time": "3m", "alertname": "OOMGuardKernelOOMKill", "exp_alerts": []},
+                    {
+                        "eval_time": "12m",
+                        "alertname": "OOMGuardEvictionRateHigh",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "warning",
+                                    "namespace": NAMESPACE,
+                                    "node": "node-a",
+                                },
+                                "exp_annotations": _annotations(
+                                    monitoring_objects,
+                                    "OOMGuardEvictionRateHigh",
+                                    {"node": "node-a", "value": "10"},
+                                ),
+                            }
+                        ],
+                    },
+                    {"eval_time": "8m", "alertname": "OOMGuardAgentDown", "exp_alerts": []},
+                    {
+                        "eval_time": "13m",
+                        "alertname": "OOMGuardAgentDown",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "critical",
+                                    "namespace": NAMESPACE,
+                                    "node": "node-a",
+                                    "pod": "oomguard-agent-x",
+                                    "job": "oomguard-agent-metrics",
+                                },
+                                "exp_annotations": _annotations(
+                                    monitoring_objects,
+                                    "OOMGuardAgentDown",
+                                    {"node": "node-a", "value": "0"},
+                                ),
+                            }
+                        ],
+                    },
+                    {
+                        "eval_time": "13m",
+                        "alertname": "OOMGuardAgentDegraded",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "warning",
+                                    "namespace": NAMESPACE,
+                                    "node": "node-a",
+                                    "pod": "oomguard-agent-x",
+                                },
+                                "exp_annotations": _annotations(
+                                    monitoring_objects,
+                                    "OOMGuardAgentDegraded",
+                                    {"node": "node-a", "value": "0"},
+                                ),
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    path = tmp_path / "tests.yaml"
+    path.write_text(yaml.safe_dump(tests))
+    result = subprocess.run(
+        [_promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _annotations(
+    objects: list[dict[str, Any]], alert: str, values: dict[str, str]
+) -> dict[str, str]:
+    """The alert's annotations as Prometheus expands them for one node and value."""
+    rule = next(r for g in _rule_groups(objects) for r in g["rules"] if r.get("alert") == alert)
+    out = {}
+    for key, text in rule["annotations"].items():
+        text = text.replace("{{ $labels.node }}", values["node"])
+        text = text.replace("{{ $value | humanize }}", values["value"])
+        out[key] = text
+    return out
