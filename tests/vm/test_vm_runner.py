@@ -116,7 +116,9 @@ def test_run_in_vm_returns_status_output_and_shared_files(tmp_path):
 @pytest.mark.vm
 @not_inside_the_vm
 def test_run_in_vm_fails_loudly_when_the_kernel_cannot_boot(tmp_path):
-    env = dict(os.environ, OOMGUARD_VM_KERNEL=str(tmp_path / "no-such-vmlinuz"))
+    not_a_kernel = tmp_path / "vmlinuz-0.0.0"
+    not_a_kernel.write_bytes(b"\0" * 4096)
+    env = dict(os.environ, OOMGUARD_VM_KERNEL=str(not_a_kernel))
     completed = subprocess.run(
         [str(RUN_IN_VM), "--boot-timeout", "120", "--", "true"],
         capture_output=True,
@@ -198,6 +200,13 @@ def test_find_kernel_prefers_the_newest_version(tmp_path, monkeypatch):
     names = ["vmlinuz-6.1.0-9-amd64", "vmlinuz-6.1.0-56-amd64", "vmlinuz-5.10.0-30-amd64"]
     keys = sorted((vm_runner._version_key(Path(n)), n) for n in names)
     assert keys[-1][1] == "vmlinuz-6.1.0-56-amd64"
+
+
+def test_a_missing_kernel_image_is_an_error_before_any_boot(tmp_path, monkeypatch):
+    monkeypatch.setenv("OOMGUARD_VM_KERNEL", str(tmp_path / "no-such-vmlinuz"))
+    monkeypatch.setattr(vm_runner, "vng_path", lambda: Path("/bin/false"))
+    with pytest.raises(vm_runner.VmError, match="no-such-vmlinuz does not exist"):
+        vm_runner.run_in_vm(["true"])
 
 
 def _records(nodeid, *phases):
@@ -392,3 +401,33 @@ def test_vm_slots_default_to_half_the_cores(monkeypatch):
     assert vm_runner.vm_slots() == 1
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert vm_runner.vm_slots() == 4
+
+
+def test_watchdog_kills_the_whole_group_when_the_host_side_dies(tmp_path):
+    pidfile = tmp_path / "pid"
+    watchdog = subprocess.Popen(
+        [
+            sys.executable,
+            vm_runner.__file__,
+            "--watchdog",
+            "--",
+            "sh",
+            "-c",
+            f"sleep 600 & echo $! > {pidfile}; wait",
+        ],
+        stdin=subprocess.PIPE,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while not pidfile.exists() or not pidfile.read_text().strip():
+        assert time.monotonic() < deadline, "the watched command did not start"
+        time.sleep(0.05)
+    grandchild = int(pidfile.read_text())
+    watchdog.stdin.close()  # what the kernel does when the host process is killed
+    assert watchdog.wait(timeout=30) != 0
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{grandchild}").exists() and b"sleep" in _read_bytes(
+        Path(f"/proc/{grandchild}/cmdline")
+    ):
+        assert time.monotonic() < deadline, "the grandchild outlived the watchdog"
+        time.sleep(0.05)

@@ -26,6 +26,7 @@ import fcntl
 import json
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
@@ -232,6 +233,8 @@ def run_in_vm(
         raise ValueError("no command to run")
     vng = vng_path()
     kernel = find_kernel()
+    if not kernel.is_file():
+        raise VmError(f"kernel image {kernel} does not exist")
     rundir = Path(tempfile.mkdtemp(prefix="oomguard-vm-"))
     try:
         spec = {"argv": list(argv), "cwd": str(cwd), "env": guest_environment(env, rundir)}
@@ -279,13 +282,15 @@ def _supervise(
     start = time.monotonic()
     boot_seconds = -1.0
     timed_out = False
+    # vng runs under a watchdog that leads a new process group (vng, virtme-run, qemu)
+    # and kills it when our end of its stdin pipe closes: if we are killed, so is the VM.
     process = subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
+        [sys.executable, "-B", str(Path(__file__).resolve()), "--watchdog", "--", *command],
+        stdin=subprocess.PIPE,
         stdout=stdout,
         stderr=stderr,
         env=env,
-        start_new_session=True,  # one process group: vng, virtme-run, qemu
+        start_new_session=True,
     )
     try:
         while process.poll() is None:
@@ -304,6 +309,8 @@ def _supervise(
     finally:
         if process.poll() is None:
             _kill_group(process)
+        if process.stdin is not None:
+            process.stdin.close()
     total = time.monotonic() - start
     if boot_seconds < 0 and (rundir / _STARTED).exists():
         boot_seconds = total
@@ -338,6 +345,28 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def watchdog_main(command: Sequence[str]) -> int:
+    """Run ``command`` (stdin: /dev/null); kill our process group when stdin hits EOF."""
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # after the spawn: ignoring is inherited
+    os.set_blocking(0, False)
+    while child.poll() is None:
+        ready, _, _ = select.select([0], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(0, 4096)
+            except BlockingIOError:
+                continue
+            if not data:  # the host side is gone
+                os.killpg(0, signal.SIGTERM)
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(0, signal.SIGKILL)
+                return EXIT_VM_FAILED
+    return child.returncode
 
 
 # -------------------------------------------------------------------------- guest side
@@ -424,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--times", action="store_true", help="print boot and total seconds on stderr at the end"
     )
     parser.add_argument("--guest", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--watchdog", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     return parser
 
@@ -433,6 +463,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.guest is not None:
         return guest_main(args.guest)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    if args.watchdog:
+        return watchdog_main(command)
     if not command:
         print(
             "run-in-vm: no command given (usage: run-in-vm [OPTIONS] -- CMD ...)", file=sys.stderr
