@@ -14,6 +14,10 @@ One loop, woken by monitor triggers (memory.events ``high``, threshold, PSI) and
 Target: usage must fall under ``memory.high x threshold.usagePercent`` minus the buffer, the
 same line the threshold monitor watches, so one trigger leads to one decision that ends it.
 The timer makes the loop its own 1 s threshold check when no trigger arrives.
+
+Monitors come from the settings (``node_monitors.node_monitor_plan``) and run under a
+``MonitorRunner``; when a NodeMemoryReserve changes them (or the target the threshold monitor
+watches), the loop stops the old set and starts the new one, without a restart.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
@@ -46,6 +51,7 @@ from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
 from oomguard.monitor.kernel.parse_error import ParseError
+from oomguard.monitor.kube.node_reserve import ReserveReport, ReserveState
 from oomguard.monitor.kube.pod_candidates import (
     PodInfo,
     ProtectionRules,
@@ -53,8 +59,15 @@ from oomguard.monitor.kube.pod_candidates import (
     protection_reason,
 )
 from oomguard.monitor.kube.pod_cgroups import KubepodsLocation, PodCgroup, parse_pod_cgroups
+from oomguard.monitor.modes.node_monitors import node_monitor_plan
 from oomguard.monitor.settings import EvictionPolicy, NodeSettings
 from oomguard.monitor.sizes import format_size
+from oomguard.monitor.triggers.factory import (
+    MonitorConfig,
+    MonitorFailure,
+    MonitorRunner,
+    build_monitors,
+)
 from oomguard.monitor.triggers.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import Monitor, MonitorError, Trigger
 
@@ -82,6 +95,30 @@ class AgentOptions:
     margin_bytes: int = 64 * 2**20
     set_memory_high: bool = True  # False on kernels < 5.9 (memory.high livelock risk)
     tick_seconds: float = 1.0
+    force_dry_run: bool = False  # --dry-run on the command line wins over any reserve
+
+
+MonitorBuilder = Callable[[Cgroup, MonitorConfig], list[Monitor]]
+
+# lastDecision.trigger in the CRD: one of these; the timer is the agent's own threshold check.
+_TRIGGER_PRIORITY = ("event", "pressure", "threshold")
+
+
+def status_trigger(kind: str) -> str:
+    """``event,threshold`` -> ``event``; ``timer`` -> ``threshold`` (the CRD's enum)."""
+    kinds = set(kind.split(","))
+    return next((k for k in _TRIGGER_PRIORITY if k in kinds), "threshold")
+
+
+def effective_settings(
+    state: ReserveState, fallback: NodeSettings, force_dry_run: bool
+) -> NodeSettings:
+    """The settings to enforce for a reserve state: the object's when it exists, else the
+    command line's fallback (``--reserve``); ``--dry-run`` always wins."""
+    settings = fallback if state.from_defaults else state.settings
+    if force_dry_run and not settings.dry_run:
+        settings = dataclasses.replace(settings, dry_run=True)
+    return settings
 
 
 def walk_cgroups(root: Path, top: PurePosixPath, depth: int = 4) -> list[PurePosixPath]:
@@ -118,19 +155,32 @@ class NodeAgent:
         settings: NodeSettings,
         pods: PodSnapshots,
         evictor: PodEvictor,
-        monitors: Sequence[Monitor] = (),
+        monitors: Sequence[Monitor] | None = None,
         clock: Callable[[], float] = time.monotonic,
         metrics: GuardMetrics | None = None,
+        monitor_builder: MonitorBuilder = build_monitors,
     ) -> None:
+        """``monitors=None``: built from the settings and rebuilt when they change; a list:
+        exactly those, for the agent's whole run."""
         self.options = options
         self.metrics = metrics
         self.settings = settings
+        self.fallback_settings = settings
         self.pods = pods
         self.evictor = evictor
-        self.monitors = monitors
+        self.fixed_monitors = monitors
         self.kubepods = Cgroup(options.cgroup_root / options.kubepods.path)
         self._clock = clock
-        self._triggers: queue.SimpleQueue[Trigger | None] = queue.SimpleQueue()
+        self._build_monitors = monitor_builder
+        # Trigger | MonitorFailure from the runner; None wakes the loop (stop, new settings)
+        self._triggers: queue.Queue[Any] = queue.Queue()
+        self._runner: MonitorRunner | None = None
+        self.monitor_config: MonitorConfig | None = None
+        self.monitor_notes: tuple[str, ...] = ()
+        self.monitor_failures: list[str] = []
+        self.reserve_state: ReserveState | None = None
+        self.last_decision: dict[str, Any] | None = None
+        self.measure_error: str | None = None
         self._lock = threading.Lock()
         self._previous_high: MemoryLimit | None = None
         self._set_by_us = False
@@ -154,16 +204,36 @@ class NodeAgent:
     # -- settings and the kubepods limit ---------------------------------------------------
 
     def update_settings(self, settings: NodeSettings) -> None:
-        """Live reload (a new NodeMemoryReserve): the next step uses the new values."""
+        """Live reload (a new NodeMemoryReserve): memory.high moves now, the monitors at the
+        loop's next turn, everything else at the next step."""
         with self._lock:
             self.settings = settings
             self.evictor.grace_period_seconds = settings.eviction.grace_period_seconds
             self.evictor.dry_run = settings.dry_run
             self.evictor.rate.per_minute = settings.eviction.max_evictions_per_minute
-        log_event(
-            log, logging.INFO, "settings updated", source=settings.source_policy or "defaults"
-        )
-        self.assert_memory_high()
+            log_event(
+                log,
+                logging.INFO,
+                "settings updated",
+                source=settings.source_policy or "built-in defaults",
+                reserve=format_size(settings.reserve_bytes),
+                dry_run=settings.dry_run,
+            )
+            try:
+                self.assert_memory_high()
+            except (CgroupError, ParseError, OSError) as exc:
+                self._error(f"cannot set memory.high on {self.kubepods.path}: {exc}")
+        self._triggers.put(None)  # wake the loop: monitors may need a restart
+
+    def apply_reserve(self, state: ReserveState) -> None:
+        """A new NodeMemoryReserve version (or its deletion): enforce what it says."""
+        with self._lock:
+            self.reserve_state = state
+        if state.error is not None:
+            self._error(f"NodeMemoryReserve unusable, previous settings kept: {state.error}")
+        settings = effective_settings(state, self.fallback_settings, self.options.force_dry_run)
+        if settings != self.settings:
+            self.update_settings(settings)
 
     def limit_bytes(self) -> int:
         """The guarded line: the memory.high we set, or what we would set without setting it."""
@@ -278,8 +348,10 @@ class NodeAgent:
             self.assert_memory_high()
             m = self.measure(now)
         except (CgroupError, ParseError, OSError, ValueError) as exc:
-            self._error(f"cannot measure {self.kubepods.path}: {exc}")
+            self.measure_error = f"cannot measure {self.kubepods.path}: {exc}"
+            self._error(self.measure_error)
             return None
+        self.measure_error = None
         self.last = m
         self._forget_gone(m)
         target = self.target_bytes()
@@ -310,11 +382,14 @@ class NodeAgent:
             log_event(log, logging.ERROR, "last resort: cgroup.kill", reason=fallback.reason)
             if self.metrics is not None:
                 self.metrics.record_decision(trigger_kind, len(fallback.victims))
+            results = []
             for candidate in fallback.victims:
                 result = self.evictor.kill(self._victim(candidate, m), situation)
+                results.append(result)
                 self._count(result, now)
                 self._chosen_at.pop(candidate.id, None)
             self._in_flight = InFlight(frozenset(c.id for c in fallback.victims), now)
+            self._remember_decision(trigger_kind, m.usage, target, results, fallback.reason)
             return None
 
         limits = Limits(
@@ -353,6 +428,7 @@ class NodeAgent:
             )
             results = self.evictor.evict_until_covered(ordered, decision.amount_to_free, situation)
             self._after_evictions(results, now)
+            self._remember_decision(trigger_kind, m.usage, target, results, decision.reason)
         elif decision.outcome is DecisionOutcome.NO_CANDIDATES:
             log_event(
                 log,
@@ -362,6 +438,37 @@ class NodeAgent:
                 reason=decision.reason,
             )
         return decision
+
+    def _remember_decision(
+        self,
+        trigger_kind: str,
+        usage: int,
+        target: int,
+        results: Sequence[ActionResult],
+        reason: str,
+    ) -> None:
+        """``lastDecision`` for the NodeMemoryReserve status, in the CRD's terms."""
+        outcomes = {r.outcome for r in results}
+        if Outcome.KILLED in outcomes:
+            action = "Killed"
+        elif Outcome.EVICTED in outcomes or Outcome.GONE in outcomes:
+            action = "Evicted"
+        elif Outcome.DRY_RUN in outcomes:
+            action = "DryRun"
+        else:
+            action = "None"
+        acted = (Outcome.KILLED, Outcome.EVICTED, Outcome.GONE, Outcome.DRY_RUN)
+        self.last_decision = {
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "trigger": status_trigger(trigger_kind),
+            "usageBytes": usage,
+            "targetBytes": target,
+            "victims": [r.victim.candidate.name for r in results if r.outcome in acted][:100],
+            "action": action,
+            "message": "; ".join(
+                [reason] + [f"{r.victim.candidate.name}: {r.outcome.value}" for r in results]
+            )[:1024],
+        }
 
     def _in_flight_ids(self) -> frozenset[str]:
         return self._in_flight.victim_ids if self._in_flight is not None else frozenset()
@@ -444,6 +551,8 @@ class NodeAgent:
                 "target": self.target_bytes() if high is not None else None,
                 "usage": m.usage if m is not None else None,
                 "dry_run": self.settings.dry_run,
+                "settings": self._settings_status(),
+                "monitors": self._monitors_status(),
                 "api_connected": self.pods.connected,
                 "counters": dict(self.counters),
                 "eviction_order": [
@@ -460,14 +569,97 @@ class NodeAgent:
                 "errors": self.errors[-10:],
             }
 
+    def _settings_status(self) -> dict[str, Any]:
+        state = self.reserve_state
+        settings = self.settings
+        if settings.is_default:
+            source = (
+                "built-in defaults (no NodeMemoryReserve for this node)"
+                if state is not None
+                else "built-in defaults (NodeMemoryReserve not watched)"
+            )
+        else:
+            source = f"NodeMemoryReserve {settings.node_name} (policy {settings.source_policy})"
+        return {
+            "source": source,
+            "from_defaults": settings.is_default,
+            "policy": settings.source_policy,
+            "generation": state.generation if state is not None else None,
+            "error": state.error if state is not None else None,
+            "reserve": settings.reserve_bytes,
+            "node_memory": settings.node_memory_bytes,
+        }
+
+    def _monitors_status(self) -> dict[str, Any]:
+        config = self.monitor_config
+        if self.fixed_monitors is not None:
+            running = [m.name for m in self.fixed_monitors]
+        elif config is None:
+            running = []
+        else:
+            running = [
+                name
+                for name, on in (
+                    ("event", config.event),
+                    ("threshold", config.threshold is not None),
+                    ("pressure", config.pressure is not None),
+                )
+                if on
+            ]
+        return {
+            "running": running,
+            "notes": list(self.monitor_notes),
+            "failures": self.monitor_failures[-5:],
+        }
+
+    def report(self) -> ReserveReport | None:
+        """What ``NodeMemoryReserve.status`` should say now; None before the first reserve
+        state (nothing to report into yet)."""
+        with self._lock:
+            state = self.reserve_state
+            if state is None:
+                return None
+            high = self._high
+            m = self.last
+            try:
+                events = dict(self.kubepods.memory_events().counters)
+            except (CgroupError, ParseError, OSError):
+                events = {}
+            try:
+                maximum = self.kubepods.memory_max().bytes
+            except (CgroupError, ParseError, OSError):
+                maximum = None
+            degraded: tuple[str, str] | None = None
+            if not self.options.set_memory_high:
+                degraded = (
+                    "MemoryHighUnsupported",
+                    "kernel older than 5.9: memory.high is not set (allocator livelock "
+                    "risk); threshold and pressure monitors only",
+                )
+            elif self.measure_error is not None:
+                degraded = ("CgroupUnreadable", self.measure_error)
+            elif self.monitor_failures:
+                degraded = ("MonitorFailed", self.monitor_failures[-1])
+            return ReserveReport(
+                state=state,
+                guarded_cgroup=str(self.options.kubepods.path),
+                memory_high_bytes=(
+                    high.bytes if high is not None and self.options.set_memory_high else None
+                ),
+                memory_max_bytes=maximum,
+                usage_bytes=m.usage if m is not None else 0,
+                memory_events=events,
+                degraded_reason=degraded[0] if degraded else None,
+                degraded_message=degraded[1] if degraded else "",
+                last_decision=self.last_decision,
+            )
+
     # -- the loop --------------------------------------------------------------------------
 
     def sink(self, trigger: Trigger) -> None:
         self._triggers.put(trigger)
 
     def run(self, stop: StopSignal) -> None:
-        threads = [self._start_monitor(monitor, stop) for monitor in self.monitors]
-
         def wake_on_stop() -> None:
             stop.wait()
             self._triggers.put(None)
@@ -475,44 +667,89 @@ class NodeAgent:
         waker = threading.Thread(target=wake_on_stop, daemon=True)
         waker.start()
         try:
+            self.sync_monitors()
             while not stop.is_set():
                 kind = self._next_trigger_kind()
                 if stop.is_set():
                     break
                 self.step(kind)
+                self.sync_monitors()
         finally:
             stop.set()
-            for thread in threads:
-                thread.join(2.0)
+            self._stop_monitors()
+
+    def planned_monitors(self) -> tuple[MonitorConfig, tuple[str, ...]]:
+        with self._lock:
+            target = self.target_bytes()
+            pressure_available = self.kubepods.file("memory.pressure").exists()
+            plan = node_monitor_plan(
+                self.settings.monitor, target, self.options.set_memory_high, pressure_available
+            )
+        return plan.config, plan.notes
+
+    def sync_monitors(self) -> None:
+        """Start the monitors the settings ask for; restart them when that changed."""
+        if self.fixed_monitors is not None:
+            if self._runner is None:
+                self._start_runner(list(self.fixed_monitors))
+            return
+        try:
+            config, notes = self.planned_monitors()
+        except (CgroupError, ParseError, OSError, ValueError) as exc:
+            self._error(f"cannot plan monitors for {self.kubepods.path}: {exc}")
+            return
+        if config == self.monitor_config and self._runner is not None:
+            return
+        self._stop_monitors()
+        if notes != self.monitor_notes:
+            for note in notes:
+                log_event(log, logging.WARNING, note)
+        self.monitor_config, self.monitor_notes = config, notes
+        self.monitor_failures.clear()
+        monitors = self._build_monitors(self.kubepods, config)
+        log_event(
+            log,
+            logging.INFO,
+            "monitors started",
+            monitors=[m.name for m in monitors],
+            threshold=format_size(config.threshold.limit_bytes) if config.threshold else None,
+        )
+        self._start_runner(monitors)
+
+    def _start_runner(self, monitors: list[Monitor]) -> None:
+        if self.metrics is not None:
+            monitors = self.metrics.tracked(monitors)
+        self._runner = MonitorRunner(monitors, self._triggers)
+        self._runner.start()
+
+    def _stop_monitors(self) -> None:
+        if self._runner is not None:
+            still = self._runner.stop(2.0)
+            if still:
+                self._error(f"monitors did not stop within 2s: {', '.join(still)}")
+            self._runner = None
 
     def _next_trigger_kind(self) -> str:
         try:
             first = self._triggers.get(timeout=self.options.tick_seconds)
         except queue.Empty:
             return TICK
-        kinds = [] if first is None else [first.kind.value]
+        items = [first]
         while True:
             try:
-                item = self._triggers.get_nowait()
+                items.append(self._triggers.get_nowait())
             except queue.Empty:
                 break
-            if item is not None:
-                kinds.append(item.kind.value)
-        return ",".join(sorted(set(kinds))) or TICK
-
-    def _start_monitor(self, monitor: Monitor, stop: StopSignal) -> threading.Thread:
-        def run() -> None:
-            try:
-                monitor.run(self.sink, stop)
-            except MonitorError as exc:
-                if not stop.is_set():
-                    self._error(f"{monitor.name} monitor stopped: {exc}")
-            except Exception as exc:  # a monitor bug must not take the agent down silently
-                self._error(f"{monitor.name} monitor crashed: {exc!r}")
-
-        thread = threading.Thread(target=run, name=f"oomguard-{monitor.name}", daemon=True)
-        thread.start()
-        return thread
+        kinds: set[str] = set()
+        for item in items:
+            if isinstance(item, Trigger):
+                kinds.add(item.kind.value)
+            elif isinstance(item, MonitorFailure):
+                verb = "stopped" if isinstance(item.error, MonitorError) else "crashed"
+                message = f"{item.monitor} monitor {verb}: {item.error!r}"
+                self.monitor_failures.append(message)
+                self._error(message)
+        return ",".join(sorted(kinds)) or TICK
 
     def _error(self, message: str) -> None:
         self.errors.append(message)

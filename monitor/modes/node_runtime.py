@@ -1,4 +1,5 @@
-"""Wiring of the node agent: Kubernetes client, pod watch, evictor, monitors, HTTP endpoints.
+"""Wiring of the node agent: Kubernetes client, pod watch, NodeMemoryReserve watch and status,
+evictor, HTTP endpoints (the agent builds its monitors from its settings).
 
 Kept apart from ``node_command`` (argument parsing and startup checks) and ``node_agent``
 (the loop) so tests can build the same composition against a real API server.
@@ -23,9 +24,15 @@ from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.kernel.cgroupfs import Cgroup, signals_raise_terminated
 from oomguard.monitor.kernel.meminfo import parse_meminfo
+from oomguard.monitor.kube.node_reserve import (
+    KubernetesReserveSource,
+    NodeReserveStatusWriter,
+    NodeReserveWatcher,
+)
 from oomguard.monitor.kube.pod_cgroups import KubepodsLocation
 from oomguard.monitor.kube.pod_watch import KubernetesPodSource, PodWatch
 from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
+from oomguard.monitor.modes.reserve_status_reporter import ReserveStatusReporter
 from oomguard.monitor.settings import NodeSettings, default_node_settings
 from oomguard.monitor.sizes import parse_size
 from oomguard.monitor.triggers.stop_signal import StopSignal
@@ -63,6 +70,8 @@ class AgentParts:
     agent: NodeAgent
     watch: PodWatch
     http: HttpEndpoints | None
+    reserve_watch: NodeReserveWatcher | None = None
+    status_reporter: ReserveStatusReporter | None = None
 
 
 def build_agent(
@@ -71,7 +80,11 @@ def build_agent(
     settings: NodeSettings,
     monitors: list[Monitor] | None = None,
     http: HttpEndpoints | None = None,
+    custom_api: Any | None = None,
+    status_intervals: tuple[float, float] = (2.0, 60.0),
 ) -> AgentParts:
+    """``custom_api`` (a CustomObjectsApi) turns on the NodeMemoryReserve watch and status;
+    ``monitors=None`` lets the agent build them from its settings."""
     watch = PodWatch(KubernetesPodSource(core_api), settings.node_name)
     events = KubeEventPoster(core_api, settings.node_name)
     eviction = settings.eviction
@@ -87,10 +100,22 @@ def build_agent(
         dry_run=settings.dry_run,
     )
     kubepods = Cgroup(options.cgroup_root / options.kubepods.path)
-    if monitors is None:
-        monitors = default_monitors(kubepods, options.set_memory_high)
     metrics = GuardMetrics("node", kubepods)
-    agent = NodeAgent(options, settings, watch, evictor, metrics.tracked(monitors), metrics=metrics)
+    agent = NodeAgent(options, settings, watch, evictor, monitors, metrics=metrics)
+    reserve_watch = reporter = None
+    if custom_api is not None:
+        reserve_watch = NodeReserveWatcher(
+            KubernetesReserveSource(custom_api),
+            settings.node_name,
+            settings.node_memory_bytes,
+            on_change=agent.apply_reserve,
+        )
+        reporter = ReserveStatusReporter(
+            agent.report,
+            NodeReserveStatusWriter(custom_api, settings.node_name),
+            min_interval=status_intervals[0],
+            refresh_interval=status_intervals[1],
+        )
     if http is not None:
         http.add_route("/metrics", metrics.route)
         http.add_check("/healthz", agent.healthy)
@@ -102,39 +127,43 @@ def build_agent(
             "/status",
             lambda: (200, "application/json", json.dumps(agent.status()).encode()),
         )
-    return AgentParts(agent, watch, http)
-
-
-def default_monitors(kubepods: Cgroup, memory_high_set: bool) -> list[Monitor]:
-    """The event monitor when memory.high is set (its ``high`` counter is the signal); the
-    agent's own timer checks usage against the target every tick in every case."""
-    monitors: list[Monitor] = []
-    if memory_high_set:
-        from oomguard.monitor.triggers.event_monitor import EventMonitor
-
-        monitors.append(EventMonitor(kubepods))
-    return monitors
+    return AgentParts(agent, watch, http, reserve_watch, reporter)
 
 
 def run_parts(parts: AgentParts, stop: StopSignal) -> None:
-    """Run watch + agent until ``stop``; restores memory.high on the way out."""
-    watch_thread = threading.Thread(
-        target=parts.watch.run, args=(stop,), name="pod-watch", daemon=True
-    )
-    watch_thread.start()
+    """Run the watches, the status reporter and the agent until ``stop``; restores
+    memory.high on the way out."""
+    threads = [threading.Thread(target=parts.watch.run, args=(stop,), name="pod-watch")]
+    if parts.reserve_watch is not None:
+        threads.append(
+            threading.Thread(target=parts.reserve_watch.run, args=(stop,), name="reserve-watch")
+        )
+    if parts.status_reporter is not None:
+        threads.append(
+            threading.Thread(target=parts.status_reporter.run, args=(stop,), name="reserve-status")
+        )
+    for thread in threads:
+        thread.daemon = True
+        thread.start()
     if parts.http is not None:
         parts.http.start()
     try:
+        if parts.reserve_watch is not None:
+            # the reserve decides memory.high: avoid setting the defaults first if we can
+            parts.reserve_watch.synced.wait(10)
         parts.watch.synced.wait(30)
         parts.agent.assert_memory_high()
         parts.agent.run(stop)
     finally:
         stop.set()
         parts.watch.stop()
+        if parts.reserve_watch is not None:
+            parts.reserve_watch.stop()
         parts.agent.restore_memory_high()
         if parts.http is not None:
             parts.http.stop()
-        watch_thread.join(5)
+        for thread in threads:
+            thread.join(5)
 
 
 def run_agent(
@@ -156,10 +185,15 @@ def run_agent(
         margin_bytes=parse_size(args.margin),
         set_memory_high=set_high,
         tick_seconds=args.tick,
+        force_dry_run=bool(args.dry_run),
     )
-    core = CoreV1Api(api_client(args.kubeconfig))
+    from kubernetes.client import CustomObjectsApi
+
+    client = api_client(args.kubeconfig)
+    core = CoreV1Api(client)
+    custom = None if args.no_reserve_watch else CustomObjectsApi(client)
     http = HttpEndpoints(args.http_host, args.http_port)
-    parts = build_agent(core, options, settings, http=http)
+    parts = build_agent(core, options, settings, http=http, custom_api=custom)
     log_event(
         log,
         logging.INFO,

@@ -26,6 +26,27 @@ def _size(value: Any) -> str:
     return "-" if value is None else format_size(int(value))
 
 
+def _settings_lines(settings: dict[str, Any] | None) -> list[str]:
+    if not settings:
+        return []
+    line = f"settings:      {settings.get('source')}, reserve {_size(settings.get('reserve'))}"
+    if settings.get("generation") is not None:
+        line += f", generation {settings['generation']}"
+    lines = [line]
+    if settings.get("error"):
+        lines.append(f"  not applied:  {settings['error']}")
+    return lines
+
+
+def _monitor_lines(monitors: dict[str, Any] | None) -> list[str]:
+    if not monitors:
+        return []
+    lines = [f"monitors:      {', '.join(monitors.get('running') or []) or 'none'}"]
+    lines += [f"  note:         {note}" for note in monitors.get("notes") or []]
+    lines += [f"  failed:       {failure}" for failure in monitors.get("failures") or []]
+    return lines
+
+
 def render_table(status: dict[str, Any]) -> str:
     lines = [
         f"node:          {status.get('node')} ({status.get('mode')} mode)",
@@ -35,6 +56,8 @@ def render_table(status: dict[str, Any]) -> str:
         f"target:        {_size(status.get('target'))}",
         f"usage:         {_size(status.get('usage'))}",
         f"dry run:       {'yes' if status.get('dry_run') else 'no'}",
+        *_settings_lines(status.get("settings")),
+        *_monitor_lines(status.get("monitors")),
         f"API server:    {'connected' if status.get('api_connected') else 'unreachable'}",
         "counters:      "
         + ", ".join(f"{k}={v}" for k, v in sorted((status.get("counters") or {}).items())),

@@ -1,0 +1,91 @@
+"""Keeps ``NodeMemoryReserve/<node>.status`` current from what the node agent measured and did.
+
+Writes are driven by change, not by time: a new generation, memory.high, a condition, a
+memory.events counter or a decision is written at most ``min_interval`` after it happened;
+usage alone only refreshes the status every ``refresh_interval``. That keeps one PATCH per
+node per minute in calm times (1,000 nodes: ~17 writes/s to the apiserver) while an incident
+still shows up within seconds. Nothing is written while the node has no object.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from oomguard.monitor.kube.node_reserve import ReserveReport, reserve_status
+from oomguard.monitor.triggers.stop_signal import StopSignal
+
+log = logging.getLogger("oomguard.node")
+
+# Fields whose change alone does not warrant a write before the refresh interval.
+_VOLATILE = ("lastUpdateTime", "usageBytes")
+
+
+class StatusWriter(Protocol):
+    def write(self, status: Mapping[str, Any]) -> bool: ...
+
+
+def significant(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The status without the fields that move all the time (pure)."""
+    return {key: value for key, value in status.items() if key not in _VOLATILE}
+
+
+class ReserveStatusReporter:
+    def __init__(
+        self,
+        report: Callable[[], ReserveReport | None],
+        writer: StatusWriter,
+        *,
+        min_interval: float = 2.0,
+        refresh_interval: float = 60.0,
+        poll_interval: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._report = report
+        self._writer = writer
+        self._min_interval = min_interval
+        self._refresh_interval = refresh_interval
+        self._poll_interval = poll_interval
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._written: dict[str, Any] | None = None
+        self._written_at: float | None = None
+        self.writes = 0
+        self.errors = 0
+
+    def run(self, stop: StopSignal) -> None:
+        while not stop.wait(self._poll_interval):
+            self.report_once()
+
+    def report_once(self) -> bool:
+        """Write the status if it is due; True when a write happened."""
+        report = self._report()
+        if report is None or report.state.from_defaults:
+            self._written = None  # a new object starts from scratch
+            return False
+        status = reserve_status(report, self._written, self._wall_clock())
+        now = self._clock()
+        since = None if self._written_at is None else now - self._written_at
+        changed = self._written is None or significant(status) != significant(self._written)
+        due = since is None or (
+            since >= self._refresh_interval or (changed and since >= self._min_interval)
+        )
+        if not due:
+            return False
+        try:
+            written = self._writer.write(status)
+        except Exception as exc:  # the API may be away; the next poll tries again
+            self.errors += 1
+            log.warning("cannot write NodeMemoryReserve status: %s", exc)
+            return False
+        self._written_at = now
+        if not written:  # the object is gone (deleted between the watch and this write)
+            self._written = None
+            return False
+        self._written = status
+        self.writes += 1
+        return True

@@ -1,0 +1,87 @@
+"""Which monitors the node agent runs for each combination of settings and kernel support."""
+
+import itertools
+
+import pytest
+
+from oomguard.monitor.kernel.memory_pressure import PsiTrigger
+from oomguard.monitor.modes.node_monitors import node_monitor_plan
+from oomguard.monitor.settings import (
+    EventMonitorSettings,
+    MonitorSettings,
+    PressureMonitorSettings,
+    SettingsError,
+    ThresholdMonitorSettings,
+)
+
+
+def settings(event=True, threshold=True, pressure=False):
+    return MonitorSettings(
+        event=EventMonitorSettings(event),
+        threshold=ThresholdMonitorSettings(threshold, usage_percent=90, interval_ms=250),
+        pressure=PressureMonitorSettings(pressure, stall_ms=150, window_ms=2000),
+    )
+
+
+def test_defaults_on_a_new_kernel_follow_the_settings():
+    plan = node_monitor_plan(settings(), 900, memory_high_set=True)
+    assert plan.config.event is True
+    assert plan.config.threshold.limit_bytes == 900
+    assert plan.config.threshold.interval_s == 0.25
+    assert plan.config.pressure is None
+    assert plan.notes == ()
+
+
+def test_pressure_trigger_comes_from_the_settings():
+    plan = node_monitor_plan(settings(pressure=True), 900, memory_high_set=True)
+    assert plan.config.pressure == PsiTrigger(150_000, 2_000_000)
+
+
+def test_old_kernel_threshold_and_pressure_only():
+    plan = node_monitor_plan(settings(), 900, memory_high_set=False)
+    assert plan.config.event is False
+    assert plan.config.threshold is not None
+    assert plan.config.pressure == PsiTrigger(150_000, 2_000_000)
+    assert any("5.9" in note for note in plan.notes)
+
+
+def test_old_kernel_keeps_threshold_even_when_disabled():
+    plan = node_monitor_plan(settings(threshold=False), 900, memory_high_set=False)
+    assert plan.config.threshold is not None
+    assert any("threshold monitor on although disabled" in note for note in plan.notes)
+
+
+def test_no_psi_drops_pressure_and_says_so():
+    plan = node_monitor_plan(settings(pressure=True), 900, True, pressure_available=False)
+    assert plan.config.pressure is None
+    assert any("memory.pressure" in note for note in plan.notes)
+
+
+def test_pressure_alone_without_psi_falls_back_to_threshold():
+    only_pressure = settings(event=False, threshold=False, pressure=True)
+    plan = node_monitor_plan(only_pressure, 900, True, pressure_available=False)
+    assert plan.config.threshold is not None and not plan.config.event
+
+
+@pytest.mark.parametrize(
+    "event,threshold,pressure,high_set,psi",
+    list(itertools.product([True, False], repeat=5)),
+)
+def test_every_combination_runs_something_and_never_event_without_memory_high(
+    event, threshold, pressure, high_set, psi
+):
+    try:
+        monitor_settings = settings(event, threshold, pressure)
+    except SettingsError:
+        assert not (event or threshold or pressure)
+        return
+    config = node_monitor_plan(monitor_settings, 10, high_set, psi).config
+    assert config.event or config.threshold or config.pressure
+    assert not (config.event and not high_set)
+    assert not (config.pressure and not psi)
+    if not high_set:
+        assert config.threshold is not None
+
+
+def test_target_zero_still_gives_a_valid_threshold():
+    assert node_monitor_plan(settings(), 0, True).config.threshold.limit_bytes == 1
