@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -133,6 +134,12 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     _running.task = asyncio.create_task(reconciler.run(), name="oomguard-reconciler")
 
 
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In a pod: the service account; elsewhere: $KUBECONFIG as it is now (read per call)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.cleanup()
 async def stop(**_: Any) -> None:
     task, _running.task, _running.reconciler = _running.task, None, None
@@ -146,7 +153,8 @@ def _api_client() -> ApiClient:
     try:
         kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kube_config.ConfigException:
-        kube_config.load_kube_config()  # type: ignore[no-untyped-call]
+        # The client reads $KUBECONFIG once at import; read it now (tests set it later).
+        kube_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
     return ApiClient()
 
 

@@ -19,7 +19,7 @@ class OperatorOptions:
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz
     peering: str | None = None  # None: standalone; a name: HA with leader election via peering
     posting_level: str = "WARNING"  # minimum level of log records posted as Kubernetes Events
-    watch_server_timeout: float = 300.0  # seconds the apiserver keeps one watch open
+    watch_server_timeout: int = 300  # seconds the apiserver keeps one watch open (an integer)
     watch_client_timeout: float = 330.0  # client side: a watch silent for longer is restarted
     watch_connect_timeout: float = 10.0
     override_seconds: float = 30.0  # how long our own writes stand in for a lagging watch

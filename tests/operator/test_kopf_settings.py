@@ -31,6 +31,7 @@ def test_standalone_by_default_with_our_own_markers():
     assert settings.peering.mandatory is False
     assert settings.posting.level == logging.WARNING
     assert settings.watching.server_timeout == 300
+    assert isinstance(settings.watching.server_timeout, int)  # the apiserver refuses "300.0"
     assert settings.watching.client_timeout == 330
     assert settings.watching.connect_timeout == 10
 

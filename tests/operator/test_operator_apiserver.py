@@ -4,6 +4,7 @@ kube-controller-manager from tests/cluster)."""
 from __future__ import annotations
 
 import copy
+import json
 import uuid
 
 import pytest
@@ -139,7 +140,7 @@ def test_server_rejects_invalid_policies(custom, spec, message):
     with pytest.raises(ApiException) as caught:
         custom.create_cluster_custom_object(GROUP, VERSION, POLICIES, policy(name, spec))
     assert caught.value.status == 422, caught.value.body
-    assert message in caught.value.body
+    assert message in json.loads(caught.value.body)["message"]
 
 
 @pytest.mark.parametrize(
@@ -193,7 +194,7 @@ def test_reserve_name_must_be_its_node(custom):
     }
     with pytest.raises(ApiException) as caught:
         custom.create_cluster_custom_object(GROUP, VERSION, RESERVES, body)
-    assert "metadata.name must equal spec.nodeName" in caught.value.body
+    assert "metadata.name must equal spec.nodeName" in json.loads(caught.value.body)["message"]
 
 
 def test_status_fields_survive_pruning(custom):
