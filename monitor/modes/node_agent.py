@@ -426,7 +426,12 @@ class NodeAgent:
                 victims=[v.name for v in decision.victims],
                 reason=decision.reason,
             )
+            limited_before = self.evictor.counts[Outcome.RATE_LIMITED]
             results = self.evictor.evict_until_covered(ordered, decision.amount_to_free, situation)
+            # a rate-limited pod ends the round without a result of its own
+            self.counters["rate_limited"] += (
+                self.evictor.counts[Outcome.RATE_LIMITED] - limited_before
+            )
             self._after_evictions(results, now)
             self._remember_decision(trigger_kind, m.usage, target, results, decision.reason)
         elif decision.outcome is DecisionOutcome.NO_CANDIDATES:

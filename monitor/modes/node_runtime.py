@@ -148,9 +148,9 @@ def run_parts(parts: AgentParts, stop: StopSignal) -> None:
     if parts.http is not None:
         parts.http.start()
     try:
-        if parts.reserve_watch is not None:
-            # the reserve decides memory.high: avoid setting the defaults first if we can
-            parts.reserve_watch.synced.wait(10)
+        # the reserve decides memory.high: avoid setting the defaults first if we can
+        if parts.reserve_watch is not None and parts.reserve_watch.synced.wait(10):
+            parts.agent.apply_reserve(parts.reserve_watch.current())
         parts.watch.synced.wait(30)
         parts.agent.assert_memory_high()
         parts.agent.run(stop)
