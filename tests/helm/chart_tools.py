@@ -8,6 +8,7 @@ Every helm call gets its own HOME/XDG dirs so nothing leaks between tests or fro
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,21 @@ CHART_DIR = REPO / "helm" / "oomguard"
 VALUES_DIR = Path(__file__).resolve().parent / "values"
 VALUES_FILES = sorted(VALUES_DIR.glob("*.yaml"))
 RELEASE = "oomguard"
+
+
+def _test_cluster_kube_version() -> str:
+    """The Kubernetes version of the test control plane (tests/cluster/go.mod).
+
+    helm built from Go modules lacks the release build's ldflags, so offline it believes it
+    talks to Kubernetes v1.20; `helm template` and `helm lint` are told the real version.
+    """
+    go_mod = (REPO / "tests" / "cluster" / "go.mod").read_text()
+    found = re.search(r"^\s*k8s\.io/kubernetes (v[0-9.]+)", go_mod, re.M)
+    assert found is not None, "k8s.io/kubernetes not in tests/cluster/go.mod"
+    return found.group(1)
+
+
+KUBE_VERSION = _test_cluster_kube_version()
 
 
 def helm_binary() -> Path:
@@ -72,12 +88,20 @@ def template_args(
     include_crds: bool = True,
 ) -> list[str]:
     args = ["template", release, str(CHART_DIR), "--namespace", namespace]
+    args += ["--kube-version", KUBE_VERSION]
     if include_crds:
         args.append("--include-crds")
     for f in values_files:
         args += ["--values", str(f)]
     for s in set_values:
         args += ["--set", s]
+    return args
+
+
+def lint_args(values_files: Sequence[Path] = ()) -> list[str]:
+    args = ["lint", "--strict", str(CHART_DIR), "--kube-version", KUBE_VERSION]
+    for f in values_files:
+        args += ["--values", str(f)]
     return args
 
 

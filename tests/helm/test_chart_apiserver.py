@@ -207,3 +207,15 @@ def test_helm_install_upgrade_uninstall(cluster_with_crds: ControlPlane, helm_ho
         None,
     )
     assert CoreV1Api(cp.api_client).read_namespace(namespace).status.phase == "Active"
+
+
+def test_notes_say_how_to_check_and_which_pod_security_level(
+    cluster_with_crds: ControlPlane, helm_home: Path
+) -> None:
+    cp = cluster_with_crds
+    out = _helm(cp, helm_home, "install", "r", str(CHART_DIR), "-n", "ns", "--dry-run=server")
+    notes = out.split("NOTES:", 1)[1]
+    assert "pod-security.kubernetes.io/enforce=privileged" in notes
+    assert "rollout status daemonset/r-oomguard-agent" in notes
+    assert "kubectl get nodememoryreserves" in notes
+    assert "/readyz" in notes

@@ -33,13 +33,22 @@ def _skips() -> list[dict[str, Any]]:
     return skips
 
 
-def _applies(skip: dict[str, Any], kind: str, name: str) -> bool:
-    return kind in skip["kinds"] and any(part in name for part in skip.get("names", [""]))
+def _applies(skip: dict[str, Any], finding: dict[str, Any]) -> bool:
+    kind, name = _where(finding)
+    rendered_from = Path(finding["file_path"]).stem
+    return (
+        skip["id"] == finding["check_id"]
+        and kind in skip["kinds"]
+        and any(part in name for part in skip.get("names", [""]))
+        and rendered_from in skip.get("values", [rendered_from])
+    )
 
 
 def test_every_skip_has_a_reason() -> None:
     for skip in _skips():
-        assert set(skip) <= {"id", "kinds", "names", "reason"}, skip
+        assert set(skip) <= {"id", "kinds", "names", "values", "reason"}, skip
+        stems = {p.stem for p in VALUES_FILES}
+        assert set(skip.get("values", [])) <= stems, skip
         assert skip["id"].startswith("CKV"), skip
         assert skip["kinds"], skip
         assert len(skip["reason"].split()) >= 8, f"{skip['id']}: say why it is accepted"
@@ -88,9 +97,9 @@ def findings(helm_home: Path, tmp_path_factory: pytest.TempPathFactory) -> list[
 
 
 def _where(finding: dict[str, Any]) -> tuple[str, str]:
-    """(kind, name) from checkov's resource id, e.g. 'DaemonSet.ns.oomguard-agent'."""
-    kind, _, rest = finding["resource"].partition(".")
-    return kind, rest.rsplit(".", 1)[-1]
+    """(kind, name) from checkov's resource id: 'DaemonSet.<namespace>.<name>[.labels...]'."""
+    parts = finding["resource"].split(".")
+    return parts[0], parts[2] if len(parts) > 2 else parts[-1]
 
 
 def test_no_unjustified_findings(findings: list[dict[str, Any]]) -> None:
@@ -99,16 +108,12 @@ def test_no_unjustified_findings(findings: list[dict[str, Any]]) -> None:
         {
             f"{f['check_id']} {f['check_name']} on {f['resource']}"
             for f in findings
-            if not any(s["id"] == f["check_id"] and _applies(s, *_where(f)) for s in skips)
+            if not any(_applies(s, f) for s in skips)
         }
     )
     assert unjustified == [], "fix these in the chart or justify them:\n" + "\n".join(unjustified)
 
 
 def test_every_skip_is_still_needed(findings: list[dict[str, Any]]) -> None:
-    stale = [
-        s["id"]
-        for s in _skips()
-        if not any(f["check_id"] == s["id"] and _applies(s, *_where(f)) for f in findings)
-    ]
+    stale = [s["id"] for s in _skips() if not any(_applies(s, f) for f in findings)]
     assert stale == [], f"skips that match no finding any more (remove them): {stale}"
