@@ -6,8 +6,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oomguard.operator.options import OperatorOptions
+
+if TYPE_CHECKING:
+    from oomguard.operator.webhook.webhook_runtime import WebhookOptions
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +61,44 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="lowest log level also posted as Kubernetes Events (default: %(default)s)",
     )
     parser.add_argument("--verbose", action="store_true", help="debug logging")
+    hook = parser.add_argument_group(
+        "eviction webhook", "confine the node agent's evictions to its own node"
+    )
+    hook.add_argument(
+        "--webhook-port",
+        type=int,
+        default=0,
+        help="serve the pods/eviction validating webhook (HTTPS) on this port; 0 disables",
+    )
+    hook.add_argument("--webhook-host", default="0.0.0.0", help="listen address")  # noqa: S104
+    hook.add_argument(
+        "--webhook-agent",
+        action="append",
+        default=[],
+        metavar="NAMESPACE:SERVICEACCOUNT",
+        help="the node agent's ServiceAccount (repeatable); its evictions are confined",
+    )
+    hook.add_argument(
+        "--webhook-cert-dir",
+        help="directory with tls.crt and tls.key (a mounted Secret); default: generate a CA "
+        "and a serving certificate at start and publish the CA (--webhook-configuration)",
+    )
+    hook.add_argument("--webhook-service", help="generated certificate: the webhook Service")
+    hook.add_argument(
+        "--webhook-namespace",
+        default=os.environ.get("POD_NAMESPACE"),
+        help="generated certificate: the Service's namespace (default: $POD_NAMESPACE)",
+    )
+    hook.add_argument(
+        "--webhook-cert-host",
+        action="append",
+        default=[],
+        help="generated certificate: one more DNS name or IP (repeatable)",
+    )
+    hook.add_argument(
+        "--webhook-configuration",
+        help="ValidatingWebhookConfiguration whose caBundle gets the generated CA",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> OperatorOptions:
@@ -69,24 +113,59 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
     )
 
 
+def webhook_options_from_args(args: argparse.Namespace) -> WebhookOptions | None:
+    from oomguard.operator.webhook.webhook_runtime import (
+        WebhookOptions,
+        service_account_username,
+    )
+
+    if not args.webhook_port:
+        return None
+    return WebhookOptions(
+        port=args.webhook_port,
+        host=args.webhook_host,
+        agent_usernames=tuple(service_account_username(a) for a in args.webhook_agent),
+        cert_dir=Path(args.webhook_cert_dir) if args.webhook_cert_dir else None,
+        service=args.webhook_service,
+        namespace=args.webhook_namespace,
+        extra_hosts=tuple(args.webhook_cert_host),
+        configuration=args.webhook_configuration,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import kopf
 
     from oomguard.operator import handlers  # registers the handlers
+    from oomguard.operator.metrics import OperatorMetrics
 
     options = options_from_args(args)
+    webhook = webhook_options_from_args(args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     assert handlers.start is not None
-    asyncio.run(
-        kopf.operator(
+    metrics = OperatorMetrics()
+
+    async def operate() -> None:
+        await kopf.operator(
             clusterwide=True,
             standalone=options.peering is None,
             peering_name=options.peering,
             liveness_endpoint=options.liveness_endpoint,
-            memo=kopf.Memo(options=options),
+            memo=kopf.Memo(options=options, metrics=metrics),
         )
-    )
+
+    async def main() -> None:
+        if webhook is None:
+            await operate()
+            return
+        from oomguard.operator.webhook.webhook_runtime import running_webhook
+
+        # Every replica serves the webhook (kopf peering pauses only kopf's own handlers).
+        async with running_webhook(webhook, handlers._api_client(), metrics.registry):
+            await operate()
+
+    asyncio.run(main())
     return 0
