@@ -3,7 +3,9 @@
 import sys
 from pathlib import Path
 
-# tests/vm: the real-kernel test bed (runs `kernel` tests in a VM when the host lacks cgroup2 memory)
+# tests/cluster: the real control plane (etcd, kube-apiserver, controller-manager) and helm
+sys.path.insert(0, str(Path(__file__).resolve().parent / "cluster"))
+# tests/vm: real-kernel test bed (runs `kernel` tests in a VM when the host lacks cgroup2 memory)
 sys.path.insert(0, str(Path(__file__).resolve().parent / "vm"))
 
-pytest_plugins = ["vm_pytest_plugin"]
+pytest_plugins = ["cluster_fixtures", "vm_pytest_plugin"]
