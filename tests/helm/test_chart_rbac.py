@@ -384,5 +384,8 @@ def test_operator_runs_as_the_chart_service_account(
         )
     assert runner.exception is None, runner.exception
     output = runner.output
+    assert "Reconciler" in output or "reconcil" in output.lower() or "Handler" in output, (
+        f"kopf's log was not captured: {output[:2000]!r}"
+    )
     assert "403" not in output and "Forbidden" not in output and "forbidden" not in output, output
     assert "Not enough permissions" not in output, output
