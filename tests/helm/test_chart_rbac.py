@@ -389,3 +389,107 @@ def test_operator_runs_as_the_chart_service_account(
     )
     assert "403" not in output and "Forbidden" not in output and "forbidden" not in output, output
     assert "Not enough permissions" not in output, output
+
+
+def _http_ok(url: str) -> str | None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return str(resp.read().decode()) if resp.status == 200 else None
+    except OSError:
+        return None
+
+
+def test_operator_command_runs_with_the_chart_args(
+    control_plane: ControlPlane, chart_rbac: dict[str, Any], tmp_path: Path
+) -> None:
+    """`oomguard operator` as the container runs it: the Deployment's own args (ports moved to
+    free ones), the operator ServiceAccount's token; its liveness and metrics endpoints answer
+    where the chart's probes and Service point, and it resolves a policy with no 403."""
+    import signal
+    import subprocess
+    import sys
+
+    from control_plane import free_port
+
+    cp = control_plane
+    admin_core, admin_custom = CoreV1Api(cp.api_client), CustomObjectsApi(cp.api_client)
+    deployment = one(chart_rbac["objects"], "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    probe = container["livenessProbe"]["httpGet"]
+    assert probe["port"] == "health"
+    health, metrics = free_port(), free_port()
+    args = []
+    for arg in container["args"]:
+        arg = arg.replace(f"--metrics-port={ports['http']}", f"--metrics-port={metrics}")
+        arg = arg.replace(f"0.0.0.0:{ports['health']}/", f"127.0.0.1:{health}/")
+        args.append(arg)
+    assert (
+        f"--metrics-port={metrics}" in args
+        and f"--liveness=http://127.0.0.1:{health}{probe['path']}" in args
+    )
+
+    token = request_token(admin_core, chart_rbac["namespace"], chart_rbac["accounts"]["operator"])
+    kubeconfig = _token_kubeconfig(cp, token, tmp_path / "kubeconfig")
+    label = f"cmd-{uuid.uuid4().hex[:6]}"
+    node = create_node(admin_core, labels={"oomguard.test/rbac": label}).metadata.name
+    policy_name = unique_name("cmd-policy")
+    log = tmp_path / "operator.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "oomguard", *args],
+            env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(kubeconfig), "HOME": str(tmp_path)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(
+            "the operator's liveness endpoint",
+            lambda: _http_ok(f"http://127.0.0.1:{health}{probe['path']}"),
+            timeout=60,
+        )
+        admin_custom.create_cluster_custom_object(
+            GROUP,
+            VERSION,
+            "memoryreservepolicies",
+            {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": "MemoryReservePolicy",
+                "metadata": {"name": policy_name},
+                "spec": {
+                    "priority": 2000,
+                    "nodeSelector": {"matchLabels": {"oomguard.test/rbac": label}},
+                    "reserve": {"absolute": "1Gi"},
+                },
+            },
+        )
+
+        def resolved() -> bool:
+            try:
+                reserve = admin_custom.get_cluster_custom_object(
+                    GROUP, VERSION, "nodememoryreserves", node
+                )
+            except ApiException:
+                return False
+            return bool(reserve["spec"].get("sourcePolicy") == policy_name)
+
+        wait_for("the NodeMemoryReserve from the policy", resolved, timeout=60)
+        exposition = wait_for(
+            "metrics", lambda: _http_ok(f"http://127.0.0.1:{metrics}/metrics"), timeout=10
+        )
+        assert "oomguard_" in exposition
+        admin_custom.delete_cluster_custom_object(
+            GROUP, VERSION, "memoryreservepolicies", policy_name
+        )
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    output = log.read_text(errors="replace")
+    assert "403" not in output and "orbidden" not in output, output[-5000:]
+    assert "Not enough permissions" not in output, output[-5000:]
