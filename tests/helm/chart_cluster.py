@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from k8s_helpers import ensure_service_account
 from kubernetes import client
 from kubernetes.client import ApiClient
 from kubernetes.client.rest import ApiException
@@ -108,9 +109,13 @@ def pod_from_template(workload: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def create_labelled_namespace(api: ApiClient, name: str, labels: dict[str, str]) -> None:
-    client.CoreV1Api(api).create_namespace(
+    """A namespace with its `default` ServiceAccount already there (the controller-manager
+    adds it a moment later; a Pod admitted before that is refused)."""
+    core = client.CoreV1Api(api)
+    core.create_namespace(
         client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels))
     )
+    ensure_service_account(core, name, "default")
 
 
 def error_text(err: ApiException) -> str:

@@ -7,6 +7,7 @@ Every helm call gets its own HOME/XDG dirs so nothing leaks between tests or fro
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -40,7 +41,9 @@ def _test_cluster_kube_version() -> str:
 KUBE_VERSION = _test_cluster_kube_version()
 
 
+@functools.cache
 def helm_binary() -> Path:
+    """Checked once per session (the check runs `tests/cluster/build --check`)."""
     return ClusterBinaries.locate().helm
 
 
