@@ -13,8 +13,10 @@ watches on standby replicas, and a Service sends admission requests to any ready
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import socket
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -135,9 +137,7 @@ class PodPlacementCache:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        response = self._response
-        if response is not None:
-            response.close()  # unblocks the watch read
+        _interrupt(self._response)
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -203,6 +203,19 @@ class PodPlacementCache:
             self._response = None
             response.release_conn()
         return version
+
+
+def _interrupt(response: Any) -> None:
+    """Unblocks a thread reading the watch: shut the socket down under it.
+
+    ``response.close()`` from another thread would wait for the reader's lock on the TLS
+    socket, i.e. until the next event or the watch's timeout.
+    """
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _lines(response: Any) -> Iterator[str]:
