@@ -4,6 +4,7 @@ to host verdicts without ever turning a failure or a skip into a pass."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -131,7 +132,8 @@ def test_run_in_vm_fails_loudly_when_the_kernel_cannot_boot(tmp_path):
         check=False,
     )
     assert completed.returncode == vm_runner.EXIT_VM_FAILED
-    assert "run-in-vm: the VM did not boot" in completed.stderr
+    # qemu rejects the image at once, or the boot timeout catches a hang: loud either way.
+    assert re.search(r"run-in-vm: the VM did not (boot|start the command)", completed.stderr)
 
 
 @pytest.mark.vm
