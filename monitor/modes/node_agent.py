@@ -186,6 +186,7 @@ class NodeAgent:
         self._set_by_us = False
         self._high: KubepodsHigh | None = None
         self._in_flight: InFlight | None = None
+        self._last_outcome: DecisionOutcome | None = None
         self._chosen_at: dict[str, float] = {}
         self._blocked_until: dict[str, float] = {}
         self.last: Measurement | None = None
@@ -434,7 +435,9 @@ class NodeAgent:
             )
             self._after_evictions(results, now)
             self._remember_decision(trigger_kind, m.usage, target, results, decision.reason)
-        elif decision.outcome is DecisionOutcome.NO_CANDIDATES:
+        elif decision.outcome is DecisionOutcome.NO_CANDIDATES and self._last_outcome is not (
+            DecisionOutcome.NO_CANDIDATES
+        ):  # said once per episode, not on every tick while it lasts
             log_event(
                 log,
                 logging.ERROR,
@@ -442,6 +445,7 @@ class NodeAgent:
                 usage=format_size(m.usage),
                 reason=decision.reason,
             )
+        self._last_outcome = decision.outcome
         return decision
 
     def _remember_decision(

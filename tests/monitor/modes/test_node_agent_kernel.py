@@ -1,0 +1,405 @@
+"""The node agent on a real cgroup v2 kernel (the VM here) with a real control plane.
+
+The VM has no network to the host, so etcd, kube-apiserver and kube-controller-manager run
+inside it, started from tests/cluster/cache/bin by the same module as on the host.
+
+A synthetic kubepods tree in the systemd layout sits under the VM's /sys/fs/cgroup:
+``kubepods.slice`` (memory.max 700Mi, the "allocatable") with
+``kubepods-burstable.slice/kubepods-burstable-pod<uid>.slice/cri-containerd-<id>.scope``
+per pod, each holding a real process that touches its memory. The pod objects on the
+apiserver are bound to a Node named after the test and carry the same UIDs. The agent runs
+for real (``build_agent`` + ``run_parts``: pod watch, memory.high on kubepods, event and
+threshold monitors, Eviction API, Events).
+
+No kubelet runs. For evictions the test plays the kubelet's part (``Kubelet`` below): when a
+pod gets a deletionTimestamp, its containers are stopped (``cgroup.kill`` on the pod cgroup),
+its cgroups removed and the pod object deleted, which is what a kubelet does at the end of a
+graceful termination. Without that, an evicted pod's processes would never die and its memory
+would never come back. When evictions are blocked (a PodDisruptionBudget with
+maxUnavailable 0), no pod gets a deletionTimestamp and only the agent's own last resort,
+``cgroup.kill``, frees memory.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import PurePosixPath
+from typing import Any
+
+import pytest
+from control_plane import ClusterBinaries, ControlPlane, running_control_plane
+from k8s_helpers import create_namespace, create_node, create_pod_on_node, wait_for
+from kubernetes.client import CoreV1Api, PolicyV1Api
+
+from oomguard.monitor.kernel.cgroupfs import Cgroup, find_cgroup2_mount
+from oomguard.monitor.kernel.memory_limit import MemoryLimit
+from oomguard.monitor.kube.pod_cgroups import (
+    CgroupDriver,
+    KubepodsLocation,
+    QosClass,
+    pod_cgroup_path,
+)
+from oomguard.monitor.modes.node_agent import AgentOptions
+from oomguard.monitor.modes.node_runtime import AgentParts, build_agent, run_parts
+from oomguard.monitor.settings import EvictionSettings, NodeSettings
+from oomguard.monitor.triggers.stop_signal import StopSignal
+
+pytestmark = pytest.mark.kernel
+
+MI = 2**20
+KUBEPODS_MAX = 700 * MI
+# node memory 600Mi - reserve 200Mi = memory.high 400Mi (below 700Mi - 64Mi); target 95%: 380Mi
+NODE_MEMORY = 600 * MI
+RESERVE = 200 * MI
+
+HOG = """
+import os, sys, time
+mib, step = int(sys.argv[1]), 10
+chunks = []
+while len(chunks) * step < mib:
+    chunks.append(b"\\1" * (step << 20))
+    time.sleep(0.1)
+print("full", flush=True)
+time.sleep(3600)
+"""
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ControlPlane]:
+    """The control plane inside the VM (software-emulated: allow a slow start)."""
+    with running_control_plane(ClusterBinaries.locate(), ready_timeout=600) as cp:
+        yield cp
+
+
+def enter(cgroup: Cgroup):  # type: ignore[no-untyped-def]
+    procs = str(cgroup.file("cgroup.procs"))
+
+    def join() -> None:
+        with open(procs, "w") as f:
+            f.write("0\n")
+
+    return join
+
+
+@dataclass
+class PodRun:
+    index: int
+    name: str
+    uid: str
+    cgroup: Cgroup
+    process: subprocess.Popen[bytes]
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+@dataclass
+class Node:
+    """A Node object, a kubepods tree for it, and pods that really use memory."""
+
+    cp: ControlPlane
+    name: str
+    namespace: str
+    top: Cgroup
+    location: KubepodsLocation
+    pods: list[PodRun] = field(default_factory=list)
+
+    @property
+    def core(self) -> CoreV1Api:
+        return CoreV1Api(self.cp.api_client)
+
+    @property
+    def kubepods(self) -> Cgroup:
+        return Cgroup(find_cgroup2_mount() / self.location.path)
+
+    def start_pod(self, index: int, mib: int, labels: dict[str, str] | None = None) -> PodRun:
+        pod = create_pod_on_node(
+            self.core,
+            self.namespace,
+            self.name,
+            f"p{index}",
+            memory_request="16Mi",
+            labels=labels,
+            start_time=datetime.now(UTC),
+        )
+        uid = pod.metadata.uid
+        path = pod_cgroup_path(uid, QosClass.BURSTABLE, self.location)
+        pod_cgroup = Cgroup(find_cgroup2_mount() / path).create()
+        pod_cgroup.enable_memory_for_children()
+        container = pod_cgroup.child(f"cri-containerd-{uuid.uuid4().hex}.scope").create()
+        process = subprocess.Popen(
+            [sys.executable, "-c", HOG, str(mib)],
+            preexec_fn=enter(container),
+            stdout=subprocess.DEVNULL,
+        )
+        run = PodRun(index, f"p{index}", uid, pod_cgroup, process)
+        self.pods.append(run)
+        return run
+
+    def deleting(self, run: PodRun) -> bool:
+        pods = self.core.list_namespaced_pod(
+            self.namespace, field_selector=f"metadata.name={run.name}"
+        ).items
+        return bool(pods) and pods[0].metadata.deletion_timestamp is not None
+
+
+@pytest.fixture
+def node(cluster: ControlPlane) -> Iterator[Node]:
+    root = Cgroup(find_cgroup2_mount())
+    root.enable_memory_for_children()
+    top = root.child(f"node-test-{uuid.uuid4().hex[:8]}").create()
+    top.enable_memory_for_children()
+    kubepods = top.child("kubepods.slice").create()
+    kubepods.set_memory_max(MemoryLimit(KUBEPODS_MAX))
+    kubepods.enable_memory_for_children()
+    burstable = kubepods.child("kubepods-burstable.slice").create()
+    burstable.enable_memory_for_children()
+    location = KubepodsLocation(
+        CgroupDriver.SYSTEMD, PurePosixPath(top.path.name) / "kubepods.slice"
+    )
+    core = CoreV1Api(cluster.api_client)
+    name = create_node(core, capacity={"cpu": "2", "memory": "600Mi", "pods": "110"})
+    namespace = create_namespace(core)
+    wait_for(  # pods are refused until the controller-manager made the "default" account
+        "ServiceAccount default",
+        lambda: any(
+            sa.metadata.name == "default"
+            for sa in core.list_namespaced_service_account(namespace).items
+        ),
+        timeout=120,
+    )
+    made = Node(cluster, name.metadata.name, namespace, top, location)
+    try:
+        yield made
+    finally:
+        for run in made.pods:
+            run.process.kill()
+            run.process.wait()
+        remove_tree(top)
+
+
+def remove_tree(cgroup: Cgroup) -> None:
+    cgroup.kill()
+    deadline = time.monotonic() + 15
+    for directory in sorted(cgroup.path.rglob("*"), key=lambda p: -len(p.parts)):
+        if directory.is_dir():
+            while Cgroup(directory).events().populated and time.monotonic() < deadline:
+                time.sleep(0.02)
+            directory.rmdir()
+    cgroup.path.rmdir()
+
+
+class Kubelet:
+    """The kubelet's part in an eviction: a pod with a deletionTimestamp gets its containers
+    stopped (cgroup.kill), its cgroups removed and its object deleted."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.finished: list[str] = []
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Kubelet:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                self._sync()
+            except Exception as exc:  # surfaced by the test, never lost in the thread
+                self.errors.append(repr(exc))
+
+    def _sync(self) -> None:
+        core = self.node.core
+        for pod in core.list_namespaced_pod(self.node.namespace).items:
+            if pod.metadata.deletion_timestamp is None or pod.metadata.name in self.finished:
+                continue
+            run = next(r for r in self.node.pods if r.uid == pod.metadata.uid)
+            run.cgroup.kill()
+            run.process.wait(10)
+            remove_tree(run.cgroup)
+            core.delete_namespaced_pod(
+                pod.metadata.name, self.node.namespace, grace_period_seconds=0
+            )
+            self.finished.append(pod.metadata.name)
+
+
+def start_agent(
+    node: Node, eviction: EvictionSettings, stop: StopSignal
+) -> tuple[AgentParts, threading.Thread]:
+    settings = NodeSettings(
+        node_name=node.name,
+        node_memory_bytes=NODE_MEMORY,
+        reserve_bytes=RESERVE,
+        eviction=eviction,
+    )
+    options = AgentOptions(
+        cgroup_root=find_cgroup2_mount(),
+        kubepods=node.location,
+        margin_bytes=64 * MI,
+        tick_seconds=0.5,
+    )
+    parts = build_agent(node.core, options, settings, monitors=None)
+    thread = threading.Thread(target=run_parts, args=(parts, stop), daemon=True)
+    thread.start()
+    wait_for(
+        "kubepods memory.high set by the agent",
+        lambda: node.kubepods.memory_high().bytes == 400 * MI,
+        timeout=60,
+    )
+    return parts, thread
+
+
+def stop_agent(node: Node, stop: StopSignal, thread: threading.Thread) -> None:
+    stop.set()
+    thread.join(20)
+    assert not thread.is_alive()
+    assert node.kubepods.memory_high().unlimited  # restored on the way out
+
+
+def settle(
+    parts: AgentParts, node: Node, mib: int, seconds: float = 3.0, timeout: float = 120
+) -> None:
+    """Wait until every pod still running holds its full ``mib`` and usage stays under the
+    target for ``seconds``."""
+    target = parts.agent.target_bytes()
+    calm_since: float | None = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        full = all(r.cgroup.memory_current() >= mib * MI for r in node.pods if r.alive)
+        if full and node.kubepods.working_set() < target:
+            calm_since = calm_since or time.monotonic()
+            if time.monotonic() - calm_since >= seconds:
+                return
+        else:
+            calm_since = None
+        time.sleep(0.2)
+    raise AssertionError(
+        f"usage {node.kubepods.working_set()} never settled under {target}: {parts.agent.status()}"
+    )
+
+
+def summary(node: Node, parts: AgentParts) -> dict[str, Any]:
+    return {
+        "events": dict(node.kubepods.memory_events().counters),
+        "counters": parts.agent.counters,
+        "alive": [r.name for r in node.pods if r.alive],
+        "errors": parts.agent.errors,
+    }
+
+
+def test_high_event_evicts_the_newest_pods(node: Node) -> None:
+    stop = StopSignal()
+    eviction = EvictionSettings(
+        buffer_bytes=16 * MI,
+        grace_period_seconds=5,
+        kill_fallback_wait_seconds=60,
+        max_evictions_per_minute=30,
+    )
+    parts, thread = start_agent(node, eviction, stop)
+    try:
+        with Kubelet(node) as kubelet:
+            for index in range(5):  # 5 x 100 MiB against memory.high 400Mi
+                run = node.start_pod(index, 100)
+                wait_for(
+                    f"pod {index} in the agent's watch",
+                    lambda uid=run.uid: uid in parts.watch.snapshot(),
+                    timeout=30,
+                )
+                time.sleep(1.5)
+            settle(parts, node, 100)
+            info = summary(node, parts)
+            evicted = sorted(int(name[1:]) for name in kubelet.finished)
+            assert kubelet.errors == []
+    finally:
+        stop_agent(node, stop, thread)
+    print(info, evicted)
+    alive = sorted(r.index for r in node.pods if r.alive)
+    assert info["events"]["high"] > 0, info  # memory.high was reached: the event fired
+    assert info["events"]["oom_kill"] == 0, info
+    assert evicted, info
+    assert min(evicted) > max(alive), f"not newest first: evicted {evicted}, alive {alive}"
+    assert {0, 1, 2} <= set(alive), info
+    assert info["counters"]["evicted"] == len(evicted)
+    assert info["counters"]["killed"] == 0
+    assert parts.agent.last_decision is not None
+    events = node.core.list_namespaced_event(node.namespace).items
+    assert {e.involved_object.name for e in events if e.reason == "OOMGuardEviction"} == {
+        f"p{i}" for i in evicted
+    }
+
+
+def test_blocked_evictions_fall_back_to_cgroup_kill(node: Node) -> None:
+    policy = PolicyV1Api(node.cp.api_client)
+    policy.create_namespaced_pod_disruption_budget(
+        node.namespace,
+        {
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": {"name": "all"},
+            # minAvailable above the pod count: no disruption is ever allowed (an integer
+            # minAvailable needs no controller behind the pods, unlike maxUnavailable)
+            "spec": {"minAvailable": 100, "selector": {"matchLabels": {"app": "pool"}}},
+        },
+    )
+    stop = StopSignal()
+    eviction = EvictionSettings(
+        buffer_bytes=16 * MI,
+        grace_period_seconds=5,
+        kill_fallback_wait_seconds=3,
+        max_evictions_per_minute=30,
+    )
+    parts, thread = start_agent(node, eviction, stop)
+    try:
+        with Kubelet(node) as kubelet:
+            for index in range(4):  # 4 x 130 MiB against memory.high 400Mi
+                node.start_pod(index, 130, labels={"app": "pool"})
+
+                def protected(expected: int = index + 1) -> bool:
+                    pdb = policy.read_namespaced_pod_disruption_budget("all", node.namespace)
+                    status = pdb.status
+                    return bool(
+                        status
+                        and status.observed_generation == pdb.metadata.generation
+                        and status.expected_pods == expected
+                        and status.disruptions_allowed == 0
+                    )
+
+                wait_for("the PDB to cover the new pod", protected, timeout=60)
+                time.sleep(1.5)
+            settle(parts, node, 130)
+            info = summary(node, parts)
+            assert kubelet.finished == []  # nothing was evicted: the PDB said no every time
+            assert kubelet.errors == []
+    finally:
+        stop_agent(node, stop, thread)
+    print(info)
+    alive = sorted(r.index for r in node.pods if r.alive)
+    killed = sorted(r.index for r in node.pods if not r.alive)
+    assert info["events"]["oom_kill"] == 0, info
+    assert killed, info
+    assert min(killed) > max(alive), f"not newest first: killed {killed}, alive {alive}"
+    assert {0, 1} <= set(alive), info
+    assert info["counters"]["killed"] >= 1 and info["counters"]["blocked"] >= 1, info
+    assert info["counters"]["evicted"] == 0
+    assert not any(node.deleting(r) for r in node.pods)
+    messages = [
+        e.message
+        for e in node.core.list_namespaced_event(node.namespace).items
+        if e.reason == "OOMGuardEviction"
+    ]
+    assert any("cgroup.kill" in m for m in messages), messages
