@@ -1,4 +1,4 @@
-"""``oomguard monitor``: the DaemonSet agent (node mode).
+"""``oomguard monitor``: the DaemonSet agent (node mode), or a pod's sidecar (sidecar mode).
 
 Startup checks say plainly why the agent cannot run: cgroup v1 (no cgroup2 mount or no memory
 controller in it), no kubepods cgroup, no NODE_NAME. On kernels older than 5.9 memory.high can
@@ -36,7 +36,12 @@ def memory_high_is_safe(release: str) -> bool:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
-    parser.add_argument("--mode", choices=("node",), default="node")
+    parser.add_argument(
+        "--mode",
+        choices=("node", "sidecar"),
+        default="node",
+        help="node: guard kubepods, evict pods (DaemonSet); sidecar: guard this pod's workers",
+    )
     parser.add_argument("--node-name", default=env("NODE_NAME"), help="default: $NODE_NAME")
     parser.add_argument(
         "--pod-uid", default=env("POD_UID"), help="this agent's pod (never evicted)"
@@ -48,7 +53,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--kubepods-cgroup", help="path under the cgroup root (default: detected)")
     parser.add_argument("--cgroup-driver", choices=("systemd", "cgroupfs"))
-    parser.add_argument("--reserve", help="reserve when no NodeMemoryReserve exists (e.g. 1Gi)")
+    parser.add_argument(
+        "--reserve",
+        help="node: reserve when no NodeMemoryReserve exists (e.g. 1Gi); "
+        "sidecar: pod limit minus this is the workers' memory.high (default: 10%%, >= 64Mi)",
+    )
     parser.add_argument("--node-memory", help="node memory (default: MemTotal)")
     parser.add_argument("--margin", default="64Mi", help="memory.high stays this far below max")
     parser.add_argument("--dry-run", action="store_true", help="log decisions, act on nothing")
@@ -58,6 +67,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
     parser.add_argument("--no-reserve-watch", action="store_true", help="ignore NodeMemoryReserve")
     parser.add_argument("--tick", type=float, default=1.0, help=argparse.SUPPRESS)
+    from oomguard.monitor.modes.sidecar_mode import configure_sidecar
+
+    configure_sidecar(parser)
 
 
 def _fail(message: str) -> int:
@@ -67,7 +79,24 @@ def _fail(message: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_format)
+    if args.mode == "sidecar":
+        return run_sidecar_mode(args)
     return run_node(args)
+
+
+def run_sidecar_mode(args: argparse.Namespace) -> int:
+    from oomguard.monitor.modes.sidecar_mode import run_sidecar
+
+    set_high = memory_high_is_safe(os.uname().release)
+    if not set_high:
+        log_event(
+            log,
+            logging.WARNING,
+            "kernel older than 5.9: memory.high is not set (allocator livelock risk); "
+            "threshold monitor only",
+            kernel=os.uname().release,
+        )
+    return run_sidecar(args, set_high)
 
 
 def run_node(args: argparse.Namespace) -> int:

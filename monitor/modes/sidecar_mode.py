@@ -1,0 +1,432 @@
+"""``oomguard monitor --mode sidecar``: guard the worker processes of the sidecar's own pod.
+
+For a pod running many worker processes (a Ray worker pod, a process pool) beside this
+container, with ``shareProcessNamespace: true``:
+
+1. find the pod cgroup (``--pod-cgroup``, ``POD_UID``, or our own cgroup's pod) and the
+   workload container's cgroup in it (``sidecar_layout``);
+2. split the workload cgroup into two leaves, ``oomguard-main`` and ``oomguard-workers``
+   (cgroup v2's no-internal-process rule: once memory is enabled for its children, the
+   workload cgroup itself may hold no process), moving the selected workers into the second;
+3. set the workers' ``memory.high`` to the pod's limit minus a reserve;
+4. run the guard's loop (``modes.guard.Guard``) on the workers cgroup with a
+   ``ProcessTarget``: newest workers are stopped first, the main process is never a
+   candidate;
+5. every ``--scan-interval`` move newly started workers (children of the main process are
+   born in the main leaf) into the workers cgroup.
+
+On exit the layout is undone: memory is withdrawn from the workload cgroup's children, every
+process moves back, and both leaves are removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import re
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget
+from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
+from oomguard.monitor.feedback.logs import log_event
+from oomguard.monitor.feedback.metrics_registry import GuardMetrics
+from oomguard.monitor.kernel.cgroupfs import (
+    Cgroup,
+    CgroupError,
+    CgroupGone,
+    Terminated,
+    cgroup_path_of_process,
+    find_cgroup2_mount,
+    signals_raise_terminated,
+)
+from oomguard.monitor.kernel.procfs import ProcReader
+from oomguard.monitor.modes.guard import Guard, GuardSettings
+from oomguard.monitor.modes.guard_cgroup import limits_applied, tree_pids
+from oomguard.monitor.modes.node_agent import walk_cgroups
+from oomguard.monitor.modes.sidecar_layout import (
+    MAIN_LEAF,
+    WORKERS_LEAF,
+    ContainerCgroup,
+    ProcessFacts,
+    SidecarSetupError,
+    WorkerSelector,
+    pod_cgroup_for_uid,
+    pod_cgroup_of_own,
+    pod_limit,
+    workers_memory_high,
+    workload_cgroup,
+)
+from oomguard.monitor.sizes import format_size, parse_size
+from oomguard.monitor.triggers.factory import MonitorConfig, ThresholdConfig, build_monitors
+from oomguard.monitor.triggers.stop_signal import StopSignal
+
+log = logging.getLogger("oomguard.sidecar")
+
+SPLIT_ATTEMPTS = 50  # a fork can land in the workload cgroup between our moves: try again
+
+
+def configure_sidecar(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("sidecar mode (--mode sidecar)")
+    group.add_argument(
+        "--pod-cgroup", help="the pod's cgroup under the cgroup root (default: from POD_UID)"
+    )
+    group.add_argument(
+        "--workload-cgroup",
+        help="the workload container's cgroup (default: the pod's one busy container cgroup)",
+    )
+    group.add_argument(
+        "--workers-match",
+        metavar="REGEX",
+        help="workers are processes whose command line matches (default: all but the main one)",
+    )
+    group.add_argument(
+        "--main-pid", type=int, help="the workload's main process (default: its oldest process)"
+    )
+    group.add_argument(
+        "--memory-high", help="workers' memory.high (default: pod limit minus --reserve)"
+    )
+    group.add_argument("--buffer", help="free this much below the target (default: 5%%)")
+    group.add_argument("--grace", type=float, default=5.0, help="SIGTERM -> SIGKILL seconds")
+    group.add_argument(
+        "--scan-interval",
+        type=float,
+        default=0.2,
+        help="seconds between moves of new workers into the workers cgroup",
+    )
+
+
+# ------------------------------------------------------------------ locating
+
+
+def _container_cgroups(root: Path, pod: PurePosixPath, reader: ProcReader) -> list[ContainerCgroup]:
+    found = []
+    for entry in sorted((root / pod).iterdir()):
+        if not entry.is_dir():
+            continue
+        rel = pod / entry.name
+        try:
+            pids = Cgroup(entry).pids()
+        except CgroupError:
+            continue
+        comms = []
+        for pid in pids:
+            stat = reader.stat(pid)
+            if stat is not None:
+                comms.append(stat.comm)
+        found.append(ContainerCgroup(rel, tuple(comms)))
+    return found
+
+
+def _relative(path: str) -> PurePosixPath:
+    return PurePosixPath(path.strip("/") or ".")
+
+
+@dataclass(frozen=True)
+class SidecarPlan:
+    root: Path
+    pod: PurePosixPath
+    workload: PurePosixPath
+    own: PurePosixPath | None
+    limit: int | None  # tightest memory.max from the workload cgroup up to the pod cgroup
+    memory_high: int
+
+
+def locate(args: argparse.Namespace, root: Path, reader: ProcReader) -> SidecarPlan:
+    try:
+        own: PurePosixPath | None = _relative(cgroup_path_of_process("self"))
+    except (OSError, CgroupError):
+        own = None
+    if args.pod_cgroup:
+        pod = _relative(args.pod_cgroup)
+    elif args.pod_uid:
+        pod = pod_cgroup_for_uid(walk_cgroups(root, PurePosixPath("."), depth=4), args.pod_uid)
+    elif own is not None:
+        pod = pod_cgroup_of_own(own)
+    else:
+        raise SidecarSetupError("no /proc/self/cgroup: give --pod-cgroup or POD_UID")
+    if not (root / pod).is_dir():
+        raise SidecarSetupError(f"the pod cgroup {root / pod} does not exist")
+    if args.workload_cgroup:
+        workload = _relative(args.workload_cgroup)
+    else:
+        own_container = own if own is not None and own.parent == pod else None
+        workload = workload_cgroup(_container_cgroups(root, pod, reader), own_container)
+    limits: dict[PurePosixPath, int | None] = {}
+    for path in (workload, *workload.parents):
+        limits[path] = Cgroup(root / path).memory_max().bytes
+        if path == pod:
+            break
+    limit = pod_limit(limits)
+    explicit = parse_size(args.memory_high) if args.memory_high else None
+    reserve = parse_size(args.reserve) if args.reserve else None
+    high = workers_memory_high(limit, reserve, explicit)
+    return SidecarPlan(root, pod, workload, own, limit, high)
+
+
+# ------------------------------------------------------------------ the split
+
+
+class WorkersSplit:
+    """The workload cgroup split into a main leaf and a workers leaf; ``sweep`` moves new
+    workers over. Thread-safe enough: ``sweep`` runs in one thread only."""
+
+    def __init__(self, workload: Cgroup, selector: WorkerSelector, reader: ProcReader) -> None:
+        self.workload = workload
+        self.main = workload.child(MAIN_LEAF)
+        self.workers = workload.child(WORKERS_LEAF)
+        self.selector = selector
+        self.reader = reader
+        self.main_pid: int | None = None
+        self.moved = 0
+
+    def _facts(self, pid: int) -> ProcessFacts | None:
+        info = self.reader.read(pid)
+        if info is None:
+            return None
+        return ProcessFacts(pid, info.started_at, " ".join(info.cmdline))
+
+    def setup(self) -> None:
+        self.main.create(exist_ok=True)
+        self.workers.create(exist_ok=True)
+        facts = [f for f in map(self._facts, self.workload.pids()) if f is not None]
+        self.main_pid = self.selector.choose_main(facts)
+        for _ in range(SPLIT_ATTEMPTS):
+            self._move_out_of(self.workload)
+            try:
+                self.workload.enable_memory_for_children()
+                return
+            except CgroupError:
+                if not self.workload.pids():
+                    raise
+                time.sleep(0.01)  # a fork landed meanwhile
+        raise CgroupError(f"{self.workload.path} keeps getting new processes; cannot split it")
+
+    def _move_out_of(self, source: Cgroup) -> None:
+        for pid in source.pids():
+            facts = self._facts(pid)
+            if facts is None:
+                continue
+            worker = self.selector.is_worker(facts, self.main_pid)
+            destination = self.workers if worker else self.main
+            if destination == source:
+                continue
+            try:
+                destination.add_process(pid)
+            except CgroupError:
+                continue  # exited meanwhile
+            if worker:
+                self.moved += 1
+                log_event(log, logging.DEBUG, "worker moved", pid=pid, cmdline=facts.cmdline[:200])
+
+    def sweep(self) -> None:
+        """New workers are born in the main leaf (their parent's cgroup): move them."""
+        self._move_out_of(self.main)
+
+    def undo(self) -> None:
+        """Back as found: memory off for the children, every process home, leaves removed."""
+        with contextlib.suppress(CgroupError):
+            self.workload.write("cgroup.subtree_control", b"-memory")
+        for leaf in (self.workers, self.main):
+            for _ in range(SPLIT_ATTEMPTS):
+                try:
+                    pids = leaf.pids()
+                except CgroupGone:
+                    break
+                if not pids:
+                    break
+                for pid in pids:
+                    with contextlib.suppress(CgroupError):
+                        self.workload.add_process(pid)
+            with contextlib.suppress(CgroupError):
+                leaf.remove()
+
+
+@contextlib.contextmanager
+def workers_split(split: WorkersSplit) -> Iterator[WorkersSplit]:
+    try:
+        split.setup()
+        yield split
+    finally:
+        split.undo()
+
+
+# ------------------------------------------------------------------ running
+
+
+def _sweeper(split: WorkersSplit, stop: StopSignal, interval: float, errors: list[str]) -> None:
+    while not stop.wait(interval):
+        try:
+            split.sweep()
+        except CgroupGone:
+            errors.append(f"the workload cgroup {split.workload.path} is gone")
+            stop.set()
+            return
+        except CgroupError as exc:
+            errors.append(str(exc))
+
+
+def _recorder(metrics: GuardMetrics) -> Callable[[KillRecord], None]:
+    def record(victim: KillRecord) -> None:
+        log_event(
+            log,
+            logging.WARNING,
+            "worker stopped",
+            pid=victim.pid,
+            cmdline=" ".join(victim.cmdline)[:200],
+            memory=format_size(victim.memory_bytes),
+            signal=victim.signal,
+            outcome=victim.outcome,
+        )
+        metrics.record_kill(victim)
+
+    return record
+
+
+def guard_settings(
+    memory_high: int, buffer: int | None, grace: float, dry_run: bool
+) -> GuardSettings:
+    return GuardSettings(
+        memory_high=memory_high,
+        memory_max=None,
+        buffer=buffer if buffer is not None else memory_high // 20,
+        grace=grace,
+        in_flight_timeout=grace + 2.0,
+        dry_run=dry_run,
+    )
+
+
+def monitor_config(settings: GuardSettings, memory_high_set: bool) -> MonitorConfig:
+    """The event monitor only when memory.high is set; the threshold monitor always."""
+    return MonitorConfig(
+        event=memory_high_set,
+        threshold=ThresholdConfig(settings.memory_high, settings.threshold_interval),
+    )
+
+
+def run_sidecar(args: argparse.Namespace, set_high: bool) -> int:
+    reader = ProcReader()
+    try:
+        root = Path(args.cgroup_root) if args.cgroup_root else find_cgroup2_mount()
+        plan = locate(args, root, reader)
+    except (SidecarSetupError, CgroupError, OSError, ValueError) as exc:
+        print(f"oomguard monitor --mode sidecar: {exc}", file=sys.stderr, flush=True)
+        return 2
+    pattern = re.compile(args.workers_match) if args.workers_match else None
+    split = WorkersSplit(
+        Cgroup(root / plan.workload), WorkerSelector(pattern, args.main_pid), reader
+    )
+    settings = guard_settings(
+        plan.memory_high,
+        parse_size(args.buffer) if args.buffer else None,
+        args.grace,
+        bool(args.dry_run),
+    )
+    stop = StopSignal()
+    try:
+        with signals_raise_terminated(), contextlib.ExitStack() as undo:
+            undo.enter_context(workers_split(split))
+            workers = split.workers
+            high = None if (settings.dry_run or not set_high) else settings.memory_high
+            undo.enter_context(limits_applied(workers, high, None))
+            metrics = GuardMetrics("sidecar", workers)
+            target = ProcessTarget(
+                lambda: tree_pids(workers),
+                grace=settings.grace,
+                dry_run=settings.dry_run,
+                on_record=_recorder(metrics),
+            )
+            monitors = metrics.tracked(
+                build_monitors(workers, monitor_config(settings, high is not None))
+            )
+            guard = Guard(workers, target, monitors, settings, metrics=metrics)
+            errors: list[str] = []
+            loop = threading.Thread(target=guard.run, args=(stop,), name="oomguard-sidecar")
+            sweeper = threading.Thread(
+                target=_sweeper,
+                args=(split, stop, args.scan_interval, errors),
+                name="oomguard-sweeper",
+                daemon=True,
+            )
+            http = _http(args, metrics, split, plan, guard, loop, errors)
+            if http is not None:
+                http.start()
+                undo.callback(http.stop)
+            log_event(
+                log,
+                logging.INFO,
+                "sidecar guarding workers",
+                pod_cgroup=str(plan.pod),
+                workload=str(plan.workload),
+                workers=str(workers.path),
+                main_pid=split.main_pid,
+                moved=split.moved,
+                pod_limit=format_size(plan.limit) if plan.limit else "max",
+                memory_high=format_size(plan.memory_high),
+                memory_high_set=high is not None,
+            )
+            loop.start()
+            sweeper.start()
+            undo.callback(target.wait_idle, settings.grace + 12.0)
+            undo.callback(sweeper.join, 2.0)
+            undo.callback(loop.join, 5.0)
+            undo.callback(stop.set)
+            while loop.is_alive():
+                loop.join(0.2)
+            for error in errors:
+                log_event(log, logging.ERROR, error)
+            return 1 if errors else 0
+    except Terminated:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except (CgroupError, SidecarSetupError) as exc:
+        log_event(log, logging.ERROR, f"sidecar cannot guard: {exc}")
+        return 1
+
+
+def _http(
+    args: argparse.Namespace,
+    metrics: GuardMetrics,
+    split: WorkersSplit,
+    plan: SidecarPlan,
+    guard: Guard,
+    loop: threading.Thread,
+    errors: list[str],
+) -> HttpEndpoints | None:
+    if not args.http_port:
+        return None
+    http = HttpEndpoints(args.http_host, args.http_port)
+    http.add_route("/metrics", metrics.route)
+    http.add_check("/healthz", lambda: (loop.is_alive() and not errors, "; ".join(errors[-3:])))
+    http.add_check("/readyz", lambda: (loop.is_alive(), "guard loop not running"))
+
+    def status() -> tuple[int, str, bytes]:
+        try:
+            usage: int | None = split.workers.working_set()
+            workers = tree_pids(split.workers)
+        except CgroupError:
+            usage, workers = None, []
+        body = {
+            "mode": "sidecar",
+            "pod_cgroup": str(plan.pod),
+            "cgroup": str(split.workers.path),
+            "memory_high": plan.memory_high,
+            "pod_limit": plan.limit,
+            "usage": usage,
+            "main_pid": split.main_pid,
+            "workers": workers,
+            "moved": split.moved,
+            "decisions": len(guard.decisions),
+            "errors": (guard.errors + errors)[-10:],
+        }
+        return 200, "application/json", json.dumps(body).encode()
+
+    http.add_route("/status", status)
+    return http
