@@ -54,6 +54,9 @@ class GuardSettings:
     dry_run: bool = False
     recheck_interval: float = 0.1
     threshold_interval: float = 0.1
+    event_monitor: bool = True  # off: polling only (with threshold_monitor)
+    threshold_monitor: bool = True
+    set_memory_high: bool = True  # off: --memory-high is only the threshold, no throttling
 
     @property
     def limits(self) -> Limits:
@@ -61,11 +64,19 @@ class GuardSettings:
 
     @property
     def monitors(self) -> MonitorConfig:
-        """Event monitor unless dry-run (no memory.high, nothing to cross); threshold always."""
+        """Event monitor unless dry-run (no memory.high, nothing to cross) or turned off;
+        threshold unless turned off. At least one must remain (checked by the CLI)."""
         return MonitorConfig(
-            event=not self.dry_run,
-            threshold=ThresholdConfig(self.memory_high, self.threshold_interval),
+            event=self.event_monitor and not self.dry_run,
+            threshold=ThresholdConfig(self.memory_high, self.threshold_interval)
+            if self.threshold_monitor
+            else None,
         )
+
+    @property
+    def memory_high_to_write(self) -> int | None:
+        """What memory.high is set to: nothing in dry-run or with set_memory_high off."""
+        return self.memory_high if self.set_memory_high and not self.dry_run else None
 
 
 class Guard:

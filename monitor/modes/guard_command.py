@@ -75,6 +75,26 @@ def _seconds(text: str) -> float:
     return value
 
 
+MONITOR_NAMES = ("event", "threshold")
+
+
+def _monitor_list(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in MONITOR_NAMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"monitors must be a comma-separated list of {', '.join(MONITOR_NAMES)}: {text!r}"
+        )
+    return names
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError(f"seconds must be > 0: {text!r}")
+    return value
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.usage = (
         "oomguard guard --memory-high SIZE [options] -- COMMAND [ARGS...]\n"
@@ -116,6 +136,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--dry-run",
         action="store_true",
         help="decide and log, but set no memory.high and signal nobody",
+    )
+    parser.add_argument(
+        "--monitors",
+        type=_monitor_list,
+        default=MONITOR_NAMES,
+        metavar="LIST",
+        help="comma-separated monitors to run: event, threshold (default: event,threshold)",
+    )
+    parser.add_argument(
+        "--threshold-interval",
+        type=_positive_seconds,
+        default=0.1,
+        metavar="SECONDS",
+        help="how often the threshold monitor polls usage (default: 0.1)",
+    )
+    parser.add_argument(
+        "--no-memory-high",
+        action="store_true",
+        help="do not write memory.high (no throttling): --memory-high is only the "
+        "threshold target; with --monitors threshold this is a plain polling guard",
     )
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
     parser.add_argument(
@@ -160,6 +200,10 @@ def run(args: argparse.Namespace) -> int:
         grace=args.grace,
         in_flight_timeout=args.grace + 2.0,
         dry_run=args.dry_run,
+        threshold_interval=args.threshold_interval,
+        event_monitor="event" in args.monitors,
+        threshold_monitor="threshold" in args.monitors,
+        set_memory_high=not args.no_memory_high,
     )
     try:
         if args.cgroup:
@@ -180,10 +224,17 @@ def _check_arguments(args: argparse.Namespace, command: list[str]) -> str | None
             f"--memory-max ({format_size(args.memory_max)}) must be above --memory-high "
             f"({format_size(args.memory_high)})"
         )
-    if not args.dry_run and kernel_version() < MIN_KERNEL_FOR_MEMORY_HIGH:
+    if args.dry_run and "threshold" not in args.monitors:
+        return "--dry-run sets no memory.high, so it needs the threshold monitor (--monitors)"
+    if (
+        not args.dry_run
+        and not args.no_memory_high
+        and (kernel_version() < MIN_KERNEL_FOR_MEMORY_HIGH)
+    ):
         return (
             f"kernel {os.uname().release} is older than 5.9, where memory.high can livelock "
-            "an allocator; refusing to set it (use --dry-run to observe only)"
+            "an allocator; refusing to set it (use --dry-run to observe only, or "
+            "--no-memory-high --monitors threshold to poll)"
         )
     return None
 
@@ -201,7 +252,7 @@ def _guard_command(args: argparse.Namespace, settings: GuardSettings, command: l
     parent = resolve_cgroup(args.parent) if args.parent else own_cgroup()
     with contextlib.ExitStack() as undo:
         cgroup = undo.enter_context(created_cgroup(parent, f"oomguard-{os.getpid()}"))
-        high = None if settings.dry_run else settings.memory_high
+        high = settings.memory_high_to_write
         undo.enter_context(limits_applied(cgroup, high, settings.memory_max))
         metrics = GuardMetrics("guard", cgroup)
         undo.enter_context(metrics_endpoint(metrics, args.metrics_host, args.metrics_port))
@@ -375,7 +426,7 @@ def _wait_for(
 
 def _guard_existing(args: argparse.Namespace, settings: GuardSettings) -> int:
     cgroup = resolve_cgroup(args.cgroup)
-    high = None if settings.dry_run else settings.memory_high
+    high = settings.memory_high_to_write
     with contextlib.ExitStack() as undo:
         cgroup.require_memory_controller()
         undo.enter_context(limits_applied(cgroup, high, settings.memory_max))

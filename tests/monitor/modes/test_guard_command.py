@@ -76,3 +76,84 @@ def test_cgroup_and_parent_are_exclusive(capsys):
 )
 def test_kernel_version(release, version):
     assert kernel_version(release) == version
+
+
+def _settings_of(argv, monkeypatch):
+    """The GuardSettings run() builds, captured before anything touches a cgroup."""
+    from oomguard.monitor.modes import guard_command
+
+    seen = {}
+
+    def capture(args, settings, command):
+        seen["settings"] = settings
+        return 0
+
+    monkeypatch.setattr(guard_command, "_guard_command", capture)
+    monkeypatch.setattr(guard_command, "kernel_version", lambda release=None: (6, 1))
+    assert main(["guard", "--memory-high", "100Mi", *argv, "--", "true"]) == 0
+    return seen["settings"]
+
+
+def test_default_monitors_are_event_and_threshold_with_memory_high(monkeypatch):
+    settings = _settings_of([], monkeypatch)
+    assert settings.monitors.event
+    assert settings.monitors.threshold is not None
+    assert settings.monitors.threshold.interval_s == 0.1
+    assert settings.memory_high_to_write == 100 * 2**20
+
+
+def test_threshold_only_polling_guard(monkeypatch):
+    settings = _settings_of(
+        ["--monitors", "threshold", "--threshold-interval", "0.25", "--no-memory-high"],
+        monkeypatch,
+    )
+    assert not settings.monitors.event
+    assert settings.monitors.threshold is not None
+    assert settings.monitors.threshold.interval_s == 0.25
+    assert settings.monitors.threshold.limit_bytes == 100 * 2**20
+    assert settings.memory_high_to_write is None
+
+
+def test_event_only(monkeypatch):
+    settings = _settings_of(["--monitors", "event"], monkeypatch)
+    assert settings.monitors.event
+    assert settings.monitors.threshold is None
+
+
+def test_dry_run_writes_no_memory_high(monkeypatch):
+    settings = _settings_of(["--dry-run"], monkeypatch)
+    assert settings.memory_high_to_write is None
+    assert not settings.monitors.event
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--monitors", "event,psi"], "monitors must be"),
+        (["--monitors", ","], "monitors must be"),
+        (["--threshold-interval", "0"], "seconds must be > 0"),
+    ],
+)
+def test_bad_monitor_options(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        parse("--memory-high", "1G", *argv, "--", "true")
+    assert message in capsys.readouterr().err
+
+
+def test_dry_run_needs_the_threshold_monitor(capsys):
+    assert (
+        main(["guard", "--memory-high", "1G", "--dry-run", "--monitors", "event", "--", "true"])
+        == 2
+    )
+    assert "needs the threshold monitor" in capsys.readouterr().err
+
+
+def test_polling_without_memory_high_is_allowed_on_old_kernels(monkeypatch, capsys):
+    from oomguard.monitor.modes import guard_command
+
+    monkeypatch.setattr(guard_command, "kernel_version", lambda release=None: (5, 4))
+    monkeypatch.setattr(guard_command, "_guard_command", lambda args, settings, command: 0)
+    assert main(["guard", "--memory-high", "1G", "--", "true"]) == 2
+    assert "older than 5.9" in capsys.readouterr().err
+    argv = ["guard", "--memory-high", "1G", "--no-memory-high", "--monitors", "threshold"]
+    assert main([*argv, "--", "true"]) == 0
