@@ -1,0 +1,95 @@
+"""`oomguard guard --metrics-port` on the real kernel (the VM): the endpoint carries the
+kernel's own memory.events counters and limits, the guard's decisions and kills, and
+Debian's promtool accepts what it serves."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+pytestmark = pytest.mark.kernel
+
+MiB = 2**20
+WORKLOAD = [sys.executable, "-m", "oomguard.monitor.modes.demo_workload", "--quiet"]
+LIMITS = ["--memory-high", "220Mi", "--memory-max", "300Mi", "--grace", "1"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def samples(text):
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_guard_serves_kernel_counters_and_its_actions(tmp_path):
+    promtool = shutil.which("promtool") or "/usr/bin/promtool"
+    if not Path(promtool).exists():
+        pytest.fail("promtool is missing: install Debian's 'prometheus' package (scripts/setup)")
+    port = free_port()
+    results = tmp_path / "workers.json"
+    argv = [sys.executable, "-m", "oomguard", "guard", *LIMITS, "--metrics-port", str(port)]
+    proc = subprocess.Popen(
+        [*argv, "--", *WORKLOAD, "--results", str(results)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    last = None  # the last scrape taken while the guard was still running
+    scrapes = 0
+    deadline = time.monotonic() + 240
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                url = f"http://127.0.0.1:{port}/metrics"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    last = response.read().decode()
+                    scrapes += 1
+            except OSError:
+                pass  # not listening yet, or already gone
+            time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log = proc.communicate(timeout=30)[0]
+    # the pool exits 1 when some of its workers were stopped; 125 would be oomguard failing
+    assert proc.returncode in (0, 1), log
+    assert "command exited" in log, log
+    assert last is not None and scrapes > 3, log
+
+    check = subprocess.run(
+        [promtool, "check", "metrics"], input=last, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+
+    got = samples(last)
+
+    def value(name, **labels):
+        return got.get((name, tuple(sorted(labels.items()))))
+
+    assert value("oomguard_memory_high_bytes") == 220 * MiB
+    assert value("oomguard_memory_max_bytes") == 300 * MiB
+    assert value("oomguard_memory_usage_bytes") > 0
+    assert value("oomguard_memory_events_total", event="high") > 0, last
+    assert value("oomguard_memory_events_total", event="oom_kill") == 0, last
+    assert value("oomguard_decisions_total", trigger="event") >= 1, last
+    assert value("oomguard_victims_total") >= 1
+    assert value("oomguard_actions_total", outcome="killed") >= 1, last
+    assert value("oomguard_freed_bytes_total") > 0
+    assert value("oomguard_detection_latency_seconds_count", trigger="event") >= 1
+    assert value("oomguard_monitor_up", monitor="event") == 1
+    build = [labels for (name, labels) in got if name == "oomguard_build_info"]
+    assert dict(build[0])["mode"] == "guard"
+    assert dict(build[0])["kernel"] == subprocess.check_output(["uname", "-r"], text=True).strip()
