@@ -1,0 +1,183 @@
+"""The monitors on the real kernel: real memory.events rises, PSI triggers, cgroup removal."""
+
+import queue
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from oomguard.monitor.kernel.memory_limit import MemoryLimit
+from oomguard.monitor.kernel.memory_pressure import PsiTrigger
+from oomguard.monitor.triggers.event_monitor import EventMonitor
+from oomguard.monitor.triggers.factory import (
+    MonitorConfig,
+    MonitorFailure,
+    MonitorRunner,
+    ThresholdConfig,
+    build_monitors,
+)
+from oomguard.monitor.triggers.pressure_monitor import PressureMonitor
+from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.triggers.threshold_monitor import CgroupWorkingSet, ThresholdMonitor
+from oomguard.monitor.triggers.trigger import MonitorError, TriggerKind
+
+pytestmark = pytest.mark.kernel
+
+
+class Running:
+    def __init__(self, monitor):
+        self.stop = StopSignal()
+        self.triggers = queue.Queue()
+        self.error = None
+        self.thread = threading.Thread(target=self._run, args=(monitor,), daemon=True)
+        self.thread.start()
+
+    def _run(self, monitor):
+        try:
+            monitor.run(self.triggers.put, self.stop)
+        except BaseException as exc:
+            self.error = exc
+
+    def shutdown(self):
+        started = time.monotonic()
+        self.stop.set()
+        self.thread.join(5)
+        assert not self.thread.is_alive()
+        return time.monotonic() - started
+
+
+def test_event_monitor_wakes_on_a_real_high_increment(real_cgroup, spawn_hog):
+    real_cgroup.set_memory_high(MemoryLimit(64 << 20))
+    run = Running(EventMonitor(real_cgroup))
+    time.sleep(0.2)
+    assert run.triggers.empty()
+    started = spawn_hog(real_cgroup, 200).started()
+    trigger = run.triggers.get(timeout=60)
+    assert trigger.kind is TriggerKind.EVENT
+    assert trigger.detail["high"] > 0
+    assert trigger.detail["high_total"] >= trigger.detail["high"]
+    print(f"first EVENT trigger {trigger.detected_at - started:.3f} s after allocation began")
+    elapsed = run.shutdown()
+    print(f"shutdown took {elapsed * 1000:.1f} ms")
+    assert elapsed < 1.0
+    assert run.error is None
+    assert real_cgroup.memory_events().oom_kill == 0
+
+
+def test_a_non_zero_high_at_start_is_a_baseline(real_cgroup, spawn_hog):
+    real_cgroup.set_memory_high(MemoryLimit(32 << 20))
+    hog = spawn_hog(real_cgroup, 64, keep=False)
+    hog.started()
+    hog.touched()
+    assert real_cgroup.memory_events().high > 0
+    run = Running(EventMonitor(real_cgroup))
+    time.sleep(1.0)
+    assert run.triggers.empty()
+    assert run.shutdown() < 1.0
+
+
+def test_a_short_burst_is_detected(real_cgroup, spawn_hog):
+    """Sit below memory.high, go past it briefly, free everything: the monitor sees it."""
+    real_cgroup.set_memory_high(MemoryLimit(64 << 20))
+    run = Running(EventMonitor(real_cgroup))
+    time.sleep(0.2)
+    hog = spawn_hog(real_cgroup, 32, hold_s=30, keep=False, base_mib=36)
+    started = hog.started()
+    assert run.triggers.empty(), "went over memory.high before the burst"
+    freed = hog.touched()
+    trigger = run.triggers.get(timeout=10)
+    assert trigger.detail["high"] > 0
+    assert trigger.detected_at >= started
+    print(
+        f"burst above memory.high: {(freed - started) * 1000:.0f} ms from its first page to "
+        f"free; trigger {(trigger.detected_at - started) * 1000:.0f} ms after its first page"
+    )
+    assert real_cgroup.memory_current() < 64 << 20  # freed: the excursion is over
+    run.shutdown()
+
+
+def test_removing_the_cgroup_stops_each_monitor_with_a_clear_error(real_cgroup):
+    monitors = [
+        EventMonitor(real_cgroup),
+        PressureMonitor.for_cgroup(real_cgroup, PsiTrigger(50_000, 1_000_000)),
+    ]
+    runs = [Running(m) for m in monitors]
+    time.sleep(0.3)
+    real_cgroup.remove()
+    for run in runs:
+        run.thread.join(10)
+        assert not run.thread.is_alive(), "monitor did not notice the cgroup was removed"
+        assert isinstance(run.error, MonitorError)
+        print(run.error)
+    assert "is gone" in str(runs[0].error)
+    assert "cgroup is gone" in str(runs[1].error)
+    threshold = ThresholdMonitor(CgroupWorkingSet(real_cgroup), 1)
+    with pytest.raises(MonitorError, match="is gone"):
+        threshold.poll_once(lambda t: None)
+
+
+def test_psi_trigger_fires_under_pressure(real_cgroup, spawn_hog):
+    real_cgroup.set_memory_high(MemoryLimit(64 << 20))
+    run = Running(PressureMonitor.for_cgroup(real_cgroup, PsiTrigger(50_000, 1_000_000)))
+    time.sleep(0.2)
+    started = spawn_hog(real_cgroup, 200).started()
+    trigger = run.triggers.get(timeout=60)
+    assert trigger.kind is TriggerKind.PRESSURE
+    assert trigger.detail["stall_us"] == 50_000
+    assert trigger.detail["some_total_us"] > 0
+    print(f"PSI trigger {trigger.detected_at - started:.3f} s after allocation began")
+    assert run.shutdown() < 1.0
+    assert run.error is None
+
+
+def test_threshold_monitor_sees_real_usage(real_cgroup, spawn_hog):
+    hog = spawn_hog(real_cgroup, 100)
+    hog.started()
+    hog.touched()
+    triggers = []
+    ThresholdMonitor(CgroupWorkingSet(real_cgroup), 50 << 20).poll_once(triggers.append)
+    assert triggers and triggers[0].detail["usage"] >= 100 << 20
+
+
+def test_runner_with_all_three_stops_within_a_second(real_cgroup, spawn_hog):
+    real_cgroup.set_memory_high(MemoryLimit(64 << 20))
+    config = MonitorConfig(
+        event=True,
+        threshold=ThresholdConfig(48 << 20, 0.05),
+        pressure=PsiTrigger(50_000, 1_000_000),
+    )
+    with MonitorRunner(build_monitors(real_cgroup, config)) as runner:
+        spawn_hog(real_cgroup, 200)
+        kinds = set()
+        deadline = time.monotonic() + 30
+        while kinds != set(TriggerKind) and time.monotonic() < deadline:
+            item = runner.output.get(timeout=60)
+            assert not isinstance(item, MonitorFailure), item
+            kinds.add(item.kind)
+        started = time.monotonic()
+    assert time.monotonic() - started < 1.0
+    assert kinds == set(TriggerKind)
+
+
+def test_unreadable_memory_events_is_a_clear_error(real_cgroup):
+    """chmod 000 on the real file; the monitor runs as nobody (root bypasses modes)."""
+    real_cgroup.file("memory.events").chmod(0)
+    code = textwrap.dedent(f"""
+        import os
+        from oomguard.monitor.kernel.cgroupfs import Cgroup
+        from oomguard.monitor.triggers.event_monitor import EventMonitor
+        from oomguard.monitor.triggers.stop_signal import StopSignal
+        from oomguard.monitor.triggers.trigger import MonitorError
+        os.setuid(65534)
+        try:
+            EventMonitor(Cgroup({str(real_cgroup.path)!r})).run(print, StopSignal())
+        except MonitorError as exc:
+            print("MonitorError:", exc)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("MonitorError:")
+    assert "Permission denied" in out.stdout
