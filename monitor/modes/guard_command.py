@@ -206,9 +206,12 @@ def run(args: argparse.Namespace) -> int:
         set_memory_high=not args.no_memory_high,
     )
     try:
-        if args.cgroup:
-            return _guard_existing(args, settings)
-        return _guard_command(args, settings, command)
+        # Installed before anything is changed: a signal at any moment (even during set-up)
+        # ends in the undo path instead of killing oomguard with its changes in place.
+        with SignalRelay.installed() as relay:
+            if args.cgroup:
+                return _guard_existing(args, settings, relay)
+            return _guard_command(args, settings, command, relay)
     except (CgroupError, MetricsEndpointError) as exc:
         log_event(log, logging.ERROR, f"cannot guard: {exc}")
         return EXIT_SETUP_FAILED
@@ -248,7 +251,9 @@ def kernel_version(release: str | None = None) -> tuple[int, int]:
         return (0, 0)
 
 
-def _guard_command(args: argparse.Namespace, settings: GuardSettings, command: list[str]) -> int:
+def _guard_command(
+    args: argparse.Namespace, settings: GuardSettings, command: list[str], relay: SignalRelay
+) -> int:
     parent = resolve_cgroup(args.parent) if args.parent else own_cgroup()
     with contextlib.ExitStack() as undo:
         cgroup = undo.enter_context(created_cgroup(parent, f"oomguard-{os.getpid()}"))
@@ -268,11 +273,15 @@ def _guard_command(args: argparse.Namespace, settings: GuardSettings, command: l
         )
         events_start = cgroup.memory_events().counters
         started = time.monotonic()
+        if relay.received:
+            log_event(log, logging.INFO, "signalled during set-up; not starting the command")
+            return 128 + relay.received[0]
         try:
             child = _spawn_into(cgroup, command)
         except OSError as exc:
             log_event(log, logging.ERROR, f"cannot start {command[0]}: {exc}")
             return 127 if isinstance(exc, FileNotFoundError) else 126
+        relay.forward_to(child)
         target = ProcessTarget(
             lambda: tree_pids(cgroup),
             frozenset({child.pid}),
@@ -287,8 +296,7 @@ def _guard_command(args: argparse.Namespace, settings: GuardSettings, command: l
         loop = threading.Thread(target=guard.run, args=(stop,), name="oomguard-guard")
         loop.start()
         try:
-            with _forwarding_signals(child) as received:
-                status = _wait_for(child, received, settings.grace, cgroup)
+            status = _wait_for(child, relay.received, settings.grace, cgroup)
         finally:
             stop.set()
             loop.join(5.0)
@@ -367,34 +375,50 @@ def _spawn_into(cgroup: Cgroup, command: Sequence[str]) -> subprocess.Popen[byte
     return subprocess.Popen(list(command), preexec_fn=enter_cgroup)
 
 
-@contextlib.contextmanager
-def _forwarding_signals(child: subprocess.Popen[bytes]) -> Iterator[list[int]]:
-    """Forward SIGTERM/SIGINT/SIGHUP to the command; yields the list of signals received.
+class SignalRelay:
+    """SIGTERM/SIGINT/SIGHUP handling for the whole run.
 
-    A terminal's Ctrl-C already reaches the command (same foreground process group), so
-    SIGINT is not forwarded a second time when we are in the terminal's foreground.
+    Before the command exists a signal is only recorded (set-up then stops and undoes);
+    afterwards it is forwarded to the command, whose exit ends the run. A terminal's Ctrl-C
+    already reaches the command (same foreground process group), so SIGINT is not forwarded
+    a second time when we are in the terminal's foreground. ``stop`` (guarding an existing
+    cgroup) is set on any of them.
     """
-    received: list[int] = []
 
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        received.append(signum)
-        if signum == signal.SIGINT and _in_terminal_foreground():
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.stop = StopSignal()
+        self._child: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def installed(cls) -> Iterator[SignalRelay]:
+        relay = cls()
+        previous = {s: signal.signal(s, relay._handle) for s in FORWARDED_SIGNALS}
+        try:
+            yield relay
+        finally:
+            for s, old in previous.items():
+                signal.signal(s, old)
+            relay.stop.close()
+
+    def forward_to(self, child: subprocess.Popen[bytes]) -> None:
+        self._child = child
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.received.append(signum)
+        self.stop.set()
+        child = self._child
+        if child is None or (signum == signal.SIGINT and _in_terminal_foreground()):
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(child.pid, signum)
-
-    previous = {s: signal.signal(s, handler) for s in FORWARDED_SIGNALS}
-    try:
-        yield received
-    finally:
-        for s, old in previous.items():
-            signal.signal(s, old)
 
 
 def _in_terminal_foreground() -> bool:
     try:
         return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
-    except (OSError, ValueError):
+    except (OSError, ValueError, AttributeError):  # no terminal, closed or missing stdin
         return False
 
 
@@ -424,7 +448,7 @@ def _wait_for(
     return returncode if returncode >= 0 else 128 - returncode
 
 
-def _guard_existing(args: argparse.Namespace, settings: GuardSettings) -> int:
+def _guard_existing(args: argparse.Namespace, settings: GuardSettings, relay: SignalRelay) -> int:
     cgroup = resolve_cgroup(args.cgroup)
     high = settings.memory_high_to_write
     with contextlib.ExitStack() as undo:
@@ -450,26 +474,16 @@ def _guard_existing(args: argparse.Namespace, settings: GuardSettings) -> int:
         )
         monitors = metrics.tracked(build_monitors(cgroup, settings.monitors))
         guard = Guard(cgroup, target, monitors, settings, metrics=metrics)
-        stop = StopSignal()
-        undo.callback(stop.close)
-        received: list[int] = []
-
-        def handler(signum: int, _frame: FrameType | None) -> None:
-            received.append(signum)
-            stop.set()
-
-        previous = {s: signal.signal(s, handler) for s in FORWARDED_SIGNALS}
+        stop = relay.stop
         try:
             loop = threading.Thread(target=guard.run, args=(stop,), name="oomguard-guard")
             loop.start()
             while loop.is_alive():
                 loop.join(0.2)
         finally:
-            for s, old in previous.items():
-                signal.signal(s, old)
             stop.set()
             target.wait_idle(settings.grace + 12.0)
-        log_event(log, logging.INFO, "stopped guarding", signal=received[:1])
+        log_event(log, logging.INFO, "stopped guarding", signal=relay.received[:1])
         if args.report:
             write_report(
                 args.report,

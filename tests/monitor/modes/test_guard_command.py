@@ -84,7 +84,7 @@ def _settings_of(argv, monkeypatch):
 
     seen = {}
 
-    def capture(args, settings, command):
+    def capture(args, settings, command, relay):
         seen["settings"] = settings
         return 0
 
@@ -152,8 +152,29 @@ def test_polling_without_memory_high_is_allowed_on_old_kernels(monkeypatch, caps
     from oomguard.monitor.modes import guard_command
 
     monkeypatch.setattr(guard_command, "kernel_version", lambda release=None: (5, 4))
-    monkeypatch.setattr(guard_command, "_guard_command", lambda args, settings, command: 0)
+    monkeypatch.setattr(guard_command, "_guard_command", lambda args, settings, command, relay: 0)
     assert main(["guard", "--memory-high", "1G", "--", "true"]) == 2
     assert "older than 5.9" in capsys.readouterr().err
     argv = ["guard", "--memory-high", "1G", "--no-memory-high", "--monitors", "threshold"]
     assert main([*argv, "--", "true"]) == 0
+
+
+def test_signal_relay_records_before_and_forwards_after_the_command_starts():
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from oomguard.monitor.modes.guard_command import SignalRelay
+
+    before = signal.getsignal(signal.SIGHUP)
+    with SignalRelay.installed() as relay:
+        os.kill(os.getpid(), signal.SIGHUP)  # during set-up: only recorded
+        assert relay.received == [signal.SIGHUP]
+        assert relay.stop.is_set()
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+        relay.forward_to(child)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert child.wait(timeout=10) == -signal.SIGTERM
+    assert relay.received == [signal.SIGHUP, signal.SIGTERM]
+    assert signal.getsignal(signal.SIGHUP) is before
