@@ -15,12 +15,9 @@ more must go once the in-flight wait ends.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from oomguard.monitor.actions.process_target import ProcessTarget, pid_of
 from oomguard.monitor.decision.newest_first import Decision, InFlight, Limits, Outcome, decide
@@ -32,12 +29,11 @@ from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.sizes import format_size
 from oomguard.monitor.triggers.factory import (
     MonitorConfig,
-    MonitorFailure,
-    MonitorRunner,
     ThresholdConfig,
 )
 from oomguard.monitor.triggers.stop_signal import StopSignal
-from oomguard.monitor.triggers.trigger import Monitor, Trigger
+from oomguard.monitor.triggers.trigger import Monitor
+from oomguard.monitor.triggers.trigger_inbox import TriggerInbox, Wakeup
 
 log = logging.getLogger("oomguard.guard")
 
@@ -97,8 +93,7 @@ class Guard:
         self._monitors = monitors
         self._settings = settings
         self._clock = clock
-        # Trigger | MonitorFailure from the runner, None to wake the loop on stop
-        self._triggers: queue.Queue[Any] = queue.Queue()
+        self._inbox = TriggerInbox()
         self._monitors_failed = 0
         self._in_flight: InFlight | None = None
         self._episode_open = False
@@ -107,18 +102,17 @@ class Guard:
         self.errors: list[str] = []
 
     def run(self, stop: StopSignal) -> None:
-        runner = MonitorRunner(self._monitors, self._triggers)
-        waker = threading.Thread(target=self._wake_on_stop, args=(stop,), daemon=True)
-        waker.start()
+        runner = self._inbox.runner(self._monitors)
+        self._inbox.wake_on(stop)
         runner.start()
         try:
             while not stop.is_set():
                 all_failed = self._monitors_failed >= len(self._monitors)
                 polling = self._episode_open or all_failed
-                first = self._next_trigger(self._settings.recheck_interval if polling else None)
+                wakeup = self._inbox.next(self._settings.recheck_interval if polling else None)
                 if stop.is_set():
                     break
-                detected_at, kind = self._drain(first)
+                detected_at, kind = self._drain(wakeup)
                 if kind is not None:
                     self.step(detected_at, kind)
         finally:
@@ -200,39 +194,19 @@ class Guard:
                 target=format_size(self._settings.memory_high),
             )
 
-    def _wake_on_stop(self, stop: StopSignal) -> None:
-        stop.wait()
-        self._triggers.put(None)
-
-    def _next_trigger(self, timeout: float | None) -> Any:
-        try:
-            return self._triggers.get(timeout=timeout)
-        except queue.Empty:
-            return None
-
-    def _drain(self, first: Any) -> tuple[float, str | None]:
+    def _drain(self, wakeup: Wakeup) -> tuple[float, str | None]:
         """The earliest detection among pending triggers and its kind.
 
         RECHECK when the wake-up was the re-check timer; None when only monitor failures
         (logged here) arrived and there is nothing to decide.
         """
-        items = [] if first is None else [first]
-        while True:
-            try:
-                items.append(self._triggers.get_nowait())
-            except queue.Empty:
-                break
-        triggers: list[Trigger] = []
-        for item in items:
-            if isinstance(item, MonitorFailure):
-                self._monitors_failed += 1
-                self._error(f"{item.monitor} monitor stopped: {item.error}")
-            elif isinstance(item, Trigger):
-                triggers.append(item)
-        if triggers:
-            earliest = min(triggers, key=lambda t: t.detected_at)
+        for failure in wakeup.failures:
+            self._monitors_failed += 1
+            self._error(f"{failure.monitor} monitor stopped: {failure.error}")
+        earliest = wakeup.earliest
+        if earliest is not None:
             return earliest.detected_at, earliest.kind.value
-        if first is None:
+        if wakeup.timed_out or wakeup.woken:
             return self._clock(), RECHECK
         return self._clock(), None
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -62,14 +61,10 @@ from oomguard.monitor.kube.pod_cgroups import KubepodsLocation, PodCgroup, parse
 from oomguard.monitor.modes.node_monitors import node_monitor_plan
 from oomguard.monitor.settings import EvictionPolicy, NodeSettings
 from oomguard.monitor.sizes import format_size
-from oomguard.monitor.triggers.factory import (
-    MonitorConfig,
-    MonitorFailure,
-    MonitorRunner,
-    build_monitors,
-)
+from oomguard.monitor.triggers.factory import MonitorConfig, MonitorRunner, build_monitors
 from oomguard.monitor.triggers.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import Monitor, MonitorError, Trigger
+from oomguard.monitor.triggers.trigger_inbox import TriggerInbox
 
 log = logging.getLogger("oomguard.node")
 
@@ -172,8 +167,7 @@ class NodeAgent:
         self.kubepods = Cgroup(options.cgroup_root / options.kubepods.path)
         self._clock = clock
         self._build_monitors = monitor_builder
-        # Trigger | MonitorFailure from the runner; None wakes the loop (stop, new settings)
-        self._triggers: queue.Queue[Any] = queue.Queue()
+        self._inbox = TriggerInbox()
         self._runner: MonitorRunner | None = None
         self.monitor_config: MonitorConfig | None = None
         self.monitor_notes: tuple[str, ...] = ()
@@ -224,7 +218,7 @@ class NodeAgent:
                 self.assert_memory_high()
             except (CgroupError, ParseError, OSError) as exc:
                 self._error(f"cannot set memory.high on {self.kubepods.path}: {exc}")
-        self._triggers.put(None)  # wake the loop: monitors may need a restart
+        self._inbox.wake()  # the loop re-plans its monitors at once
 
     def apply_reserve(self, state: ReserveState) -> None:
         """A new NodeMemoryReserve version (or its deletion): enforce what it says."""
@@ -666,15 +660,10 @@ class NodeAgent:
     # -- the loop --------------------------------------------------------------------------
 
     def sink(self, trigger: Trigger) -> None:
-        self._triggers.put(trigger)
+        self._inbox.sink(trigger)
 
     def run(self, stop: StopSignal) -> None:
-        def wake_on_stop() -> None:
-            stop.wait()
-            self._triggers.put(None)
-
-        waker = threading.Thread(target=wake_on_stop, daemon=True)
-        waker.start()
+        self._inbox.wake_on(stop)
         try:
             self.sync_monitors()
             while not stop.is_set():
@@ -728,7 +717,7 @@ class NodeAgent:
     def _start_runner(self, monitors: list[Monitor]) -> None:
         if self.metrics is not None:
             monitors = self.metrics.tracked(monitors)
-        self._runner = MonitorRunner(monitors, self._triggers)
+        self._runner = self._inbox.runner(monitors)
         self._runner.start()
 
     def _stop_monitors(self) -> None:
@@ -739,26 +728,14 @@ class NodeAgent:
             self._runner = None
 
     def _next_trigger_kind(self) -> str:
-        try:
-            first = self._triggers.get(timeout=self.options.tick_seconds)
-        except queue.Empty:
-            return TICK
-        items = [first]
-        while True:
-            try:
-                items.append(self._triggers.get_nowait())
-            except queue.Empty:
-                break
-        kinds: set[str] = set()
-        for item in items:
-            if isinstance(item, Trigger):
-                kinds.add(item.kind.value)
-            elif isinstance(item, MonitorFailure):
-                verb = "stopped" if isinstance(item.error, MonitorError) else "crashed"
-                message = f"{item.monitor} monitor {verb}: {item.error!r}"
-                self.monitor_failures.append(message)
-                self._error(message)
-        return ",".join(sorted(kinds)) or TICK
+        """The kinds of the triggers that woke us, or TICK (timer, wake-up, failures only)."""
+        wakeup = self._inbox.next(self.options.tick_seconds)
+        for failure in wakeup.failures:
+            verb = "stopped" if isinstance(failure.error, MonitorError) else "crashed"
+            message = f"{failure.monitor} monitor {verb}: {failure.error!r}"
+            self.monitor_failures.append(message)
+            self._error(message)
+        return wakeup.kinds or TICK
 
     def _error(self, message: str) -> None:
         self.errors.append(message)
