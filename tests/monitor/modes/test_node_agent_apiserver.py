@@ -51,7 +51,7 @@ from oomguard.monitor.settings import EvictionSettings, NodeSettings
 from oomguard.monitor.triggers.stop_signal import StopSignal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "helm"))
-from chart_tools import one, parse_manifests, run_helm, template_args  # tests/helm's helpers
+from chart_tools import one, render  # tests/helm: the chart's own render helper
 
 pytestmark = pytest.mark.apiserver
 
@@ -65,12 +65,8 @@ GROUP, VERSION, PLURAL = "oomguard.io", "v1alpha1", "nodememoryreserves"
 
 @pytest.fixture(scope="module")
 def chart_agent_rules(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """The rules of the chart's agent ClusterRole, as helm renders them with default values
-    (for the control plane's Kubernetes version)."""
-    args = [*template_args(include_crds=False), "--kube-version", "v1.37.2"]
-    result = run_helm(args, home=tmp_path_factory.mktemp("helm-home"))
-    assert result.returncode == 0, result.output
-    objects = parse_manifests(result.stdout)
+    """The rules of the chart's agent ClusterRole, as helm renders them with default values."""
+    objects = render(tmp_path_factory.mktemp("helm-home"), include_crds=False)
     role = one(objects, "ClusterRole", "-agent")
     rules: list[dict[str, Any]] = role["rules"]
     return rules
