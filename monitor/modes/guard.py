@@ -122,8 +122,11 @@ class Guard:
     def step(self, detected_at: float, trigger_kind: str) -> Decision | None:
         """One round: measure, decide, act, report. Returns None when measuring failed."""
         try:
-            usage = self._cgroup.working_set()
+            # Candidates before usage: a victim that exits between the two reads then counts
+            # as dying *and* is gone from usage (frees too little this round, the re-check
+            # corrects it). The other order counts it in neither and stops an extra process.
             candidates = self._target.candidates()
+            usage = self._cgroup.working_set()
         except (CgroupError, ParseError, OSError) as exc:
             self._error(f"cannot measure {self._cgroup.path}: {exc}")
             return None

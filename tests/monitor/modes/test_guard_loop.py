@@ -160,3 +160,22 @@ def test_dry_run_monitors_are_threshold_only():
     dry = GuardSettings(200 * MiB, None, 0, 1.0, 3.0, dry_run=True)
     assert not dry.monitors.event and dry.monitors.threshold.limit_bytes == 200 * MiB
     assert SETTINGS.monitors.event
+
+
+def test_candidates_are_listed_before_usage_is_read():
+    """A victim exiting between the two reads must not make the guard stop one more."""
+    order = []
+
+    class Cg(FakeCgroup):
+        def working_set(self):
+            order.append("usage")
+            return super().working_set()
+
+    class Tg(FakeTarget):
+        def candidates(self):
+            order.append("candidates")
+            return super().candidates()
+
+    cgroup = Cg(100 * MiB)
+    Guard(cgroup, Tg(cgroup, pool()), [], SETTINGS).step(1.0, "event")
+    assert order == ["candidates", "usage"]
