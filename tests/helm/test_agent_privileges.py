@@ -4,11 +4,12 @@ The DaemonSet runs the agent as uid 0 with every capability dropped except those
 values.yaml's agent.capabilities, in its own cgroup namespace, with the host's cgroup2 tree
 bind-mounted (hostPath). This reproduces that on the real kernel (in the VM): a process made
 by `unshare --cgroup` + `setpriv` (uid 0, bounding set = the chart's capabilities, no new
-privileges) does everything node mode does to cgroupfs: write memory.high on the pods'
-cgroup, read memory.stat, watch memory.events with inotify, arm a PSI trigger on
-memory.pressure with the default 1 s window, and write cgroup.kill of a pod's cgroup.
-Without SYS_RESOURCE the 1 s trigger is refused (EINVAL: unprivileged PSI triggers need
-windows in whole multiples of 2 s), which is why the chart adds that one capability.
+privileges), with cgroup2 mounted `nsdelegate` as systemd mounts it on real nodes, does
+everything node mode does to cgroupfs: write memory.high on the pods' cgroup, read
+memory.stat, watch memory.events with inotify, arm a PSI trigger on memory.pressure with the
+default 1 s window, and write cgroup.kill of a pod's cgroup. Without SYS_RESOURCE the 1 s
+trigger is refused (EINVAL: unprivileged PSI triggers need windows in whole multiples of
+2 s), which is why the chart adds that one capability.
 """
 
 from __future__ import annotations
@@ -72,6 +73,31 @@ attempt("psi_2s", lambda: psi(2_000_000))
 attempt("cgroup_kill", lambda: (victim / "cgroup.kill").write_text("1"))
 print(json.dumps(out))
 """
+
+
+def _cgroup2_super_options() -> list[str]:
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        if fields[4] == str(CGROUP_ROOT) and fields[sep + 1] == "cgroup2":
+            return fields[sep + 3].split(",")
+    raise AssertionError(f"no cgroup2 mounted at {CGROUP_ROOT}")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def namespace_delegation() -> Iterator[None]:
+    """Mount options as systemd sets them on real nodes: with nsdelegate, a cgroup namespace is
+    a delegation boundary, which is what a container's own cgroup namespace meets there."""
+    before = [o for o in _cgroup2_super_options() if o not in ("rw", "ro")]
+    if "nsdelegate" not in before:
+        options = ",".join(["remount", *before, "nsdelegate"])
+        subprocess.run(["mount", "-o", options, str(CGROUP_ROOT)], check=True)
+    assert "nsdelegate" in _cgroup2_super_options()
+    yield
+    if "nsdelegate" not in before:
+        subprocess.run(
+            ["mount", "-o", ",".join(["remount", *before]), str(CGROUP_ROOT)], check=True
+        )
 
 
 def chart_capabilities() -> list[str]:
