@@ -59,7 +59,13 @@ OPERATOR_NEEDS = [
     ("create", "", "events", ""),
     ("list", "apiextensions.k8s.io", "customresourcedefinitions", ""),
     ("watch", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+    # The eviction webhook (on by default): its pod placement cache.
+    ("get", "", "pods", ""),
+    ("list", "", "pods", ""),
+    ("watch", "", "pods", ""),
 ]
+# The webhook publishes its generated CA into its own configuration, and only that one.
+WEBHOOK_CONFIGURATION_VERBS = ("get", "patch")
 DANGEROUS_FOR_BOTH = [
     ("delete", "", "pods", ""),
     ("deletecollection", "", "pods", ""),
@@ -103,8 +109,10 @@ AGENT_DENIED = [
 OPERATOR_DENIED = [
     *DANGEROUS_FOR_BOTH,
     ("create", "", "pods", "eviction"),
-    ("list", "", "pods", ""),
     ("patch", GROUP, "memoryreservepolicies", ""),  # users' objects: status only
+    ("patch", "admissionregistration.k8s.io", "validatingwebhookconfigurations", ""),
+    ("create", "admissionregistration.k8s.io", "validatingwebhookconfigurations", ""),
+    ("patch", "admissionregistration.k8s.io", "mutatingwebhookconfigurations", ""),
     ("patch", GROUP, "nodememoryreserves", "status"),  # the agents'
     ("list", "", "namespaces", ""),  # cluster-wide kopf does not scan namespaces
 ]
@@ -137,7 +145,14 @@ def chart_rbac(control_plane: ControlPlane, helm_home: Path) -> Iterator[dict[st
 
 
 def _allowed(
-    cp: ControlPlane, namespace: str, account: str, verb: str, group: str, resource: str, sub: str
+    cp: ControlPlane,
+    namespace: str,
+    account: str,
+    verb: str,
+    group: str,
+    resource: str,
+    sub: str,
+    name: str = "",
 ) -> bool:
     review = client.V1SubjectAccessReview(
         spec=client.V1SubjectAccessReviewSpec(
@@ -152,7 +167,11 @@ def _allowed(
                 group=group,
                 resource=resource,
                 subresource=sub or None,
-                namespace="" if resource in {"nodes", "customresourcedefinitions"} else "default",
+                name=name or None,
+                namespace=""
+                if resource
+                in {"nodes", "customresourcedefinitions", "validatingwebhookconfigurations"}
+                else "default",
             ),
         )
     )
@@ -178,24 +197,57 @@ def test_subject_access_reviews(
     assert granted == [], f"{component} may {granted}"
 
 
+def _webhook_configuration(objects: list[dict[str, Any]]) -> str:
+    name: str = one(objects, "ValidatingWebhookConfiguration")["metadata"]["name"]
+    return name
+
+
+def test_webhook_configuration_access_is_by_name_only(
+    control_plane: ControlPlane, chart_rbac: dict[str, Any]
+) -> None:
+    ns, account = chart_rbac["namespace"], chart_rbac["accounts"]["operator"]
+    own = _webhook_configuration(chart_rbac["objects"])
+    res = ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "")
+    for verb in WEBHOOK_CONFIGURATION_VERBS:
+        assert _allowed(control_plane, ns, account, verb, *res, name=own)
+        assert not _allowed(control_plane, ns, account, verb, *res, name="someone-elses")
+    assert not _allowed(control_plane, ns, account, "delete", *res, name=own)
+
+
 @pytest.mark.parametrize(
     ("component", "needs"), [("agent", AGENT_NEEDS), ("operator", OPERATOR_NEEDS)]
 )
 def test_cluster_roles_grant_nothing_beyond_the_needs(
     component: str, needs: list[tuple[str, str, str, str]], chart_rbac: dict[str, Any]
 ) -> None:
-    """Fewest verbs: every (verb, resource) a ClusterRole grants is one the component uses."""
-    role = one(by_kind(chart_rbac["objects"], "ClusterRole"), "ClusterRole", f"-{component}")
+    """Fewest verbs: every (verb, resource) the component's ClusterRoles grant is one it uses."""
+    objects = chart_rbac["objects"]
+    account = chart_rbac["accounts"][component]
+    bound = {
+        b["roleRef"]["name"]
+        for b in by_kind(objects, "ClusterRoleBinding")
+        if any(s["name"] == account for s in b["subjects"])
+    }
+    roles = [r for r in by_kind(objects, "ClusterRole") if r["metadata"]["name"] in bound]
+    assert roles
     granted = set()
-    for rule in role["rules"]:
-        assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
-        assert "resourceNames" not in rule  # (peering's named rule is off by default)
-        for group in rule["apiGroups"]:
-            for res in rule["resources"]:
-                resource, _, sub = res.partition("/")
-                for verb in rule["verbs"]:
-                    granted.add((verb, group, resource, sub))
-    assert granted == set(needs)
+    for role in roles:
+        for rule in role["rules"]:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
+            for group in rule["apiGroups"]:
+                for res in rule["resources"]:
+                    resource, _, sub = res.partition("/")
+                    for verb in rule["verbs"]:
+                        for name in rule.get("resourceNames", [""]):
+                            granted.add((verb, group, resource, sub, name))
+    expected = {(*n, "") for n in needs}
+    if component == "operator":
+        own = _webhook_configuration(objects)
+        expected |= {
+            (verb, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "", own)
+            for verb in WEBHOOK_CONFIGURATION_VERBS
+        }
+    assert granted == expected
 
 
 def _agent_pod(core: CoreV1Api, namespace: str, node: str, account: str) -> client.V1Pod:
@@ -402,7 +454,7 @@ def _http_ok(url: str) -> str | None:
 
 
 def test_operator_command_runs_with_the_chart_args(
-    control_plane: ControlPlane, chart_rbac: dict[str, Any], tmp_path: Path
+    control_plane: ControlPlane, chart_rbac: dict[str, Any], tmp_path: Path, helm_home: Path
 ) -> None:
     """`oomguard operator` as the container runs it: the Deployment's own args (ports moved to
     free ones), the operator ServiceAccount's token; its liveness and metrics endpoints answer
@@ -415,7 +467,15 @@ def test_operator_command_runs_with_the_chart_args(
 
     cp = control_plane
     admin_core, admin_custom = CoreV1Api(cp.api_client), CustomObjectsApi(cp.api_client)
-    deployment = one(chart_rbac["objects"], "Deployment")
+    # The eviction webhook (its own TLS files and configuration) is tested with its code; here
+    # the operator runs the way the chart starts it without the webhook.
+    without_webhook = render(
+        helm_home,
+        set_values=["evictionWebhook.enabled=false"],
+        namespace=chart_rbac["namespace"],
+        release=chart_rbac["release"],
+    )
+    deployment = one(without_webhook, "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     probe = container["livenessProbe"]["httpGet"]

@@ -241,7 +241,12 @@ def test_agent_service_is_headless_and_matches_the_pods(rendered: dict[str, Obje
 
 def test_objects_land_in_the_release_namespace(helm_home: Path) -> None:
     objects = render(helm_home, [VALUES_DIR / "monitoring.yaml"], namespace="guard-ns")
-    cluster_scoped = {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+    cluster_scoped = {
+        "CustomResourceDefinition",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ValidatingWebhookConfiguration",
+    }
     for o in objects:
         if o["kind"] in cluster_scoped or o["kind"] == "MemoryReservePolicy":
             assert "namespace" not in o["metadata"], o["kind"]
