@@ -11,7 +11,6 @@ guard. ``NodeReserveStatusWriter`` patches the status subresource and builds the
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -20,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from oomguard.monitor.kube.backoff import Backoff
+from oomguard.monitor.kube.list_watch import WatchGoneError, WatchStream, list_json
 from oomguard.monitor.settings import NodeSettings, SettingsError, default_node_settings
 from oomguard.monitor.triggers.stop_signal import StopSignal
 
@@ -28,11 +28,6 @@ log = logging.getLogger(__name__)
 GROUP = "oomguard.io"
 VERSION = "v1alpha1"
 PLURAL = "nodememoryreserves"
-GONE = 410
-
-
-class WatchGoneError(Exception):
-    """The resourceVersion we watch from is too old: relist."""
 
 
 @dataclass(frozen=True)
@@ -59,70 +54,34 @@ class KubernetesReserveSource:
     def __init__(self, custom_api: Any, request_timeout: float = 10.0) -> None:
         self._custom = custom_api
         self._request_timeout = request_timeout
-        self._response: Any = None
-        self._lock = threading.Lock()
+        self._stream = WatchStream(request_timeout)
 
     def list_reserve(self, node_name: str) -> ReserveListing:
-        response = self._custom.list_cluster_custom_object(
+        items, resource_version = list_json(
+            self._custom.list_cluster_custom_object,
             GROUP,
             VERSION,
             PLURAL,
             field_selector=f"metadata.name={node_name}",
-            _preload_content=False,
             _request_timeout=self._request_timeout,
         )
-        try:
-            body = json.loads(response.data)
-        finally:
-            response.release_conn()
-        items = body.get("items") or []
-        return ReserveListing(items[0] if items else None, body["metadata"]["resourceVersion"])
+        return ReserveListing(items[0] if items else None, resource_version)
 
     def watch_reserve(
         self, node_name: str, resource_version: str, timeout_seconds: int
     ) -> Iterator[Mapping[str, Any]]:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            response = self._custom.list_cluster_custom_object(
-                GROUP,
-                VERSION,
-                PLURAL,
-                field_selector=f"metadata.name={node_name}",
-                watch=True,
-                allow_watch_bookmarks=True,
-                resource_version=resource_version,
-                timeout_seconds=timeout_seconds,
-                _preload_content=False,
-                _request_timeout=(self._request_timeout, timeout_seconds + self._request_timeout),
-            )
-        except ApiException as exc:
-            if exc.status == GONE:
-                raise WatchGoneError(str(exc.reason)) from exc
-            raise
-        with self._lock:
-            self._response = response
-        try:
-            for line in response:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    status = event.get("object") or {}
-                    if status.get("code") == GONE:
-                        raise WatchGoneError(str(status.get("message")))
-                    raise RuntimeError(f"watch error: {status.get('message', status)}")
-                yield event
-        finally:
-            with self._lock:
-                self._response = None
-            response.release_conn()
+        return self._stream.events(
+            self._custom.list_cluster_custom_object,
+            GROUP,
+            VERSION,
+            PLURAL,
+            resource_version=resource_version,
+            timeout_seconds=timeout_seconds,
+            field_selector=f"metadata.name={node_name}",
+        )
 
     def interrupt(self) -> None:
-        with self._lock:
-            response = self._response
-        if response is not None:
-            response.shutdown()
+        self._stream.interrupt()
 
 
 @dataclass(frozen=True)

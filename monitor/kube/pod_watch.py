@@ -9,7 +9,6 @@ keeping the last known map meanwhile: local protection must go on while the API 
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -17,16 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from oomguard.monitor.kube.backoff import Backoff
+from oomguard.monitor.kube.list_watch import WatchGoneError, WatchStream, list_json
 from oomguard.monitor.kube.pod_candidates import PodInfo, pod_info_from_dict
 from oomguard.monitor.triggers.stop_signal import StopSignal
 
 log = logging.getLogger(__name__)
-
-GONE = 410
-
-
-class WatchGoneError(Exception):
-    """The resourceVersion we watch from is too old: relist."""
 
 
 @dataclass(frozen=True)
@@ -58,64 +52,28 @@ class KubernetesPodSource:
     def __init__(self, core_api: Any, request_timeout: float = 10.0) -> None:
         self._core = core_api
         self._request_timeout = request_timeout
-        self._response: Any = None
-        self._lock = threading.Lock()
+        self._stream = WatchStream(request_timeout)
 
     def list_pods(self, node_name: str) -> PodList:
-        response = self._core.list_pod_for_all_namespaces(
+        items, resource_version = list_json(
+            self._core.list_pod_for_all_namespaces,
             field_selector=f"spec.nodeName={node_name}",
-            _preload_content=False,
             _request_timeout=self._request_timeout,
         )
-        try:
-            body = json.loads(response.data)
-        finally:
-            response.release_conn()
-        return PodList(body.get("items") or [], body["metadata"]["resourceVersion"])
+        return PodList(items, resource_version)
 
     def watch_pods(
         self, node_name: str, resource_version: str, timeout_seconds: int
     ) -> Iterator[Mapping[str, Any]]:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            response = self._core.list_pod_for_all_namespaces(
-                field_selector=f"spec.nodeName={node_name}",
-                watch=True,
-                allow_watch_bookmarks=True,
-                resource_version=resource_version,
-                timeout_seconds=timeout_seconds,
-                _preload_content=False,
-                # the read timeout is a safety net above the server-side watch timeout
-                _request_timeout=(self._request_timeout, timeout_seconds + self._request_timeout),
-            )
-        except ApiException as exc:
-            if exc.status == GONE:
-                raise WatchGoneError(str(exc.reason)) from exc
-            raise
-        with self._lock:
-            self._response = response
-        try:
-            for line in response:
-                if not line.strip():
-                    continue
-                event = json.loads(line)
-                if event.get("type") == "ERROR":
-                    status = event.get("object") or {}
-                    if status.get("code") == GONE:
-                        raise WatchGoneError(str(status.get("message")))
-                    raise RuntimeError(f"watch error: {status.get('message', status)}")
-                yield event
-        finally:
-            with self._lock:
-                self._response = None
-            response.release_conn()
+        return self._stream.events(
+            self._core.list_pod_for_all_namespaces,
+            resource_version=resource_version,
+            timeout_seconds=timeout_seconds,
+            field_selector=f"spec.nodeName={node_name}",
+        )
 
     def interrupt(self) -> None:
-        with self._lock:
-            response = self._response
-        if response is not None:
-            response.shutdown()
+        self._stream.interrupt()
 
 
 class PodWatch:

@@ -13,23 +13,21 @@ watches on standby replicas, and a Service sends admission requests to any ready
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from kubernetes.client import ApiClient, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
+from oomguard.monitor.kube.list_watch import WatchGoneError, WatchStream, list_json_pages
 from oomguard.operator.webhook.eviction_decision import PodPlacement
 
 logger = logging.getLogger(__name__)
 
 PodKey = tuple[str, str]  # (namespace, name)
-GONE = 410
 
 
 def placement_of(pod: Any) -> tuple[PodKey, PodPlacement] | None:
@@ -50,15 +48,10 @@ def placement_of(pod: Any) -> tuple[PodKey, PodPlacement] | None:
 def apply_event(store: dict[PodKey, PodPlacement], event: Mapping[str, Any]) -> str | None:
     """Applies one watch event to ``store``; returns the event's resourceVersion (if any).
 
-    Raises ``WatchExpired`` for an ERROR event with code 410 (the caller must list again).
+    ERROR events never reach here: the watch stream raises them (``WatchGoneError``: list again).
     """
     kind = event.get("type")
     obj = event.get("object")
-    if kind == "ERROR":
-        code = obj.get("code") if isinstance(obj, Mapping) else None
-        if code == GONE:
-            raise WatchExpired(str(obj.get("message", "")) if isinstance(obj, Mapping) else "")
-        raise WatchFailed(str(obj))
     meta = obj.get("metadata") if isinstance(obj, Mapping) else None
     version = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
     if kind == "BOOKMARK":
@@ -74,14 +67,6 @@ def apply_event(store: dict[PodKey, PodPlacement], event: Mapping[str, Any]) -> 
     elif kind in ("ADDED", "MODIFIED"):
         store[key] = placement
     return version if isinstance(version, str) else None
-
-
-class WatchExpired(Exception):
-    """The watch's resourceVersion is too old: list again."""
-
-
-class WatchFailed(Exception):
-    """The watch stream reported an error."""
 
 
 class PodPlacementCache:
@@ -104,7 +89,7 @@ class PodPlacementCache:
         self._store: dict[PodKey, PodPlacement] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._response: Any = None
+        self._stream = WatchStream(request_timeout, read_slack=30.0)
         self.synced = threading.Event()  # set after the first complete list
         self.relists = 0
 
@@ -137,7 +122,7 @@ class PodPlacementCache:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
-        _interrupt(self._response)
+        self._stream.interrupt()
         if self._thread is not None:
             self._thread.join(timeout)
 
@@ -148,7 +133,7 @@ class PodPlacementCache:
                 if version is None:
                     version = self._list()
                 version = self._watch(version)
-            except WatchExpired:
+            except WatchGoneError:
                 logger.info("pod watch expired; listing again")
                 version = None
             except Exception as exc:
@@ -159,23 +144,17 @@ class PodPlacementCache:
 
     def _list(self) -> str:
         fresh: dict[PodKey, PodPlacement] = {}
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": self._page_size}
-            if token:
-                kwargs["_continue"] = token
-            response: Any = self._core.list_pod_for_all_namespaces(
-                _preload_content=False, _request_timeout=self._request_timeout * 6, **kwargs
-            )
-            page = json.loads(response.data)
-            for pod in page.get("items") or []:
+        version = ""
+        for items, page_version in list_json_pages(
+            self._core.list_pod_for_all_namespaces,
+            limit=self._page_size,
+            _request_timeout=self._request_timeout * 6,
+        ):
+            version = page_version
+            for pod in items:
                 entry = placement_of(pod)
                 if entry is not None:
                     fresh[entry[0]] = entry[1]
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                version = str((page.get("metadata") or {}).get("resourceVersion") or "")
-                break
         self._store = fresh  # one assignment: readers see the old or the new map
         self.relists += 1
         self.synced.set()
@@ -183,49 +162,14 @@ class PodPlacementCache:
         return version
 
     def _watch(self, version: str) -> str:
-        response: Any = self._core.list_pod_for_all_namespaces(
-            watch=True,
+        for event in self._stream.events(
+            self._core.list_pod_for_all_namespaces,
             resource_version=version,
-            allow_watch_bookmarks=True,
             timeout_seconds=self._watch_timeout,
-            _preload_content=False,
-            _request_timeout=(self._request_timeout, self._watch_timeout + 30),
-        )
-        self._response = response
-        try:
-            for line in _lines(response):
-                if self._stop.is_set():
-                    break
-                seen = apply_event(self._store, json.loads(line))
-                if seen:
-                    version = seen
-        finally:
-            self._response = None
-            response.release_conn()
+        ):
+            if self._stop.is_set():
+                break
+            seen = apply_event(self._store, event)
+            if seen:
+                version = seen
         return version
-
-
-def _interrupt(response: Any) -> None:
-    """Unblocks a thread reading the watch: shut the socket down under it.
-
-    ``response.close()`` from another thread would wait for the reader's lock on the TLS
-    socket, i.e. until the next event or the watch's timeout.
-    """
-    sock = getattr(getattr(response, "connection", None), "sock", None)
-    if sock is None:
-        return
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
-def _lines(response: Any) -> Iterator[str]:
-    """Newline-delimited JSON from a streaming urllib3 response."""
-    pending = b""
-    for chunk in response.stream(amt=None, decode_content=False):
-        pending += chunk
-        while b"\n" in pending:
-            line, pending = pending.split(b"\n", 1)
-            if line.strip():
-                yield line.decode("utf-8")
-    if pending.strip():
-        yield pending.decode("utf-8")

@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from oomguard.operator.webhook.eviction_decision import PodPlacement
-from oomguard.operator.webhook.pod_placements import (
-    WatchExpired,
-    WatchFailed,
-    _lines,
-    apply_event,
-    placement_of,
-)
+from oomguard.operator.webhook.pod_placements import apply_event, placement_of
 
 
 def pod(name="p", ns="n", uid="u1", node="node-a", rv="10"):
@@ -51,23 +43,3 @@ def test_bookmark_moves_the_version_only():
     bookmark = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "99"}}}
     assert apply_event(store, bookmark) == "99"
     assert store == {("n", "p"): PodPlacement("u1", "node-a")}
-
-
-def test_errors():
-    with pytest.raises(WatchExpired):
-        apply_event({}, {"type": "ERROR", "object": {"code": 410, "message": "too old"}})
-    with pytest.raises(WatchFailed):
-        apply_event({}, {"type": "ERROR", "object": {"code": 500}})
-
-
-class FakeStream:
-    def __init__(self, chunks):
-        self.chunks = chunks
-
-    def stream(self, amt=None, decode_content=False):
-        yield from self.chunks
-
-
-def test_lines_split_across_chunks():
-    chunks = [b'{"a":', b'1}\n{"b":2}\n\n{"c"', b":3}"]
-    assert list(_lines(FakeStream(chunks))) == ['{"a":1}', '{"b":2}', '{"c":3}']
