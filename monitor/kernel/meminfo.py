@@ -13,7 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from oomguard.monitor.kernel.parse_error import ParseError, decode_lines, parse_u64, split_fields
+from oomguard.monitor.kernel.parse_error import (
+    ParseError,
+    decode_lines,
+    parse_u64,
+    require_key,
+    split_fields,
+)
 
 
 class MeminfoParseError(ParseError):
@@ -32,10 +38,7 @@ class Meminfo:
         object.__setattr__(self, "values", MappingProxyType(dict(self.values)))
 
     def require(self, key: str) -> int:
-        try:
-            return self.values[key]
-        except KeyError:
-            raise MeminfoParseError(self.source, f"no {key!r} entry") from None
+        return require_key(self.values, key, self.source, MeminfoParseError)
 
     @property
     def mem_total(self) -> int:
@@ -76,8 +79,7 @@ def parse_meminfo(data: bytes, source: str = "/proc/meminfo") -> Meminfo:
         values[key] = parse_u64(fields[0], source, number, MeminfoParseError, key) * scale
         if scale == 1024:
             kib_keys.add(key)
-    if "MemTotal" not in values:
-        raise MeminfoParseError(source, "no 'MemTotal' entry")
+    require_key(values, "MemTotal", source, MeminfoParseError)
     return Meminfo(values, frozenset(kib_keys), source)
 
 

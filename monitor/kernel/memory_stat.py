@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from oomguard.monitor.kernel.parse_error import ParseError, parse_flat_keyed
+from oomguard.monitor.kernel.parse_error import ParseError, parse_flat_keyed, require_key
 
 
 class MemoryStatParseError(ParseError):
@@ -38,10 +38,7 @@ class MemoryStat:
 
     def require(self, key: str) -> int:
         """The value of ``key``; a :class:`MemoryStatParseError` when this kernel lacks it."""
-        try:
-            return self.values[key]
-        except KeyError:
-            raise MemoryStatParseError(self.source, f"no {key!r} entry") from None
+        return require_key(self.values, key, self.source, MemoryStatParseError)
 
     @property
     def reclaimable_file_bytes(self) -> int:

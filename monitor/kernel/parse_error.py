@@ -8,6 +8,7 @@ values out) so each parser can be fuzzed without a kernel.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 U64_MAX = 2**64 - 1
 """Counters and sizes are ``u64`` in the kernel: 0..2**64-1 is valid, anything else is junk."""
@@ -82,3 +83,12 @@ def parse_flat_keyed(data: bytes, source: str, error: type[ParseError]) -> dict[
             raise error(source, f"key {key!r} appears twice", number)
         values[key] = parse_u64(token, source, number, error, key)
     return values
+
+
+def require_key(values: Mapping[str, int], key: str, source: str, error: type[ParseError]) -> int:
+    """The value of a key the caller needs: its absence is the file's error, never a zero
+    (the set of keys differs between kernel versions)."""
+    try:
+        return values[key]
+    except KeyError:
+        raise error(source, f"no {key!r} entry") from None
