@@ -42,10 +42,23 @@ def _require(condition: bool, path: str, message: str) -> None:
         raise SettingsError(f"{path}: {message}")
 
 
+def _between(value: float, low: int, high: int, path: str, why: str = "") -> None:
+    _require(low <= value <= high, path, f"must be between {low} and {high}{why}, got {value}")
+
+
+def _not_negative(value: int, path: str) -> None:
+    _require(value >= 0, path, f"must not be negative, got {value}")
+
+
 def _mapping(value: object, path: str) -> Mapping[str, Any]:
     _require(isinstance(value, Mapping), path, f"expected an object, got {value!r}")
     assert isinstance(value, Mapping)
     return value
+
+
+def _section(spec: Mapping[str, Any], key: str, path: str) -> Mapping[str, Any]:
+    """An optional sub-object (absent: empty, so every field keeps its base value)."""
+    return _mapping(spec.get(key, {}), f"{path}.{key}")
 
 
 def _bool(spec: Mapping[str, Any], key: str, default: bool, path: str) -> bool:
@@ -105,11 +118,7 @@ class ThresholdMonitorSettings:
             f"{path}.usagePercent",
             f"must be greater than 0 and at most 100, got {self.usage_percent}",
         )
-        _require(
-            10 <= self.interval_ms <= 60_000,
-            f"{path}.intervalMilliseconds",
-            f"must be between 10 and 60000, got {self.interval_ms}",
-        )
+        _between(self.interval_ms, 10, 60_000, f"{path}.intervalMilliseconds")
 
     @classmethod
     def from_spec(
@@ -139,11 +148,12 @@ class PressureMonitorSettings:
 
     def __post_init__(self) -> None:
         path = "monitor.pressure"
-        _require(
-            PSI_WINDOW_MIN_MS <= self.window_ms <= PSI_WINDOW_MAX_MS,
+        _between(
+            self.window_ms,
+            PSI_WINDOW_MIN_MS,
+            PSI_WINDOW_MAX_MS,
             f"{path}.windowMilliseconds",
-            f"must be between {PSI_WINDOW_MIN_MS} and {PSI_WINDOW_MAX_MS} (the PSI window the "
-            f"kernel accepts), got {self.window_ms}",
+            " (the PSI window the kernel accepts)",
         )
         _require(
             self.stall_ms > 0, f"{path}.stallMilliseconds", f"must be positive, got {self.stall_ms}"
@@ -192,17 +202,13 @@ class MonitorSettings:
         base = base or cls()
         return cls(
             event=EventMonitorSettings.from_spec(
-                _mapping(spec.get("event", {}), f"{path}.event"), base.event, f"{path}.event"
+                _section(spec, "event", path), base.event, f"{path}.event"
             ),
             threshold=ThresholdMonitorSettings.from_spec(
-                _mapping(spec.get("threshold", {}), f"{path}.threshold"),
-                base.threshold,
-                f"{path}.threshold",
+                _section(spec, "threshold", path), base.threshold, f"{path}.threshold"
             ),
             pressure=PressureMonitorSettings.from_spec(
-                _mapping(spec.get("pressure", {}), f"{path}.pressure"),
-                base.pressure,
-                f"{path}.pressure",
+                _section(spec, "pressure", path), base.pressure, f"{path}.pressure"
             ),
         )
 
@@ -229,26 +235,10 @@ class EvictionSettings:
 
     def __post_init__(self) -> None:
         path = "eviction"
-        _require(
-            self.grace_period_seconds >= 0,
-            f"{path}.gracePeriodSeconds",
-            f"must not be negative, got {self.grace_period_seconds}",
-        )
-        _require(
-            self.buffer_bytes >= 0,
-            f"{path}.bufferBytes",
-            f"must not be negative, got {self.buffer_bytes}",
-        )
-        _require(
-            1 <= self.max_evictions_per_minute <= 600,
-            f"{path}.maxEvictionsPerMinute",
-            f"must be between 1 and 600, got {self.max_evictions_per_minute}",
-        )
-        _require(
-            0 <= self.kill_fallback_wait_seconds <= 3600,
-            f"{path}.killFallback.waitSeconds",
-            f"must be between 0 and 3600, got {self.kill_fallback_wait_seconds}",
-        )
+        _not_negative(self.grace_period_seconds, f"{path}.gracePeriodSeconds")
+        _not_negative(self.buffer_bytes, f"{path}.bufferBytes")
+        _between(self.max_evictions_per_minute, 1, 600, f"{path}.maxEvictionsPerMinute")
+        _between(self.kill_fallback_wait_seconds, 0, 3600, f"{path}.killFallback.waitSeconds")
 
     @classmethod
     def from_spec(
@@ -262,7 +252,7 @@ class EvictionSettings:
             f"{path}.policy",
             f"expected one of {', '.join(allowed)}, got {policy_text!r}",
         )
-        kill = _mapping(spec.get("killFallback", {}), f"{path}.killFallback")
+        kill = _section(spec, "killFallback", path)
         namespaces = spec.get("protectedNamespaces", list(base.protected_namespaces))
         _require(
             isinstance(namespaces, list | tuple)
@@ -316,16 +306,8 @@ class NodeSettings:
 
     def __post_init__(self) -> None:
         _require(bool(self.node_name), "nodeName", "must not be empty")
-        _require(
-            self.node_memory_bytes >= 0,
-            "nodeMemoryBytes",
-            f"must not be negative, got {self.node_memory_bytes}",
-        )
-        _require(
-            self.reserve_bytes >= 0,
-            "reserveBytes",
-            f"must not be negative, got {self.reserve_bytes}",
-        )
+        _not_negative(self.node_memory_bytes, "nodeMemoryBytes")
+        _not_negative(self.reserve_bytes, "reserveBytes")
 
     @property
     def is_default(self) -> bool:
