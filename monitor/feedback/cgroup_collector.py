@@ -42,6 +42,13 @@ def _limit_value(limit: MemoryLimit) -> float:
     return math.inf if limit.bytes is None else float(limit.bytes)
 
 
+_LIMITS: tuple[tuple[str, Callable[[Cgroup], MemoryLimit], str, str], ...] = (
+    ("memory.high", Cgroup.memory_high, "memory_high_bytes", "throttle line"),
+    ("memory.max", Cgroup.memory_max, "memory_max_bytes", "OOM line"),
+)
+"""The limit files exported as gauges: file, how to read it, metric, what the line means."""
+
+
 class CgroupCollector(Collector):
     """Collects limits, usage, working set and ``memory.events`` of one cgroup directory.
 
@@ -92,20 +99,14 @@ class CgroupCollector(Collector):
         yield errors
 
     def _collect_cgroup(self, cgroup: Cgroup) -> Iterator[Metric]:
-        high = self._read(cgroup, "memory.high", Cgroup.memory_high)
-        if high is not None:
-            yield GaugeMetricFamily(
-                f"{PREFIX}_memory_high_bytes",
-                "memory.high of the guarded cgroup (throttle line), in bytes; +Inf when 'max'.",
-                value=_limit_value(high),
-            )
-        limit = self._read(cgroup, "memory.max", Cgroup.memory_max)
-        if limit is not None:
-            yield GaugeMetricFamily(
-                f"{PREFIX}_memory_max_bytes",
-                "memory.max of the guarded cgroup (OOM line), in bytes; +Inf when 'max'.",
-                value=_limit_value(limit),
-            )
+        for name, read, metric, line in _LIMITS:
+            limit = self._read(cgroup, name, read)
+            if limit is not None:
+                yield GaugeMetricFamily(
+                    f"{PREFIX}_{metric}",
+                    f"{name} of the guarded cgroup ({line}), in bytes; +Inf when 'max'.",
+                    value=_limit_value(limit),
+                )
         current = self._read(cgroup, "memory.current", Cgroup.memory_current)
         if current is not None:
             yield GaugeMetricFamily(
