@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 
@@ -314,24 +314,50 @@ def _guard_command(
         if args.report:
             write_report(
                 args.report,
-                GuardReport(
+                _report(
+                    settings,
+                    cgroup,
+                    guard,
+                    target,
                     command=tuple(command),
-                    cgroup=str(cgroup.path),
-                    memory_high=settings.memory_high,
-                    memory_max=settings.memory_max,
-                    buffer=settings.buffer,
-                    grace=settings.grace,
-                    dry_run=settings.dry_run,
                     exit_status=status,
                     started_at=started,
-                    victims=target.records,
-                    decisions=guard.decisions,
-                    memory_events_start=events_start,
-                    memory_events_final=events_final,
-                    errors=guard.errors,
+                    events_start=events_start,
+                    events_final=events_final,
                 ),
             )
     return status
+
+
+def _report(
+    settings: GuardSettings,
+    cgroup: Cgroup,
+    guard: Guard,
+    target: ProcessTarget,
+    *,
+    command: tuple[str, ...] | None,
+    exit_status: int | None,
+    started_at: float,
+    events_start: Mapping[str, int],
+    events_final: Mapping[str, int],
+) -> GuardReport:
+    """What one run did, for ``--report`` (a command run and a guarded cgroup alike)."""
+    return GuardReport(
+        command=command,
+        cgroup=str(cgroup.path),
+        memory_high=settings.memory_high,
+        memory_max=settings.memory_max,
+        buffer=settings.buffer,
+        grace=settings.grace,
+        dry_run=settings.dry_run,
+        exit_status=exit_status,
+        started_at=started_at,
+        victims=target.records,
+        decisions=guard.decisions,
+        memory_events_start=events_start,
+        memory_events_final=events_final,
+        errors=guard.errors,
+    )
 
 
 def empty_and_remove_processes(cgroup: Cgroup) -> None:
@@ -487,21 +513,16 @@ def _guard_existing(args: argparse.Namespace, settings: GuardSettings, relay: Si
         if args.report:
             write_report(
                 args.report,
-                GuardReport(
+                _report(
+                    settings,
+                    cgroup,
+                    guard,
+                    target,
                     command=None,
-                    cgroup=str(cgroup.path),
-                    memory_high=settings.memory_high,
-                    memory_max=settings.memory_max,
-                    buffer=settings.buffer,
-                    grace=settings.grace,
-                    dry_run=settings.dry_run,
                     exit_status=None,
                     started_at=started,
-                    victims=target.records,
-                    decisions=guard.decisions,
-                    memory_events_start=events_start,
-                    memory_events_final=_events_or_empty(cgroup),
-                    errors=guard.errors,
+                    events_start=events_start,
+                    events_final=_events_or_empty(cgroup),
                 ),
             )
     return 0

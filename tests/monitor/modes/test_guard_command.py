@@ -178,3 +178,42 @@ def test_signal_relay_records_before_and_forwards_after_the_command_starts():
         assert child.wait(timeout=10) == -signal.SIGTERM
     assert relay.received == [signal.SIGHUP, signal.SIGTERM]
     assert signal.getsignal(signal.SIGHUP) is before
+
+
+def test_report_carries_the_settings_and_what_the_run_did():
+    from types import SimpleNamespace
+
+    from oomguard.monitor.modes.guard import GuardSettings
+    from oomguard.monitor.modes.guard_command import _report
+
+    settings = GuardSettings(
+        memory_high=200, memory_max=300, buffer=10, grace=1.5, in_flight_timeout=3.0, dry_run=True
+    )
+    guard = SimpleNamespace(decisions=["d"], errors=["e"])
+    target = SimpleNamespace(records=["r"])
+    report = _report(
+        settings,
+        SimpleNamespace(path="/cg"),
+        guard,
+        target,
+        command=("sleep", "1"),
+        exit_status=3,
+        started_at=7.0,
+        events_start={"high": 0},
+        events_final={"high": 2},
+    )
+    assert (report.command, report.cgroup, report.exit_status, report.started_at) == (
+        ("sleep", "1"),
+        "/cg",
+        3,
+        7.0,
+    )
+    assert (report.memory_high, report.memory_max, report.buffer, report.grace) == (
+        200,
+        300,
+        10,
+        1.5,
+    )
+    assert report.dry_run is True
+    assert (report.victims, report.decisions, report.errors) == (["r"], ["d"], ["e"])
+    assert (report.memory_events_start, report.memory_events_final) == ({"high": 0}, {"high": 2})
