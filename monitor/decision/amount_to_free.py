@@ -1,4 +1,4 @@
-"""How many bytes must go to bring usage back under target."""
+"""How many bytes must go to bring usage back under target, and which candidates cover them."""
 
 from __future__ import annotations
 
@@ -23,3 +23,16 @@ def amount_to_free(usage: int, target: int, buffer: int, dying_bytes: int = 0) -
     if dying_bytes < 0:
         raise ValueError(f"dying_bytes must not be negative, got {dying_bytes}")
     return max(0, usage - target + buffer - dying_bytes)
+
+
+def first_covering(ordered: Iterable[Candidate], amount: int) -> tuple[list[Candidate], int]:
+    """As few candidates as cover ``amount``, taken in the given order (all of them when they
+    do not), and the bytes they hold."""
+    victims: list[Candidate] = []
+    covered = 0
+    for c in ordered:
+        if covered >= amount:
+            break
+        victims.append(c)
+        covered += c.memory_bytes
+    return victims, covered

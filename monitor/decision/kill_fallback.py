@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from oomguard.monitor.decision.amount_to_free import amount_to_free
+from oomguard.monitor.decision.amount_to_free import amount_to_free, first_covering
 from oomguard.monitor.decision.candidate import Candidate, newest_first_key
 
 
@@ -52,13 +52,7 @@ def kill_fallback(
         return FallbackDecision((), f"no chosen pod has waited {wait_seconds}s yet")
     ready.sort(key=newest_first_key)
     amount = amount_to_free(usage, target, buffer)
-    victims: list[Candidate] = []
-    covered = 0
-    for c in ready:
-        if covered >= amount:
-            break
-        victims.append(c)
-        covered += c.memory_bytes
+    victims, covered = first_covering(ready, amount)
     return FallbackDecision(
         tuple(victims),
         f"usage {usage} still above target {target} after {wait_seconds}s and nothing evictable "

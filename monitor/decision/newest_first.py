@@ -28,7 +28,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 
-from oomguard.monitor.decision.amount_to_free import amount_to_free, bytes_on_their_way_out
+from oomguard.monitor.decision.amount_to_free import (
+    amount_to_free,
+    bytes_on_their_way_out,
+    first_covering,
+)
 from oomguard.monitor.decision.candidate import Candidate, newest_first_key
 
 
@@ -168,13 +172,7 @@ def decide(
             skipped=tuple(skipped),
         )
 
-    victims: list[Candidate] = []
-    covered = 0
-    for c in eligible:
-        if covered >= amount:
-            break
-        victims.append(c)
-        covered += c.memory_bytes
+    victims, covered = first_covering(eligible, amount)
     if covered >= amount:
         reason = f"{len(victims)} newest candidate(s) free {covered} of {amount} bytes needed"
     else:

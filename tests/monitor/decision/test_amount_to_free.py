@@ -2,7 +2,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oomguard.monitor.decision.amount_to_free import amount_to_free, bytes_on_their_way_out
+from oomguard.monitor.decision.amount_to_free import (
+    amount_to_free,
+    bytes_on_their_way_out,
+    first_covering,
+)
 from oomguard.monitor.decision.candidate import Candidate
 
 MiB = 2**20
@@ -51,3 +55,32 @@ def test_bytes_on_their_way_out_counts_only_dying():
         Candidate("4", "d", 4.0, -5, dying=True),
     ]
     assert bytes_on_their_way_out(pool) == 40
+
+
+def _sized(*mib):
+    return [Candidate(str(i), f"p{i}", float(i), m * MiB) for i, m in enumerate(mib)]
+
+
+def test_first_covering_takes_as_few_as_cover_in_order():
+    pool = _sized(10, 30, 50)
+    victims, covered = first_covering(pool, 35 * MiB)
+    assert [v.id for v in victims] == ["0", "1"]
+    assert covered == 40 * MiB
+
+
+def test_first_covering_nothing_to_free_takes_nobody_and_too_little_takes_all():
+    assert first_covering(_sized(10, 30), 0) == ([], 0)
+    victims, covered = first_covering(_sized(10, 30), 100 * MiB)
+    assert len(victims) == 2 and covered == 40 * MiB
+
+
+@given(st.lists(st.integers(1, 1000), max_size=20), st.integers(0, 30_000))
+def test_first_covering_stops_at_the_first_prefix_that_covers(sizes, amount):
+    pool = [Candidate(str(i), "p", float(i), s) for i, s in enumerate(sizes)]
+    victims, covered = first_covering(pool, amount)
+    assert victims == pool[: len(victims)]
+    assert covered == sum(v.memory_bytes for v in victims)
+    if covered < amount:
+        assert victims == pool
+    elif victims:
+        assert covered - victims[-1].memory_bytes < amount
