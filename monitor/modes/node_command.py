@@ -34,6 +34,20 @@ def memory_high_is_safe(release: str) -> bool:
     return kernel_version(release) >= MIN_MEMORY_HIGH_KERNEL
 
 
+def _memory_high_allowed(monitors_left: str) -> bool:
+    """Whether this kernel may get a memory.high; says so in the log when it may not."""
+    release = os.uname().release
+    if memory_high_is_safe(release):
+        return True
+    log_event(
+        log,
+        logging.WARNING,
+        "kernel older than 5.9: memory.high is not set (allocator livelock risk); " + monitors_left,
+        kernel=release,
+    )
+    return False
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     env = os.environ.get
     parser.add_argument(
@@ -87,16 +101,7 @@ def run(args: argparse.Namespace) -> int:
 def run_sidecar_mode(args: argparse.Namespace) -> int:
     from oomguard.monitor.modes.sidecar_mode import run_sidecar
 
-    set_high = memory_high_is_safe(os.uname().release)
-    if not set_high:
-        log_event(
-            log,
-            logging.WARNING,
-            "kernel older than 5.9: memory.high is not set (allocator livelock risk); "
-            "threshold monitor only",
-            kernel=os.uname().release,
-        )
-    return run_sidecar(args, set_high)
+    return run_sidecar(args, _memory_high_allowed("threshold monitor only"))
 
 
 def run_node(args: argparse.Namespace) -> int:
@@ -137,15 +142,7 @@ def run_node(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if not (Path(root) / path).is_dir():
         return _fail(f"the kubepods cgroup {Path(root) / path} does not exist")
-    set_high = memory_high_is_safe(os.uname().release)
-    if not set_high:
-        log_event(
-            log,
-            logging.WARNING,
-            "kernel older than 5.9: memory.high is not set (allocator livelock risk); "
-            "threshold and pressure monitors only",
-            kernel=os.uname().release,
-        )
+    set_high = _memory_high_allowed("threshold and pressure monitors only")
     location = KubepodsLocation(driver, path)
     from oomguard.monitor.modes.node_runtime import run_agent
 

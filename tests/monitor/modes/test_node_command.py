@@ -93,3 +93,18 @@ def test_status_command_reads_the_agent(capsys):
         assert "eviction order" in capsys.readouterr().out
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(("release", "allowed"), [("5.4.0-150-generic", False), ("6.1.0-9", True)])
+def test_memory_high_allowed_says_why_not_on_old_kernels(monkeypatch, caplog, release, allowed):
+    from types import SimpleNamespace
+
+    from oomguard.monitor.modes import node_command
+
+    monkeypatch.setattr(node_command.os, "uname", lambda: SimpleNamespace(release=release))
+    with caplog.at_level("WARNING"):
+        assert node_command._memory_high_allowed("threshold monitor only") is allowed
+    warned = [r.getMessage() for r in caplog.records if "older than 5.9" in r.getMessage()]
+    assert bool(warned) is not allowed
+    if warned:
+        assert warned[0].endswith("(allocator livelock risk); threshold monitor only")
