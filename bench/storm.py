@@ -5,7 +5,7 @@
 Boots ONE real-kernel VM (tests/vm/run-in-vm) and, inside it, runs every scenario under
 every contender, one after the other, each in a fresh cgroup with the same memory.max.
 Then (on the host) writes ``docs/bench/storm.md`` (tables, the exact command, the load)
-and ``docs/bench/storm.png``. The raw measurements stay in ``docs/bench/storm-raw.json``;
+and ``docs/bench/storm.png``. The raw measurements stay in ``docs/bench/storm-raw.json.gz``;
 ``bench/storm.py render`` redraws from them. See bench/README.md for what is measured
 and how.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import gzip
 import json
 import mmap
 import os
@@ -314,10 +315,12 @@ def remove_tree(cg: Path) -> None:
 
 
 def read_pids(cg: Path) -> list[int]:
+    """Every pid in ``cg``'s subtree; cgroups vanishing meanwhile are skipped."""
     pids: list[int] = []
-    for procs in [cg / "cgroup.procs", *cg.rglob("cgroup.procs")]:
-        with contextlib.suppress(OSError, ValueError):
-            pids += [int(x) for x in procs.read_text().split()]
+    for top, _dirs, files in os.walk(cg):
+        if "cgroup.procs" in files:
+            with contextlib.suppress(OSError, ValueError):
+                pids += [int(x) for x in Path(top, "cgroup.procs").read_text().split()]
     return pids
 
 
@@ -820,8 +823,10 @@ def render(data: dict[str, Any], out_dir: Path, command: str, host: dict[str, An
     if data["idle"]:
         lines += [
             f"Each guard on its own idle guarded cgroup (a `sleep`), all at once, measured over "
-            f"{data['idle'][0]['seconds']:.0f} s after a 15 s start-up (CPU from /proc/PID/stat "
-            "utime+stime; under emulation).",
+            f"{data['idle'][0]['seconds']:.0f} s once start-up was over (CPU from /proc/PID/stat "
+            "utime+stime, RSS from /proc/PID/status; under emulation, so CPU is inflated: "
+            "oomguard's main thread wakes every 0.1 s to check its command, the threshold "
+            "monitor polls memory.current and memory.stat every 0.1 s, or 0.25 s).",
             "",
             "| guard | CPU over the window (s) | CPU % of one core | RSS (MiB) |",
             "|---|---|---|---|",
@@ -833,10 +838,45 @@ def render(data: dict[str, Any], out_dir: Path, command: str, host: dict[str, An
                 f"| {i['contender']} | {_fmt(cpu, '.2f')} | {_fmt(pct, '.2f', ' %')} | "
                 f"{(i['rss_bytes'] or 0) / MiB:.1f} |"
             )
+    lines += ["", *EXPLANATION.strip("\n").splitlines()]
     lines += ["", "How each figure is measured: see `bench/README.md`.", ""]
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "storm.md").write_text("\n".join(lines))
     chart(rows, contenders, scenarios, out_dir / "storm.png", settings)
+
+
+EXPLANATION = """
+## Reading the numbers
+
+**Why (d) defeats a guard on the workers' own cgroup.** A shmem/tmpfs page is charged to the
+memory cgroup of the task that first touches it, and stays charged there until it is freed,
+whoever maps it later. In (d) the files are written by a data owner in a *sibling* cgroup, so
+the guarded cgroup's `memory.current` and `memory.events` only see the workers' private 8 MiB
+each: memory.high is never crossed, the event monitor never fires, and a threshold on that
+cgroup's working set never trips. The limit that is hit is the parent's (the "node"), and the
+kernel OOM killer picks the readers (mapped shmem counts in their RSS); killing them does not
+even free the files, so it kills again until the data owner goes too. What catches it:
+
+- guarding the cgroup that holds both the workers and the owner (here the parent: `oomguard
+  guard --cgroup <parent>`, in Kubernetes node mode `kubepods`), so memory.high and
+  memory.events see the shmem; or
+- a threshold on host memory (`MemTotal - MemAvailable`, the threshold monitor's host scope in
+  node mode), which is what earlyoom watches: shmem is not "available";
+- and a graceful stop: a reader that deletes its file on SIGTERM gives the memory back; the
+  kernel's SIGKILL cannot.
+
+**Throttling buys time, and delays a SIGTERM handler.** With memory.high set below memory.max
+the allocating process is throttled (reclaim, then a penalty sleep of up to 2 s per return to
+user space) while oomguard picks and signals the newest process. That sleep is
+`schedule_timeout_killable`: only a fatal signal ends it early, so a victim with a SIGTERM
+handler (the workers here clean up their shared files) runs it only after the sleep. Usage
+stays at memory.high meanwhile, far from memory.max, so it costs time over the soft limit,
+not a kernel OOM kill. `--grace` bounds the wait before SIGKILL.
+
+**earlyoom** acts on the machine's MemAvailable, so it needs a VM sized (or an `-M` chosen) for
+one workload; it then reacts quickly, but kills the process with the highest `oom_score`, i.e.
+the biggest, which in a staggered pool is an old worker: more work lost than newest-first.
+"""
 
 
 def _headline(rows: list[dict[str, Any]], contenders: list[str], scenarios: list[str]) -> list[str]:
@@ -988,14 +1028,15 @@ def host_main(args: argparse.Namespace) -> int:
     data["command"] = command
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "storm-raw.json").write_text(json.dumps(data) + "\n")
+    (out / "storm-raw.json.gz").write_bytes(gzip.compress(json.dumps(data).encode() + b"\n"))
     render(data, out, command, host)
     print(f"storm: wrote {out / 'storm.md'} and {out / 'storm.png'} in {wall:.0f} s")
     return 0
 
 
 def render_main(args: argparse.Namespace) -> int:
-    data = json.loads(Path(args.raw_json).read_text())
+    blob = Path(args.raw_json).read_bytes()
+    data = json.loads(gzip.decompress(blob) if args.raw_json.endswith(".gz") else blob)
     render(data, Path(args.out), data.get("command", "?"), data.get("host", {}))
     return 0
 
