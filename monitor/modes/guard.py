@@ -6,7 +6,9 @@ milliseconds of crossing memory.high) and the threshold monitor (working set pol
 against the target; the only detector in dry-run, where no memory.high is set). The loop
 wakes on a trigger, drains the queue (notifications coalesce; one decision answers all of
 them), reads usage and candidates, asks the pure policy, hands victims to the target, and
-logs what happened. While an episode is open (the last decision was not "nothing to free")
+logs what happened. Steps are spaced at least ``recheck_interval`` apart (the inbox holds and
+coalesces triggers that arrive sooner), except the first one after a quiet spell, which is
+handled at once. While an episode is open (the last decision was not "nothing to free")
 it also re-checks every ``recheck_interval`` without waiting for a trigger: that is the
 feedback path that notices victims have gone and usage is back under target, or that
 more must go once the in-flight wait ends.
@@ -93,7 +95,8 @@ class Guard:
         self._monitors = monitors
         self._settings = settings
         self._clock = clock
-        self._inbox = TriggerInbox()
+        # at most one measurement per recheck_interval, however often memory.events rises
+        self._inbox = TriggerInbox(min_spacing=settings.recheck_interval)
         self._monitors_failed = 0
         self._in_flight: InFlight | None = None
         self._episode_open = False

@@ -13,7 +13,9 @@ One loop, woken by monitor triggers (memory.events ``high``, threshold, PSI) and
 
 Target: usage must fall under ``memory.high x threshold.usagePercent`` minus the buffer, the
 same line the threshold monitor watches, so one trigger leads to one decision that ends it.
-The timer makes the loop its own 1 s threshold check when no trigger arrives.
+The timer makes the loop its own 1 s threshold check when no trigger arrives. Steps are
+spaced at least ``min_step_interval`` apart (triggers arriving sooner are held and coalesced),
+except the first one after a quiet spell, which is handled at once.
 
 Monitors come from the settings (``node_monitors.node_monitor_plan``) and run under a
 ``MonitorRunner``; when a NodeMemoryReserve changes them (or the target the threshold monitor
@@ -90,6 +92,7 @@ class AgentOptions:
     margin_bytes: int = 64 * 2**20
     set_memory_high: bool = True  # False on kernels < 5.9 (memory.high livelock risk)
     tick_seconds: float = 1.0
+    min_step_interval: float = 0.1  # at most one measurement per this, however often triggers come
     force_dry_run: bool = False  # --dry-run on the command line wins over any reserve
 
 
@@ -167,7 +170,7 @@ class NodeAgent:
         self.kubepods = Cgroup(options.cgroup_root / options.kubepods.path)
         self._clock = clock
         self._build_monitors = monitor_builder
-        self._inbox = TriggerInbox()
+        self._inbox = TriggerInbox(min_spacing=options.min_step_interval)
         self._runner: MonitorRunner | None = None
         self.monitor_config: MonitorConfig | None = None
         self.monitor_notes: tuple[str, ...] = ()

@@ -5,13 +5,22 @@ have the same shape: monitors run under a :class:`MonitorRunner` and feed a queu
 waits for the next item (or a timeout: its own re-check), drains whatever else is pending
 (notifications coalesce, one decision answers all of them) and decides once. This is that
 shared part; what a wake-up means (which kind, whether to step) stays with each loop.
+
+Spacing: a step measures everything (every candidate's /proc, every pod cgroup), and under a
+storm memory.events ``high`` rises hundreds of times a second, mostly while the loop is only
+waiting for its last victims to exit. So a trigger that arrives less than ``min_spacing``
+after the loop came back for more is held until that much time has passed, together with
+everything else that arrives meanwhile: at most one step per ``min_spacing``. A trigger after
+a quiet spell (the loop has been waiting at least that long) is handed over at once, so the
+first reaction is never delayed; ``wake()`` (stop, new settings) is never held either.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +49,14 @@ class Wakeup:
 
 
 class TriggerInbox:
-    def __init__(self) -> None:
+    def __init__(
+        self, min_spacing: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         # Trigger | MonitorFailure from a runner; None from wake()
         self.queue: queue.Queue[Any] = queue.Queue()
+        self.min_spacing = min_spacing
+        self._clock = clock
+        self._handed_out = False  # a wake-up was returned before: the loop has stepped
 
     def runner(self, monitors: Sequence[Monitor]) -> MonitorRunner:
         """A (not yet started) runner whose monitors deliver here."""
@@ -66,18 +80,38 @@ class TriggerInbox:
         return thread
 
     def next(self, timeout: float | None) -> Wakeup:
-        """Block for the next item (``timeout`` None: forever), then drain the rest."""
+        """Block for the next item (``timeout`` None: forever), then drain the rest.
+
+        Items that arrive within ``min_spacing`` of this call (i.e. of the end of the loop's
+        last step) are held until then and handed over as one wake-up; see the module doc.
+        """
+        called_at = self._clock()
+        hold = self._handed_out and self.min_spacing > 0
+        self._handed_out = True
         try:
             items = [self.queue.get(timeout=timeout)]
         except queue.Empty:
             return Wakeup(timed_out=True)
-        while True:
+        self._drain_into(items)
+        release_at = called_at + self.min_spacing
+        while hold and None not in items:
+            remaining = release_at - self._clock()
+            if remaining <= 0:
+                break
             try:
-                items.append(self.queue.get_nowait())
+                items.append(self.queue.get(timeout=remaining))
             except queue.Empty:
                 break
+            self._drain_into(items)
         return Wakeup(
             triggers=tuple(i for i in items if isinstance(i, Trigger)),
             failures=tuple(i for i in items if isinstance(i, MonitorFailure)),
             woken=any(i is None for i in items),
         )
+
+    def _drain_into(self, items: list[Any]) -> None:
+        while True:
+            try:
+                items.append(self.queue.get_nowait())
+            except queue.Empty:
+                return

@@ -179,3 +179,69 @@ def test_candidates_are_listed_before_usage_is_read():
     cgroup = Cg(100 * MiB)
     Guard(cgroup, Tg(cgroup, pool()), [], SETTINGS).step(1.0, "event")
     assert order == ["candidates", "usage"]
+
+
+class BurstMonitor:
+    """memory.events under a storm: ``count`` triggers over ``spread`` seconds, after ``delay``."""
+
+    name = "event"
+
+    def __init__(self, count, spread, delay=0.0, before=None):
+        self.count, self.spread, self.delay, self.before = count, spread, delay, before
+        self.sent = []
+
+    def run(self, sink, stop):
+        if stop.wait(self.delay):
+            return
+        if self.before is not None:
+            self.before()
+        for _ in range(self.count):
+            self.sent.append(time.monotonic())
+            sink(Trigger(TriggerKind.EVENT, self.sent[-1]))
+            time.sleep(self.spread / self.count)
+        stop.wait()
+
+
+class SlowToExit(FakeTarget):
+    """Victims get their signal but are still alive (in flight); every listing is counted."""
+
+    def __init__(self, cgroup, procs):
+        super().__init__(cgroup, procs)
+        self.measurements = 0
+
+    def candidates(self):
+        self.measurements += 1
+        return super().candidates()
+
+    def stop(self, victims, detected_at):
+        self.stopped.append(([v.id for v in victims], detected_at))
+
+
+def test_a_burst_while_victims_are_in_flight_is_at_most_two_measurements():
+    cgroup = FakeCgroup(260 * MiB)
+    target = SlowToExit(cgroup, pool())
+    settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 30.0, recheck_interval=1.0)
+    burst = BurstMonitor(60, 0.3)
+    guard = Guard(cgroup, target, [burst], settings)
+    run_briefly(guard, 1.5)
+    assert len(burst.sent) == 60
+    assert len(target.stopped) == 1  # the first trigger was answered, the rest waited
+    assert 1 <= target.measurements <= 2
+
+
+def test_the_first_trigger_after_a_quiet_spell_is_decided_at_once():
+    cgroup = FakeCgroup(100 * MiB)
+    target = FakeTarget(cgroup, pool())
+
+    def balloon():
+        target.procs["9"] = Candidate("9", "w9", 9.0, 100 * MiB)
+        cgroup.usage += 100 * MiB
+
+    settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 3.0, recheck_interval=0.5)
+    monitor = OneShotMonitor([Trigger(TriggerKind.THRESHOLD, time.monotonic())])
+    burst = BurstMonitor(1, 0.0, delay=1.0, before=balloon)
+    guard = Guard(cgroup, target, [monitor, burst], settings)
+    run_briefly(guard, 1.5)
+    assert [ids for ids, _ in target.stopped] == [["9"]]
+    [record] = guard.decisions
+    assert record.detection_to_decision_seconds < 0.2  # not held for the spacing

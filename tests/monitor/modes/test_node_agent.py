@@ -1,6 +1,8 @@
 """NodeAgent on a plain-file imitation of a kubepods tree (no kernel): the wiring of measure,
 decide, evict, fall back and memory.high handling. The real kernel runs in the kernel tests."""
 
+import threading
+import time
 import uuid
 from pathlib import Path, PurePosixPath
 
@@ -18,6 +20,8 @@ from oomguard.monitor.kube.pod_cgroups import (
 )
 from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent, walk_cgroups
 from oomguard.monitor.settings import EvictionSettings, NodeSettings
+from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.triggers.trigger import Trigger, TriggerKind
 
 MI = 2**20
 LOC = KubepodsLocation(CgroupDriver.SYSTEMD, PurePosixPath("kubepods.slice"))
@@ -217,3 +221,38 @@ def test_status_lists_order_and_protected(tree):
     assert status["protected"][0]["pod"] == "apps/b"
     assert "DaemonSet" in status["protected"][0]["why"]
     assert status["usage"] == 30 * MI and status["memory_high"] == 936 * MI
+
+
+def test_a_trigger_burst_is_at_most_two_measurements_and_the_first_is_at_once(tree):
+    """memory.events on kubepods rising 60 times in 0.3 s: one step at once, one for the rest."""
+    pods = [pod("a", 1.0)]
+    agent, _ = make_agent(tree, pods, {"a": 100 * MI}, Api())
+    sent: list[float] = []
+
+    class Burst:
+        name = "event"
+
+        def run(self, sink, stop):
+            for _ in range(60):
+                sent.append(time.monotonic())
+                sink(Trigger(TriggerKind.EVENT, sent[-1]))
+                time.sleep(0.005)
+            stop.wait()
+
+    options = AgentOptions(
+        cgroup_root=tree, kubepods=LOC, margin_bytes=64 * MI, tick_seconds=30, min_step_interval=1.0
+    )
+    agent = NodeAgent(options, agent.settings, agent.pods, agent.evictor, monitors=[Burst()])
+    measured: list[float] = []
+    original = agent.measure
+    agent.measure = lambda now: measured.append(time.monotonic()) or original(now)
+    stop = StopSignal()
+    thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    thread.start()
+    time.sleep(1.5)
+    stop.set()
+    thread.join(5)
+    assert not thread.is_alive()
+    assert len(sent) == 60
+    assert 1 <= len(measured) <= 2
+    assert measured[0] - sent[0] < 0.2  # the first trigger was not held

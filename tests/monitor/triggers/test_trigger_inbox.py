@@ -1,5 +1,6 @@
 """The shared wait-and-drain of the decision loops: coalescing, failures, timer, wake-ups."""
 
+import threading
 import time
 
 from oomguard.monitor.triggers.factory import MonitorFailure
@@ -52,3 +53,80 @@ def test_runner_delivers_into_the_inbox():
         assert inbox.next(5).kinds == "event"
     finally:
         assert runner.stop(2.0) == []
+
+
+def _burst(inbox, count, spread):
+    """Sink ``count`` triggers evenly over ``spread`` seconds, from another thread."""
+
+    def send():
+        for _ in range(count):
+            inbox.sink(Trigger(TriggerKind.EVENT, time.monotonic()))
+            time.sleep(spread / count)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def test_a_burst_within_the_spacing_is_at_most_two_wakeups():
+    inbox = TriggerInbox(min_spacing=1.0)
+    sender = _burst(inbox, 50, 0.3)
+    wakeups = []
+    received = 0
+    while received < 50:
+        wakeup = inbox.next(5.0)
+        assert not wakeup.timed_out
+        wakeups.append(wakeup)
+        received += len(wakeup.triggers)
+    sender.join()
+    assert len(wakeups) <= 2
+    assert inbox.next(0.01).timed_out
+
+
+def test_triggers_right_after_a_step_wait_for_the_spacing_then_come_together():
+    inbox = TriggerInbox(min_spacing=0.5)
+    inbox.sink(Trigger(TriggerKind.EVENT, 1.0))
+    assert len(inbox.next(None).triggers) == 1  # the loop steps, then comes back:
+    started = time.monotonic()
+    inbox.sink(Trigger(TriggerKind.EVENT, 2.0))
+    inbox.sink(Trigger(TriggerKind.THRESHOLD, 3.0))
+    wakeup = inbox.next(None)
+    assert time.monotonic() - started >= 0.45
+    assert len(wakeup.triggers) == 2 and wakeup.kinds == "event,threshold"
+
+
+def test_the_first_trigger_after_a_quiet_spell_is_handed_over_at_once():
+    inbox = TriggerInbox(min_spacing=0.5)
+    inbox.sink(Trigger(TriggerKind.EVENT, 1.0))
+    inbox.next(None)  # a step happened
+    sent = []
+
+    def later():
+        time.sleep(0.8)  # quiet for longer than the spacing
+        sent.append(time.monotonic())
+        inbox.sink(Trigger(TriggerKind.EVENT, sent[0]))
+
+    threading.Thread(target=later).start()
+    wakeup = inbox.next(5.0)
+    assert wakeup.kinds == "event"
+    assert time.monotonic() - sent[0] < 0.2  # not held for another spacing
+
+
+def test_the_very_first_trigger_is_not_held():
+    inbox = TriggerInbox(min_spacing=5.0)
+    inbox.sink(Trigger(TriggerKind.EVENT, 1.0))
+    started = time.monotonic()
+    assert inbox.next(None).kinds == "event"
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_wake_up_is_never_held():
+    inbox = TriggerInbox(min_spacing=5.0)
+    inbox.wake()
+    inbox.next(None)
+    inbox.sink(Trigger(TriggerKind.EVENT, 1.0))
+    inbox.wake()
+    started = time.monotonic()
+    wakeup = inbox.next(None)
+    assert wakeup.woken and wakeup.kinds == "event"
+    assert time.monotonic() - started < 0.5
