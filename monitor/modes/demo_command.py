@@ -18,6 +18,8 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,10 +186,29 @@ def _finished(result: dict[str, Any]) -> list[int]:
     return [w["index"] for w in result["workers"] if w["outcome"] == "finished"]
 
 
-def _ended_otherwise(result: dict[str, Any]) -> list[str]:
-    return [
-        f"{w['index']} ({w['outcome']})" for w in result["workers"] if w["outcome"] != "finished"
-    ]
+def index_ranges(indices: Sequence[int]) -> str:
+    """``[0, 1, 2, 3, 5]`` -> ``0-3, 5``: worker numbers without one column per worker."""
+    spans: list[tuple[int, int]] = []
+    for i in sorted(indices):
+        if spans and i == spans[-1][1] + 1:
+            spans[-1] = (spans[-1][0], i)
+        else:
+            spans.append((i, i))
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def _tally(labels: Sequence[str]) -> str:
+    """``[SIGKILL, SIGKILL, SIGTERM]`` -> ``2 SIGKILL, 1 SIGTERM`` (most common first)."""
+    counts = Counter(labels)
+    return ", ".join(f"{n} {label}" for label, n in counts.most_common())
+
+
+def _workers_lost(result: dict[str, Any]) -> str:
+    lost = [w for w in result["workers"] if w["outcome"] != "finished"]
+    if not lost:
+        return "-"
+    how = _tally([str(w["outcome"]).removeprefix("killed by ") for w in lost])
+    return f"{len(lost)} ({index_ranges([w['index'] for w in lost])}): {how}"
 
 
 def _stopped_by_guard(result: dict[str, Any]) -> str:
@@ -196,11 +217,12 @@ def _stopped_by_guard(result: dict[str, Any]) -> str:
     stopped = [v for v in report.get("victims", []) if v.get("signal")]
     if not stopped:
         return "-"
-    return " ".join(
-        f"{pid_to_index.get(v['pid'], '?')}[{v['signal']}, "
-        f"{(v['detection_to_signal_seconds'] or 0) * 1000:.0f} ms]"
-        for v in stopped
-    )
+    known = [pid_to_index[v["pid"]] for v in stopped if v["pid"] in pid_to_index]
+    who = index_ranges(known) + (", ?" if len(known) < len(stopped) else "")
+    ms = sorted(round((v["detection_to_signal_seconds"] or 0) * 1000) for v in stopped)
+    after = f"{ms[0]} ms" if ms[0] == ms[-1] else f"{ms[0]}-{ms[-1]} ms"
+    signals = _tally([str(v["signal"]) for v in stopped])
+    return f"{len(stopped)} ({who}): {signals}, {after} after detection"
 
 
 def summary(results: dict[str, dict[str, Any]]) -> str:
@@ -213,9 +235,12 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
     row("kernel oom_kill", _oom_kills)
     row(
         "workers finished",
-        lambda r: f"{' '.join(map(str, _finished(r))) or '-'} ({len(_finished(r))} of {count})",
+        lambda r: (
+            f"{len(_finished(r))} of {count}"
+            + (f" ({index_ranges(_finished(r))})" if _finished(r) else "")
+        ),
     )
-    row("workers lost", lambda r: ", ".join(_ended_otherwise(r)) or "-")
+    row("workers lost", _workers_lost)
     row("stopped by oomguard", _stopped_by_guard)
     width = max(len(r[0]) for r in rows) + 2
     col = max(len(r[1]) for r in rows) + 2
