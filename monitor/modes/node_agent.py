@@ -335,11 +335,13 @@ class NodeAgent:
 
     # -- one round -------------------------------------------------------------------------
 
-    def step(self, trigger_kind: str = TICK) -> Decision | None:
+    def step(self, trigger_kind: str = TICK, detected_at: float | None = None) -> Decision | None:
+        """One look and, if needed, one decision; ``detected_at`` is when the monitor that
+        woke us noticed (None for the timer), for the detection-latency histogram."""
         with self._lock:
-            return self._step(trigger_kind)
+            return self._step(trigger_kind, detected_at)
 
-    def _step(self, trigger_kind: str) -> Decision | None:
+    def _step(self, trigger_kind: str, detected_at: float | None = None) -> Decision | None:
         now = self._clock()
         self.last_step_at = now
         try:
@@ -379,7 +381,9 @@ class NodeAgent:
         if fallback.victims:
             log_event(log, logging.ERROR, "last resort: cgroup.kill", reason=fallback.reason)
             if self.metrics is not None:
-                self.metrics.record_decision(trigger_kind, len(fallback.victims))
+                self.metrics.record_decision(
+                    trigger_kind, len(fallback.victims), detected_at, self._clock()
+                )
             results = []
             for candidate in fallback.victims:
                 result = self.evictor.kill(self._victim(candidate, m), situation)
@@ -409,7 +413,9 @@ class NodeAgent:
         if decision.outcome is DecisionOutcome.VICTIMS:
             self.counters["decisions"] += 1
             if self.metrics is not None:
-                self.metrics.record_decision(trigger_kind, len(decision.victims))
+                self.metrics.record_decision(
+                    trigger_kind, len(decision.victims), detected_at, self._clock()
+                )
             victim_ids = {v.id for v in decision.victims}
             rest = [c for c in order if c.id not in victim_ids and c.id not in self._chosen_at]
             ordered = [self._victim(c, m) for c in (*decision.victims, *rest)]
@@ -670,10 +676,10 @@ class NodeAgent:
         try:
             self.sync_monitors()
             while not stop.is_set():
-                kind = self._next_trigger_kind()
+                kind, detected_at = self._next_trigger()
                 if stop.is_set():
                     break
-                self.step(kind)
+                self.step(kind, detected_at)
                 self.sync_monitors()
         finally:
             stop.set()
@@ -730,15 +736,17 @@ class NodeAgent:
                 self._error(f"monitors did not stop within 2s: {', '.join(still)}")
             self._runner = None
 
-    def _next_trigger_kind(self) -> str:
-        """The kinds of the triggers that woke us, or TICK (timer, wake-up, failures only)."""
+    def _next_trigger(self) -> tuple[str, float | None]:
+        """The kinds of the triggers that woke us (or TICK: timer, wake-up, failures only),
+        and when the earliest of them was detected."""
         wakeup = self._inbox.next(self.options.tick_seconds)
         for failure in wakeup.failures:
             verb = "stopped" if isinstance(failure.error, MonitorError) else "crashed"
             message = f"{failure.monitor} monitor {verb}: {failure.error!r}"
             self.monitor_failures.append(message)
             self._error(message)
-        return wakeup.kinds or TICK
+        earliest = wakeup.earliest
+        return wakeup.kinds or TICK, earliest.detected_at if earliest else None
 
     def _error(self, message: str) -> None:
         self.errors.append(message)

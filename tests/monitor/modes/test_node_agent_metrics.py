@@ -86,10 +86,14 @@ def test_agent_records_decisions_actions_and_bytes(tmp_path):
     options = AgentOptions(cgroup_root=tmp_path, kubepods=LOC, margin_bytes=64 * MI)
     metrics = GuardMetrics("node", tmp_path / "kubepods.slice")
     agent = NodeAgent(options, settings(), Pods(pods), evictor, metrics=metrics)
-    agent.step("event,threshold")
+    agent.step("event,threshold", detected_at=agent._clock() - 0.25)
 
     def value(name, **labels):
         return metrics.registry.get_sample_value(name, labels)
+
+    # the trigger was noticed 0.25 s before the step: one detection -> decision sample
+    assert value("oomguard_detection_latency_seconds_count", trigger="event") == 1
+    assert value("oomguard_detection_latency_seconds_sum", trigger="event") >= 0.25
 
     assert value("oomguard_decisions_total", trigger="event") == 1
     assert value("oomguard_victims_total") >= 1
