@@ -191,9 +191,9 @@ def test_threshold_monitor_wakes_the_agent_on_an_old_kernel(tmp_path):
     steps = []
     original = agent.step
 
-    def step(kind="timer"):
+    def step(kind="timer", detected_at=None):
         steps.append(kind)
-        return original(kind)
+        return original(kind, detected_at)
 
     agent.step = step
     (tmp_path / "kubepods.slice" / "memory.current").write_text(f"{1490 * MI}\n")
