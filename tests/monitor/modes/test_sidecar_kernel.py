@@ -5,7 +5,10 @@ and three container cgroups, as the kubelet and containerd would make them:
 
 - ``cri-containerd-sandbox.scope``: a process named ``pause`` (the pod sandbox);
 - ``cri-containerd-app.scope``: the workload, the staggered demo pool (6 forked workers
-  0.3 s apart, each growing to 90 MiB and holding it 3 s: 540 MiB at the peak);
+  0.3 s apart, each growing to 90 MiB and holding it 8 s: 540 MiB at the peak). The long
+  hold makes all six overlap at full size even when software emulation stretches the
+  forks and steps by seconds; with a 3 s hold a slow run could finish worker 0 before
+  worker 5 was full, and the baseline then stayed under the limit;
 - ``cri-containerd-sidecar.scope``: oomguard, started as a pod's sidecar would be (no flags
   naming any cgroup: it finds the pod from /proc/self/cgroup and the workload by itself).
 
@@ -47,7 +50,7 @@ POOL = [
     "--stagger",
     "0.3",
     "--hold",
-    "3",
+    "8",
 ]
 
 
