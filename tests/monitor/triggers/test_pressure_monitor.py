@@ -29,9 +29,10 @@ def test_for_cgroup_uses_memory_pressure(fake_cgroup):
     assert monitor.pressure_file == fake_cgroup.path / "memory.pressure"
 
 
-def test_trigger_is_written_and_shutdown_is_prompt(fake_cgroup):
+def test_trigger_is_written_and_stop_ends_the_monitor(fake_cgroup):
     """On a plain file the write lands and poll() never sees POLLPRI; the real kernel's
-    PSI wake-ups are covered by the kernel tests (this host's kernel refuses triggers)."""
+    PSI wake-ups are covered by the kernel tests (this host's kernel refuses triggers).
+    The monitor polls with no timeout, so it ends only if the stop signal woke it."""
     stop = StopSignal()
     triggers = []
     errors = []
@@ -48,8 +49,7 @@ def test_trigger_is_written_and_shutdown_is_prompt(fake_cgroup):
     time.sleep(0.3)
     assert thread.is_alive() and not errors
     assert fake_cgroup.file("memory.pressure").read_bytes().startswith(b"some 150000 1000000\0")
-    started = time.monotonic()
     stop.set()
-    thread.join(2)
-    assert time.monotonic() - started < 0.2
+    thread.join(30)
+    assert not thread.is_alive(), "the monitor did not wake on its stop signal"
     assert errors == [] and triggers == []

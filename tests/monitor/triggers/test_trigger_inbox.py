@@ -32,10 +32,9 @@ def test_pending_items_coalesce_into_one_wakeup():
 def test_wake_on_stop_ends_an_unbounded_wait():
     inbox, stop = TriggerInbox(), StopSignal()
     inbox.wake_on(stop)
-    started = time.monotonic()
     stop.set()
-    wakeup = inbox.next(None)
-    assert wakeup.woken and time.monotonic() - started < 1.0
+    wakeup = inbox.next(None)  # no timeout: returns only because the stop woke it
+    assert wakeup.woken
 
 
 def test_runner_delivers_into_the_inbox():
@@ -117,7 +116,7 @@ def test_the_very_first_trigger_is_not_held():
     inbox.sink(Trigger(TriggerKind.EVENT, 1.0))
     started = time.monotonic()
     assert inbox.next(None).kinds == "event"
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.5  # held, it would have taken 5 s
 
 
 def test_a_wake_up_is_never_held():
@@ -129,4 +128,4 @@ def test_a_wake_up_is_never_held():
     started = time.monotonic()
     wakeup = inbox.next(None)
     assert wakeup.woken and wakeup.kinds == "event"
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2.5  # held, it would have taken 5 s
