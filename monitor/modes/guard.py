@@ -6,12 +6,14 @@ milliseconds of crossing memory.high) and the threshold monitor (working set pol
 against the target; the only detector in dry-run, where no memory.high is set). The loop
 wakes on a trigger, drains the queue (notifications coalesce; one decision answers all of
 them), reads usage and candidates, asks the pure policy, hands victims to the target, and
-logs what happened. Steps are spaced at least ``recheck_interval`` apart (the inbox holds and
-coalesces triggers that arrive sooner), except the first one after a quiet spell, which is
-handled at once. While an episode is open (the last decision was not "nothing to free")
-it also re-checks every ``recheck_interval`` without waiting for a trigger: that is the
-feedback path that notices victims have gone and usage is back under target, or that
-more must go once the in-flight wait ends.
+logs what happened.
+
+An episode is open while the last decision was not "nothing to free". Then steps are spaced
+at least ``recheck_interval`` apart (the inbox holds and coalesces triggers that arrive
+sooner), and the loop re-checks every ``recheck_interval`` without waiting for a trigger:
+that is the feedback path that notices victims have gone and usage is back under target, or
+that more must go once the in-flight wait ends. Once a step found nothing to free and the
+victims gone, or after a quiet spell, a trigger is handled at once.
 """
 
 from __future__ import annotations
@@ -95,10 +97,12 @@ class Guard:
         self._monitors = monitors
         self._settings = settings
         self._clock = clock
-        # at most one measurement per recheck_interval, however often memory.events rises
+        # while victims exit, at most one measurement per recheck_interval, however often
+        # memory.events rises
         self._inbox = TriggerInbox(min_spacing=settings.recheck_interval)
         self._monitors_failed = 0
         self._in_flight: InFlight | None = None
+        self._victims_exiting = False  # the last step still saw victims of a decision
         self._episode_open = False
         self._last_outcome: Outcome | None = None
         self.decisions: list[DecisionRecord] = []
@@ -112,7 +116,10 @@ class Guard:
             while not stop.is_set():
                 all_failed = self._monitors_failed >= len(self._monitors)
                 polling = self._episode_open or all_failed
-                wakeup = self._inbox.next(self._settings.recheck_interval if polling else None)
+                wakeup = self._inbox.next(
+                    self._settings.recheck_interval if polling else None,
+                    hold=self._hold_triggers(),
+                )
                 if stop.is_set():
                     break
                 detected_at, kind = self._drain(wakeup)
@@ -121,6 +128,10 @@ class Guard:
         finally:
             stop.set()
             runner.stop(2.0)
+
+    def _hold_triggers(self) -> bool:
+        """Space steps unless the last one found nothing to free and its victims gone."""
+        return self._victims_exiting or self._last_outcome is not Outcome.NOTHING_TO_FREE
 
     def step(self, detected_at: float, trigger_kind: str) -> Decision | None:
         """One round: measure, decide, act, report. Returns None when measuring failed."""
@@ -137,6 +148,8 @@ class Guard:
         decision = decide(candidates, usage, self._settings.limits, now, self._in_flight)
         decided_at = self._clock()
         self._in_flight = InFlight.after(decision, decided_at, self._in_flight)
+        exiting = self._in_flight.victim_ids if self._in_flight is not None else frozenset()
+        self._victims_exiting = any(c.id in exiting for c in candidates)
         self._episode_open = decision.outcome is not Outcome.NOTHING_TO_FREE
         self._feedback(decision, usage, detected_at, decided_at, trigger_kind)
         if decision.victims:

@@ -13,9 +13,10 @@ One loop, woken by monitor triggers (memory.events ``high``, threshold, PSI) and
 
 Target: usage must fall under ``memory.high x threshold.usagePercent`` minus the buffer, the
 same line the threshold monitor watches, so one trigger leads to one decision that ends it.
-The timer makes the loop its own 1 s threshold check when no trigger arrives. Steps are
-spaced at least ``min_step_interval`` apart (triggers arriving sooner are held and coalesced),
-except the first one after a quiet spell, which is handled at once.
+The timer makes the loop its own 1 s threshold check when no trigger arrives. While an
+episode lasts, steps are spaced at least ``min_step_interval`` apart (triggers arriving
+sooner are held and coalesced); once a step found nothing to free and the pods it chose are
+gone from the node, or after a quiet spell, a trigger is handled at once.
 
 Monitors come from the settings (``node_monitors.node_monitor_plan``) and run under a
 ``MonitorRunner``; when a NodeMemoryReserve changes them (or the target the threshold monitor
@@ -482,6 +483,15 @@ class NodeAgent:
             )[:1024],
         }
 
+    def _hold_triggers(self) -> bool:
+        """Space steps unless the last one found nothing to free and the pods it chose
+        (evicted or killed) are gone from the last measurement."""
+        if self._last_outcome is not DecisionOutcome.NOTHING_TO_FREE:
+            return True
+        m = self.last
+        chosen = set(self._chosen_at) | self._in_flight_ids()
+        return m is not None and any(uid in m.pods or uid in m.cgroups for uid in chosen)
+
     def _in_flight_ids(self) -> frozenset[str]:
         return self._in_flight.victim_ids if self._in_flight is not None else frozenset()
 
@@ -739,7 +749,7 @@ class NodeAgent:
     def _next_trigger(self) -> tuple[str, float | None]:
         """The kinds of the triggers that woke us (or TICK: timer, wake-up, failures only),
         and when the earliest of them was detected."""
-        wakeup = self._inbox.next(self.options.tick_seconds)
+        wakeup = self._inbox.next(self.options.tick_seconds, hold=self._hold_triggers())
         for failure in wakeup.failures:
             verb = "stopped" if isinstance(failure.error, MonitorError) else "crashed"
             message = f"{failure.monitor} monitor {verb}: {failure.error!r}"

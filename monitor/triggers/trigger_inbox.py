@@ -8,11 +8,14 @@ shared part; what a wake-up means (which kind, whether to step) stays with each 
 
 Spacing: a step measures everything (every candidate's /proc, every pod cgroup), and under a
 storm memory.events ``high`` rises hundreds of times a second, mostly while the loop is only
-waiting for its last victims to exit. So a trigger that arrives less than ``min_spacing``
-after the loop came back for more is held until that much time has passed, together with
-everything else that arrives meanwhile: at most one step per ``min_spacing``. A trigger after
-a quiet spell (the loop has been waiting at least that long) is handed over at once, so the
-first reaction is never delayed; ``wake()`` (stop, new settings) is never held either.
+waiting for its last victims to exit. So while an episode lasts (the loop says ``hold``: its
+last step still had something to free, or its victims are still exiting), a trigger that
+arrives less than ``min_spacing`` after the loop came back for more is held until that much
+time has passed, together with everything else that arrives meanwhile: at most one step per
+``min_spacing``. Once the loop found nothing left to free and its victims gone, a trigger is
+handed over at once: a new breach after relief is answered without waiting. So is a trigger
+after a quiet spell (the loop has been waiting at least ``min_spacing``), and ``wake()``
+(stop, new settings) is never held.
 """
 
 from __future__ import annotations
@@ -79,14 +82,15 @@ class TriggerInbox:
         thread.start()
         return thread
 
-    def next(self, timeout: float | None) -> Wakeup:
+    def next(self, timeout: float | None, hold: bool = True) -> Wakeup:
         """Block for the next item (``timeout`` None: forever), then drain the rest.
 
-        Items that arrive within ``min_spacing`` of this call (i.e. of the end of the loop's
-        last step) are held until then and handed over as one wake-up; see the module doc.
+        With ``hold`` (an episode lasts; see the module doc), items that arrive within
+        ``min_spacing`` of this call (i.e. of the end of the loop's last step) are held until
+        then and handed over as one wake-up; see the module doc.
         """
         called_at = self._clock()
-        hold = self._handed_out and self.min_spacing > 0
+        hold = hold and self._handed_out and self.min_spacing > 0
         self._handed_out = True
         try:
             items = [self.queue.get(timeout=timeout)]

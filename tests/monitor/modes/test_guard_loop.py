@@ -245,3 +245,35 @@ def test_the_first_trigger_after_a_quiet_spell_is_decided_at_once():
     assert [ids for ids, _ in target.stopped] == [["9"]]
     [record] = guard.decisions
     assert record.detection_to_decision_seconds < 0.2  # not held for the spacing
+
+
+def test_once_victims_are_gone_and_nothing_is_left_to_free_a_trigger_is_not_held():
+    """Kill, then a re-check sees relief; a new breach right after is decided at once."""
+    cgroup = FakeCgroup(260 * MiB)
+    target = FakeTarget(cgroup, pool())
+
+    def balloon():
+        target.procs["9"] = Candidate("9", "w9", 9.0, 100 * MiB)
+        cgroup.usage += 100 * MiB
+
+    settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 3.0, recheck_interval=2.0)
+    first = OneShotMonitor([Trigger(TriggerKind.EVENT, time.monotonic())])
+    # the re-check 2 s after the kill finds relief; the breach comes 0.3 s after that
+    again = BurstMonitor(1, 0.0, delay=2.3, before=balloon)
+    guard = Guard(cgroup, target, [first, again], settings)
+    run_briefly(guard, 3.5)
+    assert [ids for ids, _ in target.stopped] == [["5", "4"], ["9"]]
+    second = guard.decisions[-1]
+    assert second.detection_to_decision_seconds < 1.0  # held, it would have waited 1.7 s
+
+
+def test_a_trigger_while_nobody_may_be_stopped_is_still_spaced():
+    """No victims in flight, but the episode lasts: a storm must not become a busy loop."""
+    cgroup = FakeCgroup(260 * MiB)
+    target = SlowToExit(cgroup, [Candidate("1", "cmd", 1.0, 250 * MiB, protected=True)])
+    settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 30.0, recheck_interval=1.0)
+    burst = BurstMonitor(60, 0.3)
+    guard = Guard(cgroup, target, [burst], settings)
+    run_briefly(guard, 0.9)
+    assert len(burst.sent) == 60
+    assert 1 <= target.measurements <= 2

@@ -223,36 +223,65 @@ def test_status_lists_order_and_protected(tree):
     assert status["usage"] == 30 * MI and status["memory_high"] == 936 * MI
 
 
-def test_a_trigger_burst_is_at_most_two_measurements_and_the_first_is_at_once(tree):
-    """memory.events on kubepods rising 60 times in 0.3 s: one step at once, one for the rest."""
-    pods = [pod("a", 1.0)]
-    agent, _ = make_agent(tree, pods, {"a": 100 * MI}, Api())
-    sent: list[float] = []
+class TriggersAt:
+    """An event monitor sending one trigger at each of ``delays`` (seconds after start)."""
 
-    class Burst:
-        name = "event"
+    name = "event"
 
-        def run(self, sink, stop):
-            for _ in range(60):
-                sent.append(time.monotonic())
-                sink(Trigger(TriggerKind.EVENT, sent[-1]))
-                time.sleep(0.005)
-            stop.wait()
+    def __init__(self, delays):
+        self.delays = delays
+        self.sent: list[float] = []
 
+    def run(self, sink, stop):
+        started = time.monotonic()
+        for delay in self.delays:
+            if stop.wait(max(0.0, started + delay - time.monotonic())):
+                return
+            self.sent.append(time.monotonic())
+            sink(Trigger(TriggerKind.EVENT, self.sent[-1]))
+        stop.wait()
+
+
+def run_spaced(agent, monitor, min_step_interval, seconds):
+    """Run ``agent`` with ``monitor`` and a step spacing; the times it measured."""
     options = AgentOptions(
-        cgroup_root=tree, kubepods=LOC, margin_bytes=64 * MI, tick_seconds=30, min_step_interval=1.0
+        cgroup_root=agent.options.cgroup_root,
+        kubepods=LOC,
+        margin_bytes=64 * MI,
+        tick_seconds=30,
+        min_step_interval=min_step_interval,
     )
-    agent = NodeAgent(options, agent.settings, agent.pods, agent.evictor, monitors=[Burst()])
+    agent = NodeAgent(options, agent.settings, agent.pods, agent.evictor, monitors=[monitor])
     measured: list[float] = []
     original = agent.measure
     agent.measure = lambda now: measured.append(time.monotonic()) or original(now)
     stop = StopSignal()
     thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
     thread.start()
-    time.sleep(1.5)
+    time.sleep(seconds)
     stop.set()
     thread.join(5)
     assert not thread.is_alive()
-    assert len(sent) == 60
+    return measured
+
+
+def test_a_burst_while_an_evicted_pod_is_still_there_is_at_most_two_measurements(tree):
+    """memory.events rising 60 times in 0.3 s: one step at once, one for the rest."""
+    api = Api()
+    pods = [pod("a", 1.0), pod("b", 2.0)]
+    agent, _ = make_agent(tree, pods, {"a": 100 * MI, "b": 100 * MI}, api, usage=1050 * MI)
+    burst = TriggersAt([i * 0.005 for i in range(60)])
+    measured = run_spaced(agent, burst, 1.0, 1.5)
+    assert len(burst.sent) == 60
+    assert api.calls == ["b", "a"]  # one decision; the pods stay (no kubelet): an episode
     assert 1 <= len(measured) <= 2
-    assert measured[0] - sent[0] < 0.2  # the first trigger was not held
+    assert measured[0] - burst.sent[0] < 0.5  # the first trigger was not held
+
+
+def test_after_a_step_with_nothing_to_free_the_next_trigger_is_not_held(tree):
+    """A breach right after a calm step is measured at once, not after the spacing."""
+    agent, _ = make_agent(tree, [pod("a", 1.0)], {"a": 100 * MI}, Api())
+    triggers = TriggersAt([0.0, 0.3])
+    measured = run_spaced(agent, triggers, 3.0, 1.5)
+    assert len(measured) == 2
+    assert measured[1] - triggers.sent[1] < 1.0  # held, it would have waited 2.7 s

@@ -129,3 +129,13 @@ def test_a_wake_up_is_never_held():
     wakeup = inbox.next(None)
     assert wakeup.woken and wakeup.kinds == "event"
     assert time.monotonic() - started < 2.5  # held, it would have taken 5 s
+
+
+def test_without_hold_a_trigger_right_after_a_step_is_handed_over_at_once():
+    inbox = TriggerInbox(min_spacing=5.0)
+    inbox.sink(Trigger(TriggerKind.EVENT, 1.0))
+    inbox.next(None)  # a step happened; the loop says the episode is over
+    inbox.sink(Trigger(TriggerKind.EVENT, 2.0))
+    started = time.monotonic()
+    assert inbox.next(None, hold=False).kinds == "event"
+    assert time.monotonic() - started < 2.5  # held, it would have taken 5 s
