@@ -22,7 +22,13 @@ from chart_cluster import (
 from chart_tools import CHART_DIR, VALUES_DIR, by_kind, one, render, run_helm
 from control_plane import ControlPlane
 from k8s_helpers import unique_name
-from kubernetes.client import AppsV1Api, CoreV1Api, CustomObjectsApi, RbacAuthorizationV1Api
+from kubernetes.client import (
+    AdmissionregistrationV1Api,
+    AppsV1Api,
+    CoreV1Api,
+    CustomObjectsApi,
+    RbacAuthorizationV1Api,
+)
 from kubernetes.client.rest import ApiException
 from monitoring_crd_stubs import STUB_CRDS
 
@@ -146,6 +152,8 @@ def test_helm_install_upgrade_uninstall(cluster_with_crds: ControlPlane, helm_ho
     apps = AppsV1Api(cp.api_client)
     custom = CustomObjectsApi(cp.api_client)
     rbac = RbacAuthorizationV1Api(cp.api_client)
+    admission = AdmissionregistrationV1Api(cp.api_client)
+    webhook_name = f"{release}-oomguard-evictions"
 
     out = _helm(cp, helm_home, "install", release, str(CHART_DIR), *base)
     assert "STATUS: deployed" in out
@@ -158,6 +166,15 @@ def test_helm_install_upgrade_uninstall(cluster_with_crds: ControlPlane, helm_ho
     )
     assert policy["spec"]["dryRun"] is False
     rbac.read_cluster_role(f"{release}-oomguard-agent")
+    # the eviction webhook is on by default: installed, matched to this release's agent only
+    [hook] = admission.read_validating_webhook_configuration(webhook_name).webhooks
+    assert hook.failure_policy == "Ignore"
+    agent = f"system:serviceaccount:{namespace}:{release}-oomguard-agent"
+    assert [c.expression for c in hook.match_conditions] == [
+        f"request.userInfo.username == '{agent}'"
+    ]
+    assert hook.client_config.service.namespace == namespace
+    assert not hook.client_config.ca_bundle  # the operator publishes its CA at start
 
     out = _helm(
         cp,
@@ -191,6 +208,9 @@ def test_helm_install_upgrade_uninstall(cluster_with_crds: ControlPlane, helm_ho
     assert gone.value.status == 404
     with pytest.raises(ApiException) as gone:
         rbac.read_cluster_role(f"{release}-oomguard-agent")
+    assert gone.value.status == 404
+    with pytest.raises(ApiException) as gone:
+        admission.read_validating_webhook_configuration(webhook_name)
     assert gone.value.status == 404
     with pytest.raises(ApiException) as gone:
         custom.get_cluster_custom_object(
