@@ -2,6 +2,7 @@
 kernel's own memory.events counters and limits, the guard's decisions and kills, and
 Debian's promtool accepts what it serves."""
 
+import re
 import shutil
 import socket
 import subprocess
@@ -47,16 +48,14 @@ def test_guard_serves_kernel_counters_and_its_actions(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
-    last = None  # the last scrape taken while the guard was still running
-    scrapes = 0
+    scraped: list[str] = []  # every scrape, start-up to shut-down
     deadline = time.monotonic() + 240
     try:
         while proc.poll() is None and time.monotonic() < deadline:
             try:
                 url = f"http://127.0.0.1:{port}/metrics"
                 with urllib.request.urlopen(url, timeout=2) as response:
-                    last = response.read().decode()
-                    scrapes += 1
+                    scraped.append(response.read().decode())
             except OSError:
                 pass  # not listening yet, or already gone
             time.sleep(0.1)
@@ -67,7 +66,17 @@ def test_guard_serves_kernel_counters_and_its_actions(tmp_path):
     # the pool exits 1 when some of its workers were stopped; 125 would be oomguard failing
     assert proc.returncode in (0, 1), log
     assert "command exited" in log, log
-    assert last is not None and scrapes > 3, log
+    assert len(scraped) > 3, log
+
+    # The event monitor's health over the run: absent until it starts, 1 while it watches,
+    # 0 once the guard stops it on the way out (a scrape can land in that last window).
+    up_key = ("oomguard_monitor_up", (("monitor", "event"),))
+    ups = [samples(text).get(up_key) for text in scraped]
+    seen = "".join({None: "-", 1.0: "1", 0.0: "0"}[u] for u in ups)
+    assert re.fullmatch(r"-*1+0*", seen), seen
+    # the last scrape taken while the monitors still ran: the guard's final state, limits
+    # not yet restored
+    last = scraped[max(i for i, u in enumerate(ups) if u == 1)]
 
     check = subprocess.run(
         [promtool, "check", "metrics"], input=last, capture_output=True, text=True
