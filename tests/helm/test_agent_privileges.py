@@ -172,7 +172,7 @@ def run_as_container(tree: dict[str, Path], capabilities: list[str]) -> dict[str
         )
         assert result.returncode == 0, result.stderr
         out: dict[str, Any] = json.loads(result.stdout)
-        out["victim_killed"] = victim.wait(timeout=5) == -9
+        out["victim_killed"] = victim.wait(timeout=30) == -9
         return out
     finally:
         if victim.poll() is None:
