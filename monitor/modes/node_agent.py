@@ -93,7 +93,7 @@ class AgentOptions:
     margin_bytes: int = 64 * 2**20
     set_memory_high: bool = True  # False on kernels < 5.9 (memory.high livelock risk)
     tick_seconds: float = 1.0
-    min_step_interval: float = 0.1  # at most one measurement per this, however often triggers come
+    min_step_interval: float = 0.1  # during an episode, at most one measurement per this
     force_dry_run: bool = False  # --dry-run on the command line wins over any reserve
 
 
