@@ -97,7 +97,7 @@ class Guard:
         self._monitors = monitors
         self._settings = settings
         self._clock = clock
-        # while victims exit, at most one measurement per recheck_interval, however often
+        # during an episode, at most one measurement per recheck_interval, however often
         # memory.events rises
         self._inbox = TriggerInbox(min_spacing=settings.recheck_interval)
         self._monitors_failed = 0

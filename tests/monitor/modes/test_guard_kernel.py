@@ -26,9 +26,12 @@ WORKLOAD = [sys.executable, "-m", "oomguard.monitor.modes.demo_workload", "--qui
 LIMITS = ["--memory-high", "220Mi", "--memory-max", "300Mi", "--grace", "1"]
 
 
+GUARD = [sys.executable, "-m", "oomguard", "guard"]
+
+
 def guard(*argv, timeout=240, **kw):
     return subprocess.run(
-        [sys.executable, "-m", "oomguard", "guard", *argv],
+        [*GUARD, *argv],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -125,35 +128,32 @@ def test_missing_command_exits_127():
     assert guard_cgroups() == []
 
 
-def test_sigterm_is_forwarded_and_everything_is_undone(tmp_path):
+def start_guard(*argv, **kw):
+    """``oomguard guard`` in the background, its log on stderr."""
+    return subprocess.Popen([*GUARD, *argv], stderr=subprocess.PIPE, text=True, **kw)
+
+
+def start_guarded_child(tmp_path, on_sigterm, *guard_args):
+    """Guard a Python child that installs ``on_sigterm`` as its SIGTERM handler, then waits
+    up to 60 s for it to say it is ready. Returns oomguard's process and the ready file."""
     ready = tmp_path / "ready"
     child = (
         "import pathlib, signal, sys, time\n"
-        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(42))\n"
+        f"signal.signal(signal.SIGTERM, {on_sigterm})\n"
         f"pathlib.Path({str(ready)!r}).write_text('x')\n"
         "time.sleep(120)\n"
     )
-    oomguard = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "oomguard",
-            "guard",
-            "--memory-high",
-            "64Mi",
-            "--memory-max",
-            "128Mi",
-            "--",
-            sys.executable,
-            "-c",
-            child,
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    oomguard = start_guard(*guard_args, "--", sys.executable, "-c", child)
     deadline = time.monotonic() + 60
     while not ready.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
+    return oomguard, ready
+
+
+def test_sigterm_is_forwarded_and_everything_is_undone(tmp_path):
+    oomguard, ready = start_guarded_child(
+        tmp_path, "lambda *a: sys.exit(42)", "--memory-high", "64Mi", "--memory-max", "128Mi"
+    )
     assert ready.exists()
     [name] = guard_cgroups()
     assert Cgroup(find_cgroup2_mount() / name).memory_high().bytes == 64 << 20
@@ -163,34 +163,9 @@ def test_sigterm_is_forwarded_and_everything_is_undone(tmp_path):
 
 
 def test_command_ignoring_sigterm_is_killed_after_grace(tmp_path):
-    ready = tmp_path / "ready"
-    child = (
-        "import pathlib, signal, time\n"
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        f"pathlib.Path({str(ready)!r}).write_text('x')\n"
-        "time.sleep(120)\n"
+    oomguard, _ = start_guarded_child(
+        tmp_path, "signal.SIG_IGN", "--memory-high", "64Mi", "--grace", "0.5"
     )
-    oomguard = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "oomguard",
-            "guard",
-            "--memory-high",
-            "64Mi",
-            "--grace",
-            "0.5",
-            "--",
-            sys.executable,
-            "-c",
-            child,
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while not ready.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
     oomguard.send_signal(signal.SIGTERM)
     assert oomguard.wait(timeout=30) == 128 + signal.SIGKILL
     assert guard_cgroups() == []
@@ -229,23 +204,15 @@ def test_guarding_an_existing_cgroup_restores_its_limits(tmp_path, scratch_cgrou
         [sys.executable, "-c", "import time; time.sleep(120)"], preexec_fn=enter(scratch_cgroup)
     )
     report = tmp_path / "r.json"
-    oomguard = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "oomguard",
-            "guard",
-            "--cgroup",
-            str(scratch_cgroup.path),
-            "--memory-high",
-            "100Mi",
-            "--memory-max",
-            "200Mi",
-            "--report",
-            str(report),
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
+    oomguard = start_guard(
+        "--cgroup",
+        str(scratch_cgroup.path),
+        "--memory-high",
+        "100Mi",
+        "--memory-max",
+        "200Mi",
+        "--report",
+        str(report),
     )
     deadline = time.monotonic() + 60
     while scratch_cgroup.memory_high().bytes != 100 << 20 and time.monotonic() < deadline:
@@ -262,24 +229,15 @@ def test_guarding_an_existing_cgroup_restores_its_limits(tmp_path, scratch_cgrou
 
 
 def test_oomguard_moves_itself_into_a_leaf_when_it_is_alone_in_its_cgroup(scratch_cgroup):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "oomguard",
-            "guard",
-            "--memory-high",
-            "64Mi",
-            "--",
-            "sh",
-            "-c",
-            "cat /proc/self/cgroup; cat /proc/$PPID/cgroup",
-        ],
+    proc = guard(
+        "--memory-high",
+        "64Mi",
+        "--",
+        "sh",
+        "-c",
+        "cat /proc/self/cgroup; cat /proc/$PPID/cgroup",
         preexec_fn=enter(scratch_cgroup),
-        capture_output=True,
-        text=True,
         timeout=120,
-        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     own, parent = proc.stdout.split()
@@ -297,13 +255,8 @@ def test_refuses_to_move_processes_it_does_not_own(scratch_cgroup):
         [sys.executable, "-c", "import time; time.sleep(120)"], preexec_fn=enter(scratch_cgroup)
     )
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "oomguard", "guard", "--memory-high", "64Mi", "--", "true"],
-            preexec_fn=enter(scratch_cgroup),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        proc = guard(
+            "--memory-high", "64Mi", "--", "true", preexec_fn=enter(scratch_cgroup), timeout=120
         )
     finally:
         other.kill()

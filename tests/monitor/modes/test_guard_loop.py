@@ -202,6 +202,16 @@ class BurstMonitor:
         stop.wait()
 
 
+def new_process(target, cgroup):
+    """A callback: a new process "9", the newest, appears holding 100 MiB."""
+
+    def appear():
+        target.procs["9"] = Candidate("9", "w9", 9.0, 100 * MiB)
+        cgroup.usage += 100 * MiB
+
+    return appear
+
+
 class SlowToExit(FakeTarget):
     """Victims get their signal but are still alive (in flight); every listing is counted."""
 
@@ -233,13 +243,9 @@ def test_the_first_trigger_after_a_quiet_spell_is_decided_at_once():
     cgroup = FakeCgroup(100 * MiB)
     target = FakeTarget(cgroup, pool())
 
-    def balloon():
-        target.procs["9"] = Candidate("9", "w9", 9.0, 100 * MiB)
-        cgroup.usage += 100 * MiB
-
     settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 3.0, recheck_interval=0.5)
     monitor = OneShotMonitor([Trigger(TriggerKind.THRESHOLD, time.monotonic())])
-    burst = BurstMonitor(1, 0.0, delay=1.0, before=balloon)
+    burst = BurstMonitor(1, 0.0, delay=1.0, before=new_process(target, cgroup))
     guard = Guard(cgroup, target, [monitor, burst], settings)
     run_briefly(guard, 1.5)
     assert [ids for ids, _ in target.stopped] == [["9"]]
@@ -252,14 +258,10 @@ def test_once_victims_are_gone_and_nothing_is_left_to_free_a_trigger_is_not_held
     cgroup = FakeCgroup(260 * MiB)
     target = FakeTarget(cgroup, pool())
 
-    def balloon():
-        target.procs["9"] = Candidate("9", "w9", 9.0, 100 * MiB)
-        cgroup.usage += 100 * MiB
-
     settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 3.0, recheck_interval=2.0)
     first = OneShotMonitor([Trigger(TriggerKind.EVENT, time.monotonic())])
     # the re-check 2 s after the kill finds relief; the breach comes 0.3 s after that
-    again = BurstMonitor(1, 0.0, delay=2.3, before=balloon)
+    again = BurstMonitor(1, 0.0, delay=2.3, before=new_process(target, cgroup))
     guard = Guard(cgroup, target, [first, again], settings)
     run_briefly(guard, 3.5)
     assert [ids for ids, _ in target.stopped] == [["5", "4"], ["9"]]

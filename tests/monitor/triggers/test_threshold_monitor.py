@@ -48,30 +48,31 @@ def test_junk_is_skipped_and_a_missing_cgroup_is_an_error(fake_cgroup, tmp_path)
         ThresholdMonitor(HostMemoryUsed(tmp_path / "none"), 1).poll_once(triggers.append)
 
 
-def test_polls_at_the_interval(fake_cgroup):
-    monitor = ThresholdMonitor(CgroupWorkingSet(fake_cgroup), 1, interval=0.05)
+def run_then_stop(monitor, seconds):
+    """Run ``monitor`` in a thread for ``seconds``, then stop it: its triggers, and whether
+    its thread ended within 30 s of the stop signal."""
     stop = StopSignal()
     triggers = []
     thread = threading.Thread(target=monitor.run, args=(triggers.append, stop))
     thread.start()
-    time.sleep(0.5)
+    time.sleep(seconds)
     stop.set()
     thread.join(30)
-    assert not thread.is_alive()
+    return triggers, not thread.is_alive()
+
+
+def test_polls_at_the_interval(fake_cgroup):
+    monitor = ThresholdMonitor(CgroupWorkingSet(fake_cgroup), 1, interval=0.05)
+    triggers, ended = run_then_stop(monitor, 0.5)
+    assert ended
     assert 3 <= len(triggers) <= 12  # about one per 50 ms; fewer on a busy machine
 
 
 def test_stop_ends_the_wait_between_polls(fake_cgroup):
     """An hour between polls: the thread ends only if the stop signal cut the wait short."""
     monitor = ThresholdMonitor(CgroupWorkingSet(fake_cgroup), 1, interval=3600)
-    stop = StopSignal()
-    triggers = []
-    thread = threading.Thread(target=monitor.run, args=(triggers.append, stop))
-    thread.start()
-    time.sleep(0.2)
-    stop.set()
-    thread.join(30)
-    assert not thread.is_alive(), "the monitor slept through its stop signal"
+    triggers, ended = run_then_stop(monitor, 0.2)
+    assert ended, "the monitor slept through its stop signal"
     assert len(triggers) == 1  # the first poll, at once
 
 
