@@ -2,8 +2,9 @@
 
 Stopping: the event and pressure monitors block in ``poll()`` with no timeout, so a monitor
 whose thread ends after ``stop`` was woken by the StopSignal (without it, it would block
-forever). The tests check that, and print how long it took; they assert no wall-clock bound,
-which would only measure how busy the emulated machine was.
+forever). The tests check that and print how long it took (3-20 ms in the VM here). One
+wall-clock bound stays, because the core guard's acceptance names it: the event monitor
+on a real cgroup stops within 1 s.
 """
 
 import queue
@@ -53,7 +54,9 @@ class Running:
         self.stop.set()
         self.thread.join(30)
         assert not self.thread.is_alive(), "the monitor did not wake on its stop signal"
-        print(f"stopped {(time.monotonic() - started) * 1000:.1f} ms after the signal")
+        elapsed = time.monotonic() - started
+        print(f"stopped {elapsed * 1000:.1f} ms after the signal")
+        return elapsed
 
 
 def test_event_monitor_wakes_on_a_real_high_increment(real_cgroup, spawn_hog):
@@ -67,7 +70,7 @@ def test_event_monitor_wakes_on_a_real_high_increment(real_cgroup, spawn_hog):
     assert trigger.detail["high"] > 0
     assert trigger.detail["high_total"] >= trigger.detail["high"]
     print(f"first EVENT trigger {trigger.detected_at - started:.3f} s after allocation began")
-    run.shutdown()
+    assert run.shutdown() < 1.0  # the acceptance bound; 3-20 ms measured here
     assert run.error is None
     assert real_cgroup.memory_events().oom_kill == 0
 
