@@ -37,6 +37,7 @@ from k8s_helpers import (
 from kubernetes import client
 from kubernetes.client import CoreV1Api, CustomObjectsApi, PolicyV1Api, RbacAuthorizationV1Api
 from kubernetes.client.rest import ApiException
+from prometheus_client.parser import text_string_to_metric_families
 
 from oomguard.monitor.decision.newest_first import Outcome as Decided
 from oomguard.monitor.kube.pod_cgroups import (
@@ -488,6 +489,16 @@ def memory_high(node: Node) -> str:
     return (node.tree / "kubepods.slice" / "memory.high").read_text().strip()
 
 
+def metric(parts: AgentParts, name: str) -> float | None:
+    """One unlabelled sample from what the agent's /metrics serves."""
+    assert parts.agent.metrics is not None
+    body = parts.agent.metrics.exposition().decode()
+    found = [
+        s.value for f in text_string_to_metric_families(body) for s in f.samples if s.name == name
+    ]
+    return found[0] if found else None
+
+
 def test_reserve_live_reload_and_status(node: Node, stop: StopSignal) -> None:
     custom = CustomObjectsApi(node.cp.api_client)  # the operator's part, as admin
     (node.tree / "kubepods.slice" / "memory.max").write_text("max\n")
@@ -510,6 +521,7 @@ def test_reserve_live_reload_and_status(node: Node, stop: StopSignal) -> None:
             interval=0.05,
         )
         reload_seconds = time.monotonic() - created_at
+        assert metric(parts, "oomguard_memory_high_bytes") == 1700 * MI  # and in its metrics
 
         def status() -> dict[str, Any]:
             obj = custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, node.name)
