@@ -1,12 +1,21 @@
-import threading
+"""The event monitor on plain-file fake cgroups (real inotify, files written by the test).
+
+Every test that writes waits first until the monitor is armed (baseline read, blocked in
+poll) and, between writes that must be seen apart, until the monitor has read the first:
+conditions from ``monitor_threads``, never sleeps, so a slow machine cannot reorder them.
+"""
+
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from inotify_simple import Event, INotify, flags
+from monitor_threads import ObservedCgroup, Running
 
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.memory_events import parse_memory_events
+from oomguard.monitor.triggers import event_monitor
 from oomguard.monitor.triggers.event_monitor import EventMonitor, trigger_detail
 from oomguard.monitor.triggers.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import MonitorError, TriggerKind
@@ -16,62 +25,29 @@ def events_bytes(high=0, max_=0, oom=0, oom_kill=0):
     return f"low 0\nhigh {high}\nmax {max_}\noom {oom}\noom_kill {oom_kill}\n".encode()
 
 
-class Running:
-    """A monitor in a thread, its triggers and its exception."""
-
-    def __init__(self, monitor):
-        self.monitor = monitor
-        self.stop = StopSignal()
-        self.triggers = []
-        self.error = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        try:
-            self.monitor.run(self.triggers.append, self.stop)
-        except BaseException as exc:
-            self.error = exc
-
-    def wait_for(self, predicate, timeout=5.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate():
-                return True
-            time.sleep(0.005)
-        return False
-
-    def shutdown(self):
-        """Set the stop signal and wait for the thread. The monitor polls with no timeout,
-        so it ends only if the signal woke it: no wall-clock bound is needed to prove that."""
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the monitor did not wake on its stop signal"
-        self.stop.close()
-
-
-def settle():
-    """Give the monitor thread time to install its watches and read the baseline."""
-    time.sleep(0.2)
-
-
 def write(cgroup, data):
     cgroup.file("memory.events").write_bytes(data)
 
 
 @pytest.fixture
-def running(fake_cgroup):
+def observed(fake_cgroup):
     write(fake_cgroup, events_bytes(high=37))
-    run = Running(EventMonitor(fake_cgroup))
-    settle()
+    return ObservedCgroup(fake_cgroup.path)
+
+
+@pytest.fixture
+def running(observed):
+    run = Running(EventMonitor(observed))
+    run.wait_armed()
     yield run
     if run.thread.is_alive():
         run.shutdown()
 
 
-def test_high_at_start_is_a_baseline_and_a_rise_triggers(running, fake_cgroup):
+def test_high_at_start_is_a_baseline_and_a_rise_triggers(running, observed):
+    assert observed.has_read(high=37)  # the baseline was read, and triggered nothing
     assert running.triggers == []
-    write(fake_cgroup, events_bytes(high=40))
+    write(observed, events_bytes(high=40))
     assert running.wait_for(lambda: running.triggers)
     trigger = running.triggers[0]
     assert trigger.kind is TriggerKind.EVENT
@@ -81,10 +57,10 @@ def test_high_at_start_is_a_baseline_and_a_rise_triggers(running, fake_cgroup):
     assert running.error is None
 
 
-def test_coalesced_writes_add_up_and_other_counters_trigger_too(running, fake_cgroup):
+def test_coalesced_writes_add_up_and_other_counters_trigger_too(running, observed):
     for high in range(38, 48):
-        write(fake_cgroup, events_bytes(high=high))
-    write(fake_cgroup, events_bytes(high=47, oom=1, oom_kill=1, max_=2))
+        write(observed, events_bytes(high=high))
+    write(observed, events_bytes(high=47, oom=1, oom_kill=1, max_=2))
     assert running.wait_for(lambda: any("oom_kill" in t.detail for t in running.triggers))
     assert sum(t.detail.get("high", 0) for t in running.triggers) == 10
     last = running.triggers[-1].detail
@@ -96,21 +72,61 @@ def test_coalesced_writes_add_up_and_other_counters_trigger_too(running, fake_cg
     }
 
 
-def test_junk_is_skipped_and_the_last_good_read_stays_the_baseline(running, fake_cgroup):
+def test_junk_is_skipped_and_the_last_good_read_stays_the_baseline(running, observed):
     for junk in (b"", b"\xff\xfe", b"high -1\n", b"high 99999999999999999999999\n", b"low 0\n"):
-        write(fake_cgroup, junk)
-    write(fake_cgroup, events_bytes(high=38))
+        write(observed, junk)
+    write(observed, events_bytes(high=38))
     assert running.wait_for(lambda: running.triggers)
     assert running.thread.is_alive()
     assert running.triggers[-1].detail["high"] == 1
 
 
-def test_counters_going_down_rebase_without_a_trigger(running, fake_cgroup):
-    write(fake_cgroup, events_bytes(high=1))
-    time.sleep(0.2)
-    write(fake_cgroup, events_bytes(high=2))
+def test_counters_going_down_rebase_without_a_trigger(running, observed):
+    write(observed, events_bytes(high=1))
+    assert running.wait_for(lambda: observed.has_read(high=1))
+    write(observed, events_bytes(high=2))
     assert running.wait_for(lambda: running.triggers)
-    assert [t.detail["high"] for t in running.triggers] == [1]
+    assert [t.detail for t in running.triggers] == [{"high": 1, "high_total": 2}]
+
+
+def test_a_counter_going_down_while_another_rises_rebases_without_a_trigger(running, observed):
+    """One read where ``high`` went down (the file was replaced) and ``oom_kill`` rose: the
+    whole read is the new baseline, so the rise is not reported; the next rise is, alone."""
+    write(observed, events_bytes(high=3, oom_kill=2))
+    assert running.wait_for(lambda: observed.has_read(high=3, oom_kill=2))
+    write(observed, events_bytes(high=4, oom_kill=2))
+    assert running.wait_for(lambda: running.triggers)
+    assert [t.detail for t in running.triggers] == [{"high": 1, "high_total": 4}]
+    assert running.thread.is_alive()
+
+
+def test_an_inotify_queue_overflow_re_reads_and_keeps_watching(observed, monkeypatch):
+    """On IN_Q_OVERFLOW the kernel dropped the events themselves: the monitor must re-read
+    memory.events anyway (a rise may hide behind it) and go on watching."""
+    real_read = INotify.read
+    overflows = []
+
+    def read_with_overflow(self, timeout=None, read_delay=None):
+        events = real_read(self, timeout=timeout, read_delay=read_delay)
+        if not overflows:  # the first wake-up: everything queued was lost to an overflow
+            overflows.append(events)
+            return [Event(-1, flags.Q_OVERFLOW, 0, "")]
+        return events
+
+    monkeypatch.setattr(event_monitor.INotify, "read", read_with_overflow)
+    run = Running(EventMonitor(observed))
+    run.wait_armed()
+    try:
+        write(observed, events_bytes(high=40))
+        assert run.wait_for(lambda: run.triggers or not run.thread.is_alive())
+        assert overflows, "the monitor never read its inotify queue"
+        assert run.error is None and run.thread.is_alive()
+        assert [t.detail for t in run.triggers] == [{"high": 3, "high_total": 40}]
+        write(observed, events_bytes(high=41))
+        assert run.wait_for(lambda: len(run.triggers) == 2)
+        assert run.triggers[1].detail == {"high": 1, "high_total": 41}
+    finally:
+        run.shutdown()
 
 
 def test_stop_ends_the_monitor_without_any_event(running):
@@ -144,21 +160,18 @@ def test_unusable_memory_events_at_start_is_a_clear_error(fake_cgroup, bad):
         EventMonitor(fake_cgroup).run(lambda t: None, StopSignal())
 
 
-class FlakyCgroup(Cgroup):
+class FlakyCgroup(ObservedCgroup):
     """memory.events becomes unreadable after the first read (as after chmod 000)."""
 
-    reads = 0
-
     def memory_events(self):
-        self.reads += 1
-        if self.reads > 1:
+        if self.reads:
             raise CgroupError(f"cannot read {self.path}/memory.events: Permission denied")
         return super().memory_events()
 
 
 def test_file_becoming_unreadable_is_a_clear_error(fake_cgroup):
     run = Running(EventMonitor(FlakyCgroup(fake_cgroup.path)))
-    settle()
+    run.wait_armed()
     write(fake_cgroup, events_bytes(high=1))
     assert run.wait_for(lambda: not run.thread.is_alive())
     assert isinstance(run.error, MonitorError)
@@ -187,10 +200,12 @@ def test_a_sibling_leaving_the_parent_is_not_our_removal(running, fake_cgroup):
     sibling = fake_cgroup.path.parent / "sibling"
     sibling.mkdir()
     sibling.rmdir()
-    time.sleep(0.2)
-    assert running.thread.is_alive()
+    # inotify queues in order: a monitor that took the sibling for itself would end before
+    # it read this write, and never trigger
     write(fake_cgroup, events_bytes(high=38))
-    assert running.wait_for(lambda: running.triggers)
+    assert running.wait_for(lambda: running.triggers or not running.thread.is_alive())
+    assert running.thread.is_alive(), running.error
+    assert running.triggers
 
 
 def test_rmdir_seen_in_the_parent_is_a_removal(fake_cgroup):
