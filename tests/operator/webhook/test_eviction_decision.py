@@ -207,6 +207,49 @@ def test_junk_requests_never_crash_and_never_allow_the_agent_cross_node(request_
         assert not verdict.allowed
 
 
+NODES = st.sampled_from(["node-a", "node-b", "node-c", ""])
+UIDS = st.sampled_from(["pod-uid", "other-uid"])
+
+
+@given(
+    node=st.none() | st.lists(NODES, max_size=3).map(tuple),
+    placement=st.none() | st.builds(PodPlacement, UIDS, NODES),
+    uid_precondition=st.none() | UIDS,
+    name=st.text(min_size=1, max_size=20),
+    namespace=st.text(min_size=1, max_size=20),
+)
+def test_agent_evictions_are_allowed_exactly_on_its_own_node(
+    node, placement, uid_precondition, name, namespace
+):
+    """Real agent eviction requests (CREATE pods/eviction by the agent), every combination
+    of node claims, pod placement and UID precondition: allowed exactly when the token names
+    one node, the pod is known, scheduled there, and is the pod the eviction names."""
+    body = review(node=node, name=name, namespace=namespace, uid_precondition=uid_precondition)
+    request = read_request(body)
+    assert request.username == AGENT and request.is_pod_eviction_create
+    claims = {c for c in (node or ()) if c}
+    expected = (
+        len(claims) == 1
+        and placement is not None
+        and placement.node_name in claims
+        and (uid_precondition is None or uid_precondition == placement.uid)
+    )
+    verdict = decide(request, placement, AGENTS)
+    assert verdict.allowed is expected, (verdict, claims, placement, uid_precondition)
+    if expected:
+        assert verdict.reason is Reason.OWN_NODE
+    elif (
+        len(claims) == 1
+        and placement is not None
+        and placement.node_name
+        and placement.node_name not in claims
+        and uid_precondition in (None, placement.uid)
+    ):
+        assert verdict.reason is Reason.OTHER_NODE
+        assert f"runs on node {placement.node_name}" in verdict.message
+    assert needs_pod(request, AGENTS) is (len(claims) == 1)
+
+
 def test_review_response_shapes():
     allowed = review_response("abc", verdict_for(review(), ON_A))
     assert allowed == {
