@@ -148,7 +148,7 @@ def run_agent(agent):
     return stop, thread
 
 
-def wait_for(predicate, timeout=5.0):
+def wait_for(predicate, timeout=60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -157,9 +157,23 @@ def wait_for(predicate, timeout=5.0):
     return False
 
 
+def count_steps(agent):
+    """Wrap ``agent.step`` to count the loop's steps (each is followed by a monitor sync)."""
+    steps = []
+    original = agent.step
+
+    def step(kind="timer", detected_at=None):
+        steps.append(kind)
+        return original(kind, detected_at)
+
+    agent.step = step
+    return steps
+
+
 def test_monitors_follow_the_settings_and_restart_on_change(tmp_path):
     recorder = Recorder()
     agent = make_agent(tmp_path, builder=recorder)
+    steps = count_steps(agent)
     stop, thread = run_agent(agent)
     try:
         assert wait_for(lambda: len(recorder.configs) == 1)
@@ -177,7 +191,9 @@ def test_monitors_follow_the_settings_and_restart_on_change(tmp_path):
         second = recorder.configs[1]
         assert second.pressure is not None
         assert second.threshold.limit_bytes == int(1700 * MI * 0.95)
-        time.sleep(0.3)
+        # two more steps, so at least one full step + monitor sync ran on the new settings
+        seen = len(steps)
+        assert wait_for(lambda: len(steps) >= seen + 2)
         assert len(recorder.configs) == 2  # unchanged settings: no restart
     finally:
         stop.set()
@@ -188,14 +204,7 @@ def test_monitors_follow_the_settings_and_restart_on_change(tmp_path):
 def test_threshold_monitor_wakes_the_agent_on_an_old_kernel(tmp_path):
     recorder = Recorder()
     agent = make_agent(tmp_path, builder=recorder, set_high=False)
-    steps = []
-    original = agent.step
-
-    def step(kind="timer", detected_at=None):
-        steps.append(kind)
-        return original(kind, detected_at)
-
-    agent.step = step
+    steps = count_steps(agent)
     (tmp_path / "kubepods.slice" / "memory.current").write_text(f"{1490 * MI}\n")
     stop, thread = run_agent(agent)
     try:
