@@ -19,9 +19,16 @@ def install_crds(
     """Creates (or replaces) every CRD in ``crd_dir``; returns their names once Established."""
     ext = ApiextensionsV1Api(api_client)
     names = []
+    served: list[str] = []  # /apis/<group>/<version>/<plural> of every served version
     for path in sorted(crd_dir.glob("*.yaml")):
         body = yaml.safe_load(path.read_text())
         name = body["metadata"]["name"]
+        spec = body["spec"]
+        served += [
+            f"/apis/{spec['group']}/{v['name']}/{spec['names']['plural']}"
+            for v in spec["versions"]
+            if v.get("served", True)
+        ]
         try:
             ext.create_custom_resource_definition(body)
         except ApiException as exc:
@@ -41,6 +48,17 @@ def install_crds(
             if time.monotonic() > deadline:
                 raise AssertionError(f"CRD {name} not established: {conditions}")
             time.sleep(0.1)
-    # The apiserver's discovery may trail Established by a moment.
-    time.sleep(1.0)
+    # The apiserver's handlers may trail Established by a moment: wait until each served
+    # version answers a list (a 404 until then).
+    for url in served:
+        while True:
+            try:
+                api_client.call_api(
+                    url, "GET", auth_settings=["BearerToken"], response_type="object"
+                )
+                break
+            except ApiException as exc:
+                if exc.status != 404 or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
     return names

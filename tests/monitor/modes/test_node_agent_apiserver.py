@@ -353,7 +353,8 @@ def test_watches_its_own_nodes_pods_only(node: Node, stop: StopSignal) -> None:
             lambda: later_mine.metadata.uid in parts.watch.snapshot(),
             timeout=20,
         )
-        time.sleep(1.0)  # give a wrong watch the chance to deliver the other node's pods
+        # One watch delivers in resourceVersion order: a watch that also saw the other node
+        # would have delivered later_theirs (created first) before later_mine.
         seen = parts.watch.snapshot()
         assert theirs.metadata.uid not in seen and later_theirs.metadata.uid not in seen
         assert {p.node_name for p in seen.values()} == {node.name}
