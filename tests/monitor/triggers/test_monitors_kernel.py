@@ -5,16 +5,19 @@ whose thread ends after ``stop`` was woken by the StopSignal (without it, it wou
 forever). The tests check that and print how long it took (3-20 ms in the VM here). One
 wall-clock bound stays, because the core guard's acceptance names it: the event monitor
 on a real cgroup stops within 1 s.
+
+Start-up: a monitor is armed once it blocks in ``poll()`` (baseline read, PSI trigger
+written); each test waits for that (``Running.wait_armed``) before it makes memory move, so
+a slow start can never turn the first rise into the baseline.
 """
 
-import queue
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 
 import pytest
+from monitor_threads import ObservedCgroup, Running
 
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
 from oomguard.monitor.kernel.memory_pressure import PsiTrigger
@@ -27,45 +30,20 @@ from oomguard.monitor.triggers.factory import (
     build_monitors,
 )
 from oomguard.monitor.triggers.pressure_monitor import PressureMonitor
-from oomguard.monitor.triggers.stop_signal import StopSignal
 from oomguard.monitor.triggers.threshold_monitor import CgroupWorkingSet, ThresholdMonitor
 from oomguard.monitor.triggers.trigger import MonitorError, TriggerKind
 
 pytestmark = pytest.mark.kernel
 
 
-class Running:
-    def __init__(self, monitor):
-        self.stop = StopSignal()
-        self.triggers = queue.Queue()
-        self.error = None
-        self.thread = threading.Thread(target=self._run, args=(monitor,), daemon=True)
-        self.thread.start()
-
-    def _run(self, monitor):
-        try:
-            monitor.run(self.triggers.put, self.stop)
-        except BaseException as exc:
-            self.error = exc
-
-    def shutdown(self):
-        """Set the stop signal; the monitor must end (it has no timeout to fall back on)."""
-        started = time.monotonic()
-        self.stop.set()
-        self.thread.join(30)
-        assert not self.thread.is_alive(), "the monitor did not wake on its stop signal"
-        elapsed = time.monotonic() - started
-        print(f"stopped {elapsed * 1000:.1f} ms after the signal")
-        return elapsed
-
-
 def test_event_monitor_wakes_on_a_real_high_increment(real_cgroup, spawn_hog):
     real_cgroup.set_memory_high(MemoryLimit(64 << 20))
     run = Running(EventMonitor(real_cgroup))
-    time.sleep(0.2)
-    assert run.triggers.empty()
+    run.wait_armed()
+    assert run.triggers == []
     started = spawn_hog(real_cgroup, 200).started()
-    trigger = run.triggers.get(timeout=60)
+    assert run.wait_for(lambda: run.triggers)
+    trigger = run.triggers[0]
     assert trigger.kind is TriggerKind.EVENT
     assert trigger.detail["high"] > 0
     assert trigger.detail["high_total"] >= trigger.detail["high"]
@@ -76,14 +54,25 @@ def test_event_monitor_wakes_on_a_real_high_increment(real_cgroup, spawn_hog):
 
 
 def test_a_non_zero_high_at_start_is_a_baseline(real_cgroup, spawn_hog):
+    """A ``high`` count left from before the monitor started is never reported: the first
+    trigger carries only the rise after the start, whenever the monitor got to run."""
     real_cgroup.set_memory_high(MemoryLimit(32 << 20))
     hog = spawn_hog(real_cgroup, 64, keep=False)
     hog.started()
     hog.touched()
-    assert real_cgroup.memory_events().high > 0
-    run = Running(EventMonitor(real_cgroup))
-    time.sleep(1.0)
-    assert run.triggers.empty()
+    before = real_cgroup.memory_events().high
+    assert before > 0
+    observed = ObservedCgroup(real_cgroup.path)
+    run = Running(EventMonitor(observed))
+    run.wait_armed()
+    baseline = observed.reads[0].high
+    assert baseline >= before
+    assert run.triggers == []  # the baseline itself triggered nothing
+    later = spawn_hog(real_cgroup, 64, keep=False)
+    later.started()
+    assert run.wait_for(lambda: run.triggers)
+    first = run.triggers[0].detail
+    assert first["high_total"] - first["high"] == baseline, (first, baseline)
     run.shutdown()
     assert run.error is None
 
@@ -92,12 +81,13 @@ def test_a_short_burst_is_detected(real_cgroup, spawn_hog):
     """Sit below memory.high, go past it briefly, free everything: the monitor sees it."""
     real_cgroup.set_memory_high(MemoryLimit(64 << 20))
     run = Running(EventMonitor(real_cgroup))
-    time.sleep(0.2)
+    run.wait_armed()
     hog = spawn_hog(real_cgroup, 32, hold_s=30, keep=False, base_mib=36)
     started = hog.started()
-    assert run.triggers.empty(), "went over memory.high before the burst"
+    assert run.triggers == [], "went over memory.high before the burst"
     freed = hog.touched()
-    trigger = run.triggers.get(timeout=10)
+    assert run.wait_for(lambda: run.triggers)
+    trigger = run.triggers[0]
     assert trigger.detail["high"] > 0
     assert trigger.detected_at >= started
     print(
@@ -114,7 +104,8 @@ def test_removing_the_cgroup_stops_each_monitor_with_a_clear_error(real_cgroup):
         PressureMonitor.for_cgroup(real_cgroup, PsiTrigger(50_000, 1_000_000)),
     ]
     runs = [Running(m) for m in monitors]
-    time.sleep(0.3)
+    for run in runs:
+        run.wait_armed()
     real_cgroup.remove()
     for run in runs:
         run.thread.join(10)
@@ -131,9 +122,10 @@ def test_removing_the_cgroup_stops_each_monitor_with_a_clear_error(real_cgroup):
 def test_psi_trigger_fires_under_pressure(real_cgroup, spawn_hog):
     real_cgroup.set_memory_high(MemoryLimit(64 << 20))
     run = Running(PressureMonitor.for_cgroup(real_cgroup, PsiTrigger(50_000, 1_000_000)))
-    time.sleep(0.2)
+    run.wait_armed()
     started = spawn_hog(real_cgroup, 200).started()
-    trigger = run.triggers.get(timeout=60)
+    assert run.wait_for(lambda: run.triggers)
+    trigger = run.triggers[0]
     assert trigger.kind is TriggerKind.PRESSURE
     assert trigger.detail["stall_us"] == 50_000
     assert trigger.detail["some_total_us"] > 0
