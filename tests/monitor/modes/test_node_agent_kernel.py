@@ -18,6 +18,11 @@ graceful termination. Without that, an evicted pod's processes would never die a
 would never come back. When evictions are blocked (a PodDisruptionBudget with
 maxUnavailable 0), no pod gets a deletionTimestamp and only the agent's own last resort,
 ``cgroup.kill``, frees memory.
+
+Every load here adds up to more than kubepods' memory.max, and a control test runs each one
+without the agent: the kernel OOM-kills there, so ``oom_kill == 0`` under the agent is the
+agent's doing. Which monitor may act is fixed per test (the others and the loop's timer off),
+so an assertion on the decision's trigger never depends on which thread won a race.
 """
 
 from __future__ import annotations
@@ -48,7 +53,13 @@ from oomguard.monitor.kube.pod_cgroups import (
 )
 from oomguard.monitor.modes.node_agent import AgentOptions
 from oomguard.monitor.modes.node_runtime import AgentParts, build_agent, run_parts
-from oomguard.monitor.settings import EvictionSettings, NodeSettings
+from oomguard.monitor.settings import (
+    EventMonitorSettings,
+    EvictionSettings,
+    MonitorSettings,
+    NodeSettings,
+    ThresholdMonitorSettings,
+)
 from oomguard.monitor.triggers.stop_signal import StopSignal
 
 pytestmark = pytest.mark.kernel
@@ -58,6 +69,16 @@ KUBEPODS_MAX = 700 * MI
 # node memory 600Mi - reserve 200Mi = memory.high 400Mi (below 700Mi - 64Mi); target 95%: 380Mi
 NODE_MEMORY = 600 * MI
 RESERVE = 200 * MI
+# The loads: each adds up to more than KUBEPODS_MAX, so without the agent the kernel OOM-kills.
+POOL = (8, 100)  # 8 pods x 100 MiB = 800 MiB
+BLOCKED_POOL = (6, 130)  # 6 pods x 130 MiB = 780 MiB
+# The loop's own timer re-check off: only the monitors a test enables can start a decision.
+NO_TIMER = 3600.0
+EVENT_ONLY = MonitorSettings(threshold=ThresholdMonitorSettings(enabled=False))
+THRESHOLD_ONLY = MonitorSettings(
+    event=EventMonitorSettings(enabled=False),
+    threshold=ThresholdMonitorSettings(interval_ms=100),
+)
 
 HOG = """
 import os, sys, time
@@ -239,19 +260,24 @@ class Kubelet:
 
 
 def start_agent(
-    node: Node, eviction: EvictionSettings, stop: StopSignal
+    node: Node,
+    eviction: EvictionSettings,
+    stop: StopSignal,
+    monitor: MonitorSettings | None = None,
+    tick_seconds: float = 0.5,
 ) -> tuple[AgentParts, threading.Thread]:
     settings = NodeSettings(
         node_name=node.name,
         node_memory_bytes=NODE_MEMORY,
         reserve_bytes=RESERVE,
+        monitor=monitor or MonitorSettings(),
         eviction=eviction,
     )
     options = AgentOptions(
         cgroup_root=find_cgroup2_mount(),
         kubepods=node.location,
         margin_bytes=64 * MI,
-        tick_seconds=0.5,
+        tick_seconds=tick_seconds,
     )
     parts = build_agent(node.core, options, settings, monitors=None)
     thread = threading.Thread(target=run_parts, args=(parts, stop), daemon=True)
@@ -297,12 +323,58 @@ def summary(node: Node, parts: AgentParts) -> dict[str, Any]:
     return {
         "events": dict(node.kubepods.memory_events().counters),
         "counters": parts.agent.counters,
+        "decisions": decisions_by_trigger(parts),
         "alive": [r.name for r in node.pods if r.alive],
         "errors": parts.agent.errors,
     }
 
 
-def test_high_event_evicts_the_newest_pods(node: Node) -> None:
+def decisions_by_trigger(parts: AgentParts) -> dict[str, float]:
+    """``oomguard_decisions_total`` by its ``trigger`` label: what started every decision."""
+    metrics = parts.agent.metrics
+    assert metrics is not None
+    found: dict[str, float] = {}
+    for family in metrics.registry.collect():
+        if family.name == "oomguard_decisions":
+            for sample in family.samples:
+                if sample.name == "oomguard_decisions_total" and sample.value:
+                    found[sample.labels["trigger"]] = sample.value
+    return found
+
+
+def start_staggered(
+    node: Node, parts: AgentParts | None, count: int, mib: int, labels: dict[str, str] | None = None
+) -> None:
+    """``count`` pods of ``mib`` each, started 1.5 s apart, each in the agent's watch (when
+    there is an agent) before the next starts."""
+    for index in range(count):
+        run = node.start_pod(index, mib, labels=labels)
+        if parts is not None:
+            wait_for(
+                f"pod {index} in the agent's watch",
+                lambda uid=run.uid: uid in parts.watch.snapshot(),
+                timeout=30,
+            )
+        time.sleep(1.5)  # the stagger itself: pods of different ages, not a wait for a state
+
+
+@pytest.mark.parametrize("load", [POOL, BLOCKED_POOL], ids=lambda load: f"{load[0]}x{load[1]}MiB")
+def test_without_the_agent_the_kernel_oom_kills(node: Node, load: tuple[int, int]) -> None:
+    """The control: each load the agent tests use, alone under kubepods' memory.max, ends in
+    a kernel OOM kill. Without it, ``oom_kill == 0`` in the tests below would prove nothing."""
+    count, mib = load
+    assert count * mib * MI > KUBEPODS_MAX
+    start_staggered(node, None, count, mib)
+    wait_for(
+        "a kernel OOM kill in kubepods",
+        lambda: node.kubepods.memory_events().counters["oom_kill"] > 0,
+        timeout=120,
+    )
+
+
+def run_pool(node: Node, monitor: MonitorSettings) -> tuple[AgentParts, dict[str, Any], list[int]]:
+    """The POOL load under an agent that only ``monitor`` can wake (no timer), the kubelet's
+    part played; returns the agent, its summary and the indexes of the evicted pods."""
     stop = StopSignal()
     eviction = EvictionSettings(
         buffer_bytes=16 * MI,
@@ -310,26 +382,25 @@ def test_high_event_evicts_the_newest_pods(node: Node) -> None:
         kill_fallback_wait_seconds=60,
         max_evictions_per_minute=30,
     )
-    parts, thread = start_agent(node, eviction, stop)
+    parts, thread = start_agent(node, eviction, stop, monitor, tick_seconds=NO_TIMER)
     try:
         with Kubelet(node) as kubelet:
-            for index in range(5):  # 5 x 100 MiB against memory.high 400Mi
-                run = node.start_pod(index, 100)
-                wait_for(
-                    f"pod {index} in the agent's watch",
-                    lambda uid=run.uid: uid in parts.watch.snapshot(),
-                    timeout=30,
-                )
-                time.sleep(1.5)
-            settle(parts, node, 100)
+            count, mib = POOL
+            start_staggered(node, parts, count, mib)
+            settle(parts, node, mib)
             info = summary(node, parts)
             evicted = sorted(int(name[1:]) for name in kubelet.finished)
             assert kubelet.errors == []
     finally:
         stop_agent(node, stop, thread)
     print(info, evicted)
+    return parts, info, evicted
+
+
+def assert_newest_evicted(
+    node: Node, parts: AgentParts, info: dict[str, Any], evicted: list[int]
+) -> None:
     alive = sorted(r.index for r in node.pods if r.alive)
-    assert info["events"]["high"] > 0, info  # memory.high was reached: the event fired
     assert info["events"]["oom_kill"] == 0, info
     assert evicted, info
     assert min(evicted) > max(alive), f"not newest first: evicted {evicted}, alive {alive}"
@@ -341,6 +412,29 @@ def test_high_event_evicts_the_newest_pods(node: Node) -> None:
     assert {e.involved_object.name for e in events if e.reason == "OOMGuardEviction"} == {
         f"p{i}" for i in evicted
     }
+
+
+def test_high_event_evicts_the_newest_pods(node: Node) -> None:
+    """Only the event monitor can wake the agent (threshold monitor and timer off), so every
+    decision is the memory.events ``high`` notification's."""
+    parts, info, evicted = run_pool(node, EVENT_ONLY)
+    assert info["events"]["high"] > 0, info  # memory.high was reached: the event fired
+    assert set(info["decisions"]) == {"event"}, info
+    assert info["decisions"]["event"] == info["counters"]["decisions"], info
+    assert parts.agent.last_decision is not None
+    assert parts.agent.last_decision["trigger"] == "event"
+    assert_newest_evicted(node, parts, info, evicted)
+
+
+def test_threshold_monitor_alone_evicts_the_newest_pods(node: Node) -> None:
+    """The backup path: with the event monitor and the timer off, the threshold monitor's
+    poll of the working set decides alone and still evicts newest first, before any OOM."""
+    parts, info, evicted = run_pool(node, THRESHOLD_ONLY)
+    assert set(info["decisions"]) == {"threshold"}, info
+    assert info["decisions"]["threshold"] == info["counters"]["decisions"], info
+    assert parts.agent.last_decision is not None
+    assert parts.agent.last_decision["trigger"] == "threshold"
+    assert_newest_evicted(node, parts, info, evicted)
 
 
 def test_blocked_evictions_fall_back_to_cgroup_kill(node: Node) -> None:
@@ -364,10 +458,11 @@ def test_blocked_evictions_fall_back_to_cgroup_kill(node: Node) -> None:
         max_evictions_per_minute=30,
     )
     parts, thread = start_agent(node, eviction, stop)
+    count, mib = BLOCKED_POOL
     try:
         with Kubelet(node) as kubelet:
-            for index in range(4):  # 4 x 130 MiB against memory.high 400Mi
-                node.start_pod(index, 130, labels={"app": "pool"})
+            for index in range(count):  # against memory.high 400Mi and memory.max 700Mi
+                node.start_pod(index, mib, labels={"app": "pool"})
 
                 def protected(expected: int = index + 1) -> bool:
                     pdb = policy.read_namespaced_pod_disruption_budget("all", node.namespace)
@@ -381,7 +476,7 @@ def test_blocked_evictions_fall_back_to_cgroup_kill(node: Node) -> None:
 
                 wait_for("the PDB to cover the new pod", protected, timeout=60)
                 time.sleep(1.5)
-            settle(parts, node, 130)
+            settle(parts, node, mib)
             info = summary(node, parts)
             assert kubelet.finished == []  # nothing was evicted: the PDB said no every time
             assert kubelet.errors == []
