@@ -518,7 +518,7 @@ def test_reserve_live_reload_and_status(node: Node, stop: StopSignal) -> None:
         wait_for(
             "memory.high from the new reserve",
             lambda: memory_high(node) == str(1700 * MI),
-            timeout=10,
+            timeout=30,
             interval=0.05,
         )
         reload_seconds = time.monotonic() - created_at
@@ -532,7 +532,7 @@ def test_reserve_live_reload_and_status(node: Node, stop: StopSignal) -> None:
         first = wait_for(
             "the agent's status for generation 1",
             lambda: (s := status()).get("observedGeneration") == 1 and s,
-            timeout=15,
+            timeout=30,
         )
         assert first["guardedCgroup"] == "kubepods.slice"
         assert first["memoryHighBytes"] == 1700 * MI
@@ -547,11 +547,11 @@ def test_reserve_live_reload_and_status(node: Node, stop: StopSignal) -> None:
 
         # a decision shows up as lastDecision
         victim = node.pod("victim", 1700, 5)
-        wait_for("the pod evicted", lambda: node.evicted(victim), timeout=20)
+        wait_for("the pod evicted", lambda: node.evicted(victim), timeout=30)
         decided = wait_for(
             "lastDecision in the status",
             lambda: status().get("lastDecision"),
-            timeout=15,
+            timeout=30,
         )
         assert decided["action"] == "Evicted"
         assert decided["victims"] == [f"{node.namespace}/victim"]
@@ -565,7 +565,7 @@ def test_reserve_live_reload_and_status(node: Node, stop: StopSignal) -> None:
         wait_for(
             "the status for generation 2",
             lambda: status().get("observedGeneration") == 2,
-            timeout=15,
+            timeout=30,
         )
 
         # deleted: back to the fallback
