@@ -34,12 +34,16 @@ RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --whe
  && /opt/oomguard/bin/pip install --no-cache-dir --no-deps --no-index --find-links /wheels oomguard \
  && /opt/oomguard/bin/pip check \
  && /opt/oomguard/bin/python -m compileall -q /opt/oomguard/lib \
- && /opt/oomguard/bin/oomguard --help >/dev/null
+ && /opt/oomguard/bin/oomguard --help >/dev/null \
+ && /opt/oomguard/bin/oomguard --version
 
 FROM ${PYTHON_IMAGE}
+# The commit `oomguard --version` reports; the release workflow passes github.sha.
+ARG GIT_COMMIT=""
 LABEL org.opencontainers.image.title="oomguard" \
       org.opencontainers.image.description="Frees memory newest-first before the kernel OOM killer fires" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.revision="${GIT_COMMIT}"
 RUN groupadd --system --gid 65532 oomguard \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin oomguard
@@ -47,7 +51,8 @@ RUN groupadd --system --gid 65532 oomguard \
 COPY --from=build /opt/oomguard /opt/oomguard
 ENV PATH=/opt/oomguard/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    OOMGUARD_GIT_COMMIT=${GIT_COMMIT}
 USER 65532:65532
 ENTRYPOINT ["oomguard"]
 CMD ["--help"]
