@@ -13,7 +13,10 @@ DEMO_MODULE = "oomguard.monitor.modes.demo_command"
 
 if sys.argv[1:2] == ["demo"]:
     sys.argv = [sys.argv[0], *sys.argv[2:]]
-    runpy.run_module(DEMO_MODULE, run_name="__main__", alter_sys=True)
+    try:
+        runpy.run_module(DEMO_MODULE, run_name="__main__", alter_sys=True)
+    except ImportError:  # the image leaves the demo out
+        sys.exit("the demo is developer tooling: run scripts/demo from the repository")
 else:
     from oomguard.cli import main
 
