@@ -16,22 +16,34 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
+# Dependencies first, from the hashed locks (scripts/lock): every file pip fetches must match
+# a recorded sha256, so two builds of one commit install the same bytes. The build backend
+# (setuptools, wheel) gets a virtualenv of its own and never reaches the image.
+COPY requirements.lock requirements-build.lock ./
+RUN python -m venv /opt/oomguard \
+ && /opt/oomguard/bin/pip install --no-cache-dir --require-hashes -r requirements.lock \
+ && python -m venv /opt/build \
+ && /opt/build/bin/pip install --no-cache-dir --require-hashes -r requirements-build.lock
 # Only what the wheel is built from: the package (src/oomguard, with its symlinks to
 # monitor/ and operator/) and the folders those symlinks point at.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY src/ src/
 COPY monitor/ monitor/
 COPY operator/ operator/
-RUN python -m venv /opt/oomguard \
- && /opt/oomguard/bin/pip wheel --no-cache-dir --wheel-dir /wheels . \
- && /opt/oomguard/bin/pip install --no-cache-dir --no-index --find-links /wheels oomguard \
+RUN /opt/build/bin/pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels . \
+ && /opt/oomguard/bin/pip install --no-cache-dir --no-deps --no-index --find-links /wheels oomguard \
+ && /opt/oomguard/bin/pip check \
  && /opt/oomguard/bin/python -m compileall -q /opt/oomguard/lib \
- && /opt/oomguard/bin/oomguard --help >/dev/null
+ && /opt/oomguard/bin/oomguard --help >/dev/null \
+ && /opt/oomguard/bin/oomguard --version
 
 FROM ${PYTHON_IMAGE}
+# The commit `oomguard --version` reports; the release workflow passes github.sha.
+ARG GIT_COMMIT=""
 LABEL org.opencontainers.image.title="oomguard" \
       org.opencontainers.image.description="Frees memory newest-first before the kernel OOM killer fires" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.revision="${GIT_COMMIT}"
 RUN groupadd --system --gid 65532 oomguard \
  && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --no-create-home \
       --shell /usr/sbin/nologin oomguard
@@ -39,7 +51,8 @@ RUN groupadd --system --gid 65532 oomguard \
 COPY --from=build /opt/oomguard /opt/oomguard
 ENV PATH=/opt/oomguard/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    OOMGUARD_GIT_COMMIT=${GIT_COMMIT}
 USER 65532:65532
 ENTRYPOINT ["oomguard"]
 CMD ["--help"]

@@ -247,3 +247,14 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
     lines = ["", "=== summary (workers numbered by start, 0 = oldest) ==="]
     lines += [f"{a:<{width}}{b:<{col}}{c}" for a, b, c in rows]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    # Developer tooling, not an `oomguard` subcommand: scripts/demo runs this module.
+    _parser = argparse.ArgumentParser(
+        prog="scripts/demo",
+        description="Boot the VM and show a worker pool the kernel OOM-kills surviving "
+        "under oomguard.",
+    )
+    configure(_parser)
+    sys.exit(run(_parser.parse_args()))

@@ -1,8 +1,8 @@
 """The `oomguard` command: one entry point, one module per subcommand.
 
-Each subcommand module exposes ``configure(parser)`` and ``run(args) -> int``;
-modules are imported only when their subcommand runs, so `oomguard guard`
-never pays for the Kubernetes client.
+Each subcommand module exposes ``configure(parser)`` and ``run(args) -> int``.
+Only what a node or a cluster runs is a subcommand: the demo, which boots a VM, is
+developer tooling that ``scripts/demo`` starts as its own module.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -26,10 +27,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "oomguard.monitor.modes.guard_command",
         "Run a command (or watch a cgroup) and stop its newest processes before the OOM killer.",
     ),
-    "demo": (
-        "oomguard.monitor.modes.demo_command",
-        "Boot the VM and show a worker pool the kernel OOM-kills surviving under oomguard.",
-    ),
     "operator": (
         "oomguard.operator.operator_command",
         "Resolve MemoryReservePolicy objects into one NodeMemoryReserve per node (kopf).",
@@ -37,10 +34,34 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class _VersionAction(argparse.Action):
+    """``--version``, computed only when asked: it reads the mount table and may run git."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> NoReturn:
+        from oomguard.version_report import version_report
+
+        print(version_report())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oomguard",
         description="Frees memory newest-first before the kernel OOM killer fires.",
+    )
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="show the version, git commit, kernel release and cgroup mode (v1, hybrid, v2)",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():

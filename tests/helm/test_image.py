@@ -60,6 +60,23 @@ def _copied_sources() -> list[str]:
     return copied
 
 
+def _dockerignore_exclusions() -> list[str]:
+    """Paths .dockerignore takes back out of the folders it lets through (demo tooling)."""
+    lines = (REPO / ".dockerignore").read_text().splitlines()
+    return [
+        line
+        for line in lines
+        if line and not line.startswith(("#", "!", "**")) and "/" in line and "*" not in line
+    ]
+
+
+def test_demo_tooling_stays_out_of_the_image() -> None:
+    assert set(_dockerignore_exclusions()) == {
+        "monitor/modes/demo_command.py",
+        "monitor/modes/demo_workload.py",
+    }
+
+
 def test_dockerignore_lets_every_copied_source_through() -> None:
     allowed = {
         line[1:].rstrip("/")
@@ -83,6 +100,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 symlinks=True,
                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             )
+            for excluded in _dockerignore_exclusions():
+                (context / excluded).unlink(missing_ok=True)
         elif src.exists():
             shutil.copy2(src, context / source)
         else:
@@ -104,13 +123,14 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _source_modules() -> set[str]:
-    """Every module of the package as it lives in the tree (src/ plus the linked folders)."""
+    """Every module of the package as the image gets it (src/ plus the linked folders)."""
     modules = set()
     for path in (REPO / "src" / "oomguard").glob("*.py"):
         modules.add(f"oomguard/{path.name}")
     for folder, prefix in (("monitor", "oomguard/monitor"), ("operator", "oomguard/operator")):
         for path in (REPO / folder).rglob("*.py"):
-            if "__pycache__" not in path.parts:
+            relative = path.relative_to(REPO).as_posix()
+            if "__pycache__" not in path.parts and relative not in _dockerignore_exclusions():
                 modules.add(f"{prefix}/{path.relative_to(REPO / folder).as_posix()}")
     return modules
 
@@ -122,6 +142,7 @@ def test_wheel_holds_every_module(wheel: Path) -> None:
     assert not missing, f"modules missing from the image's wheel: {missing}"
     assert any(n.startswith("oomguard/operator/") for n in names)
     assert any(n.startswith("oomguard/monitor/") for n in names)
+    assert not any("/demo_" in n for n in names), "the demo is developer tooling"
 
 
 def test_wheel_declares_the_command_and_runtime_dependencies(wheel: Path) -> None:
