@@ -37,7 +37,13 @@ from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.cgroup_collector import CgroupCollector
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.triggers.stop_signal import StopSignal
-from oomguard.monitor.triggers.trigger import Monitor, Trigger, TriggerKind, TriggerSink
+from oomguard.monitor.triggers.trigger import (
+    Monitor,
+    StepTrigger,
+    Trigger,
+    TriggerKind,
+    TriggerSink,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,21 +97,9 @@ _OUTCOME_SPELLINGS: dict[str, ActionOutcome] = {
 }
 
 
-RECHECK = "recheck"
-
-
-class DecisionTrigger(StrEnum):
-    """The ``trigger`` label of ``oomguard_decisions_total``: a monitor's kind, or the
-    loop's own re-check while an episode is open."""
-
-    EVENT = TriggerKind.EVENT.value
-    THRESHOLD = TriggerKind.THRESHOLD.value
-    PRESSURE = TriggerKind.PRESSURE.value
-    RECHECK = RECHECK
-
-
-_TRIGGER_PRIORITY = (DecisionTrigger.EVENT, DecisionTrigger.PRESSURE, DecisionTrigger.THRESHOLD)
-_LOOP_SPELLINGS = {"recheck": DecisionTrigger.RECHECK, "timer": DecisionTrigger.RECHECK}
+DecisionTrigger = StepTrigger
+"""The ``trigger`` label of ``oomguard_decisions_total``: what the step answered."""
+RECHECK = StepTrigger.RECHECK
 
 
 class _TrackedMonitor:
@@ -135,21 +129,10 @@ class _TrackedMonitor:
 
 
 def decision_trigger(kinds: str) -> DecisionTrigger:
-    """The label for what led to a decision, as the loops spell it.
-
-    ``"timer"`` (the node agent's tick) and ``"recheck"`` (the guard's) are both the loop's
-    own re-check. Several monitors at once (the node agent joins them: ``"event,threshold"``)
-    count once, for the one that notices first by design: event, then pressure, then
-    threshold. Anything else raises ``ValueError``.
-    """
-    parts = {part.strip() for part in kinds.split(",") if part.strip()}
-    monitors = {DecisionTrigger(p) for p in parts if p not in _LOOP_SPELLINGS}
-    for kind in _TRIGGER_PRIORITY:
-        if kind in monitors:
-            return kind
-    if parts and parts <= _LOOP_SPELLINGS.keys():
-        return DecisionTrigger.RECHECK
-    raise ValueError(f"not a trigger kind: {kinds!r}")
+    """The label for a trigger spelled as text (see :meth:`StepTrigger.parse`): several
+    monitors at once count once, for the one that notices first by design; anything else
+    raises ``ValueError``."""
+    return StepTrigger.parse(kinds)
 
 
 class MonitorName(StrEnum):
@@ -255,37 +238,40 @@ class GuardMetrics:
 
     def record_decision(
         self,
-        trigger: Trigger | TriggerKind | str,
+        trigger: Trigger | TriggerKind | StepTrigger | str,
         victims: int,
         detected_at: float | None = None,
         decided_at: float | None = None,
     ) -> None:
         """One decision to free memory, taken because of ``trigger``, choosing ``victims``.
 
-        ``trigger`` is a :class:`Trigger`, its kind, or a kind's value (``"event"``...,
-        or ``"recheck"`` for the loop's own re-check while an episode is open).
-        ``detected_at`` (defaults to the Trigger's) and ``decided_at`` are
-        ``time.monotonic()`` readings; the latency sample is taken when both are known
-        and the trigger is a monitor's (a re-check detects nothing).
+        ``trigger`` is a :class:`Trigger`, its kind, what a loop's step answered, or one of
+        those spelled as text (``"event"``..., ``"recheck"``). ``detected_at`` (defaults to
+        the Trigger's) and ``decided_at`` are ``time.monotonic()`` readings; the latency
+        sample is taken when both are known and a monitor noticed (a re-check detects
+        nothing).
 
         Never raises: it runs inside the guard loop. A spelling outside the label set is
         logged and not counted (a test maps every spelling the loops use).
         """
         if isinstance(trigger, Trigger):
-            kind = trigger.kind.value
+            kind = StepTrigger.of([trigger.kind])
             detected_at = trigger.detected_at if detected_at is None else detected_at
         elif isinstance(trigger, TriggerKind):
-            kind = trigger.value
+            kind = StepTrigger.of([trigger])
+        elif isinstance(trigger, StepTrigger):
+            kind = trigger
         else:
             try:
-                kind = decision_trigger(trigger).value
+                kind = StepTrigger.parse(trigger)
             except ValueError:
                 log.error("metrics: decision trigger %r has no label; not counted", trigger)
                 return
-        self.decisions.labels(trigger=kind).inc()
+        self.decisions.labels(trigger=kind.value).inc()
         self.victims.inc(max(0, victims))
-        if detected_at is not None and decided_at is not None and kind != RECHECK:
-            self.detection_latency.labels(trigger=kind).observe(max(0.0, decided_at - detected_at))
+        if detected_at is not None and decided_at is not None and kind is not RECHECK:
+            latency = max(0.0, decided_at - detected_at)
+            self.detection_latency.labels(trigger=kind.value).observe(latency)
 
     def record_action(
         self,

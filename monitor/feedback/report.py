@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from oomguard.monitor.actions.process_target import KillRecord
+from oomguard.monitor.triggers.trigger import StepTrigger
 
 REPORT_VERSION = 1
 
@@ -27,7 +28,7 @@ REPORT_VERSION = 1
 class DecisionRecord:
     """One decision that chose victims or found none to choose (waits are not recorded)."""
 
-    trigger: str  # event / threshold / pressure / recheck
+    trigger: StepTrigger
     detected_at: float
     decided_at: float
     outcome: str
@@ -90,7 +91,7 @@ def _victim(record: KillRecord, zero: float) -> dict[str, Any]:
 
 def _decision(record: DecisionRecord, zero: float) -> dict[str, Any]:
     return {
-        "trigger": record.trigger,
+        "trigger": str(record.trigger),
         "detected_at_seconds": record.detected_at - zero,
         "detection_to_decision_seconds": record.detection_to_decision_seconds,
         "outcome": record.outcome,

@@ -36,12 +36,12 @@ from oomguard.monitor.triggers.factory import (
     ThresholdConfig,
 )
 from oomguard.monitor.triggers.stop_signal import StopSignal
-from oomguard.monitor.triggers.trigger import Monitor
+from oomguard.monitor.triggers.trigger import Monitor, StepTrigger
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox, Wakeup
 
 log = logging.getLogger("oomguard.guard")
 
-RECHECK = "recheck"
+RECHECK = StepTrigger.RECHECK
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,10 @@ class Guard:
         """Space steps unless the last one found nothing to free and its victims gone."""
         return self._victims_exiting or self._last_outcome is not Outcome.NOTHING_TO_FREE
 
-    def step(self, detected_at: float, trigger_kind: str) -> Decision | None:
-        """One round: measure, decide, act, report. Returns None when measuring failed."""
+    def step(self, detected_at: float, trigger_kind: StepTrigger | str) -> Decision | None:
+        """One round: measure, decide, act, report. Returns None when measuring failed.
+        ``trigger_kind`` may be spelled as text (see :meth:`StepTrigger.parse`)."""
+        trigger = StepTrigger.parse(trigger_kind)
         try:
             # Candidates before usage: a victim that exits between the two reads then counts
             # as dying *and* is gone from usage (frees too little this round, the re-check
@@ -151,17 +153,22 @@ class Guard:
         exiting = self._in_flight.victim_ids if self._in_flight is not None else frozenset()
         self._victims_exiting = any(c.id in exiting for c in candidates)
         self._episode_open = decision.outcome is not Outcome.NOTHING_TO_FREE
-        self._feedback(decision, usage, detected_at, decided_at, trigger_kind)
+        self._feedback(decision, usage, detected_at, decided_at, trigger)
         if decision.victims:
             self._target.stop(decision.victims, detected_at)
             if self._metrics is not None:
                 self._metrics.record_decision(
-                    trigger_kind, len(decision.victims), detected_at, decided_at
+                    trigger, len(decision.victims), detected_at, decided_at
                 )
         return decision
 
     def _feedback(
-        self, decision: Decision, usage: int, detected_at: float, decided_at: float, kind: str
+        self,
+        decision: Decision,
+        usage: int,
+        detected_at: float,
+        decided_at: float,
+        kind: StepTrigger,
     ) -> None:
         changed = decision.outcome is not self._last_outcome
         self._last_outcome = decision.outcome
@@ -187,7 +194,7 @@ class Guard:
                 "would stop newest processes (dry run)"
                 if self._settings.dry_run
                 else "stopping newest processes",
-                trigger=kind,
+                trigger=kind.value,
                 usage=format_size(usage),
                 target=format_size(self._settings.memory_high),
                 amount_to_free=format_size(decision.amount_to_free),
@@ -213,7 +220,7 @@ class Guard:
                 target=format_size(self._settings.memory_high),
             )
 
-    def _drain(self, wakeup: Wakeup) -> tuple[float, str | None]:
+    def _drain(self, wakeup: Wakeup) -> tuple[float, StepTrigger | None]:
         """The earliest detection among pending triggers and its kind.
 
         RECHECK when the wake-up was the re-check timer; None when only monitor failures
@@ -224,7 +231,7 @@ class Guard:
             self._error(f"{failure.monitor} monitor stopped: {failure.error}")
         earliest = wakeup.earliest
         if earliest is not None:
-            return earliest.detected_at, earliest.kind.value
+            return earliest.detected_at, StepTrigger.of([earliest.kind])
         if wakeup.timed_out or wakeup.woken:
             return self._clock(), RECHECK
         return self._clock(), None

@@ -66,12 +66,12 @@ from oomguard.monitor.settings import EvictionPolicy, NodeSettings
 from oomguard.monitor.sizes import format_size
 from oomguard.monitor.triggers.factory import MonitorConfig, MonitorRunner, build_monitors
 from oomguard.monitor.triggers.stop_signal import StopSignal
-from oomguard.monitor.triggers.trigger import Monitor, MonitorError, Trigger
+from oomguard.monitor.triggers.trigger import Monitor, MonitorError, StepTrigger, Trigger
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox
 
 log = logging.getLogger("oomguard.node")
 
-TICK = "timer"
+TICK = StepTrigger.RECHECK  # the loop's own threshold check when no trigger arrives
 
 
 class PodSnapshots(Protocol):
@@ -99,14 +99,17 @@ class AgentOptions:
 
 MonitorBuilder = Callable[[Cgroup, MonitorConfig], list[Monitor]]
 
-# lastDecision.trigger in the CRD: one of these; the timer is the agent's own threshold check.
-_TRIGGER_PRIORITY = ("event", "pressure", "threshold")
 
-
-def status_trigger(kind: str) -> str:
-    """``event,threshold`` -> ``event``; ``timer`` -> ``threshold`` (the CRD's enum)."""
-    kinds = set(kind.split(","))
-    return next((k for k in _TRIGGER_PRIORITY if k in kinds), "threshold")
+def status_trigger(trigger: StepTrigger | str) -> str:
+    """``lastDecision.trigger`` in the CRD (event, pressure or threshold): the re-check is
+    the agent's own threshold check. Text is parsed as :meth:`StepTrigger.parse` does."""
+    match StepTrigger.parse(trigger):
+        case StepTrigger.EVENT:
+            return "event"
+        case StepTrigger.PRESSURE:
+            return "pressure"
+        case StepTrigger.THRESHOLD | StepTrigger.RECHECK:
+            return "threshold"
 
 
 def effective_settings(
@@ -336,13 +339,16 @@ class NodeAgent:
 
     # -- one round -------------------------------------------------------------------------
 
-    def step(self, trigger_kind: str = TICK, detected_at: float | None = None) -> Decision | None:
+    def step(
+        self, trigger_kind: StepTrigger | str = TICK, detected_at: float | None = None
+    ) -> Decision | None:
         """One look and, if needed, one decision; ``detected_at`` is when the monitor that
-        woke us noticed (None for the timer), for the detection-latency histogram."""
+        woke us noticed (None for the timer), for the detection-latency histogram.
+        ``trigger_kind`` may be spelled as text (see :meth:`StepTrigger.parse`)."""
         with self._lock:
-            return self._step(trigger_kind, detected_at)
+            return self._step(StepTrigger.parse(trigger_kind), detected_at)
 
-    def _step(self, trigger_kind: str, detected_at: float | None = None) -> Decision | None:
+    def _step(self, trigger_kind: StepTrigger, detected_at: float | None = None) -> Decision | None:
         now = self._clock()
         self.last_step_at = now
         try:
@@ -361,7 +367,7 @@ class NodeAgent:
             self.settings.node_name,
             m.usage,
             self.limit_bytes(),
-            trigger_kind,
+            trigger_kind.value,
             "newest unprotected pod first"
             if eviction.policy is EvictionPolicy.NEWEST_FIRST
             else "newest pod of the least protected QoS class",
@@ -424,7 +430,7 @@ class NodeAgent:
                 log,
                 logging.WARNING,
                 "evicting newest pods",
-                trigger=trigger_kind,
+                trigger=trigger_kind.value,
                 usage=format_size(m.usage),
                 target=format_size(target),
                 amount_to_free=format_size(decision.amount_to_free),
@@ -454,7 +460,7 @@ class NodeAgent:
 
     def _remember_decision(
         self,
-        trigger_kind: str,
+        trigger_kind: StepTrigger,
         usage: int,
         target: int,
         results: Sequence[ActionResult],
@@ -746,7 +752,7 @@ class NodeAgent:
                 self._error(f"monitors did not stop within 2s: {', '.join(still)}")
             self._runner = None
 
-    def _next_trigger(self) -> tuple[str, float | None]:
+    def _next_trigger(self) -> tuple[StepTrigger, float | None]:
         """The kinds of the triggers that woke us (or TICK: timer, wake-up, failures only),
         and when the earliest of them was detected."""
         wakeup = self._inbox.next(self.options.tick_seconds, hold=self._hold_triggers())
@@ -756,7 +762,7 @@ class NodeAgent:
             self.monitor_failures.append(message)
             self._error(message)
         earliest = wakeup.earliest
-        return wakeup.kinds or TICK, earliest.detected_at if earliest else None
+        return wakeup.step_trigger, earliest.detected_at if earliest else None
 
     def _error(self, message: str) -> None:
         self.errors.append(message)
