@@ -33,6 +33,7 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from oomguard import __version__
+from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.cgroup_collector import CgroupCollector
 from oomguard.monitor.kernel.cgroupfs import Cgroup
@@ -75,26 +76,37 @@ class ActionOutcome(StrEnum):
     DRY_RUN = "dry_run"  # not tried: dry run, would have acted
 
     @classmethod
-    def of(cls, value: ActionOutcome | str) -> ActionOutcome:
-        """The label for an outcome as the action modules spell it (``blocked-by-pdb``,
-        ``cgroup-killed``, ``exited``...) or as this enum does; ``ValueError`` otherwise."""
+    def of(cls, value: ActionOutcome | Outcome | str) -> ActionOutcome:
+        """The label for an action's :class:`Outcome` (or its value: ``blocked-by-pdb``,
+        ``cgroup-killed``, ``exited``...) or for a label's value; ``ValueError`` otherwise."""
         if isinstance(value, ActionOutcome):
             return value
-        return _OUTCOME_SPELLINGS.get(value) or cls(value)
+        if isinstance(value, Outcome):
+            return action_label(value)
+        try:
+            return action_label(Outcome(value))
+        except ValueError:
+            return cls(value)
 
 
-_OUTCOME_SPELLINGS: dict[str, ActionOutcome] = {
-    # monitor/actions/pod_evictor.py Outcome values
-    "already-gone": ActionOutcome.GONE,
-    "blocked-by-pdb": ActionOutcome.PDB_BLOCKED,
-    "api-unreachable": ActionOutcome.FAILED,
-    "rate-limited": ActionOutcome.RATE_LIMITED,
-    "dry-run": ActionOutcome.DRY_RUN,
-    "cgroup-killed": ActionOutcome.KILLED,
-    # monitor/actions/process_target.py KillRecord.outcome values
-    "exited": ActionOutcome.KILLED,
-    "stuck": ActionOutcome.FAILED,
-}
+def action_label(outcome: Outcome) -> ActionOutcome:
+    """The ``outcome`` label of an action's outcome (a process that exited after our signal
+    counts as killed; every error, including a stuck process, as failed)."""
+    match outcome:
+        case Outcome.EVICTED:
+            return ActionOutcome.EVICTED
+        case Outcome.BLOCKED:
+            return ActionOutcome.PDB_BLOCKED
+        case Outcome.KILLED | Outcome.EXITED:
+            return ActionOutcome.KILLED
+        case Outcome.GONE:
+            return ActionOutcome.GONE
+        case Outcome.FAILED | Outcome.UNREACHABLE | Outcome.STUCK:
+            return ActionOutcome.FAILED
+        case Outcome.RATE_LIMITED:
+            return ActionOutcome.RATE_LIMITED
+        case Outcome.DRY_RUN:
+            return ActionOutcome.DRY_RUN
 
 
 DecisionTrigger = StepTrigger
@@ -275,13 +287,13 @@ class GuardMetrics:
 
     def record_action(
         self,
-        outcome: ActionOutcome | str,
+        outcome: ActionOutcome | Outcome | str,
         bytes_freed: int = 0,
         latency_seconds: float | None = None,
     ) -> None:
         """One action on one victim ended with ``outcome``.
 
-        ``outcome`` may be spelled as the action modules do (see :meth:`ActionOutcome.of`).
+        ``outcome`` is an action's :class:`Outcome` or a label (see :meth:`ActionOutcome.of`).
         ``bytes_freed`` is what the victim held (only counted for evicted/killed);
         ``latency_seconds`` the time since the decision that chose it.
 

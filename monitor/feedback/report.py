@@ -82,7 +82,7 @@ def _victim(record: KillRecord, zero: float) -> dict[str, Any]:
         "start_time_seconds_after_boot": record.started_at,
         "memory_bytes": record.memory_bytes,
         "signal": record.signal,
-        "outcome": record.outcome,
+        "outcome": record.outcome.value,
         "detected_at_seconds": record.detected_at - zero,
         "detection_to_signal_seconds": record.detection_to_signal_seconds,
         "detection_to_exit_seconds": record.detection_to_exit_seconds,

@@ -533,7 +533,7 @@ def _log_record(record: KillRecord) -> None:
     log_event(
         log,
         logging.WARNING if record.signal else logging.INFO,
-        "victim " + record.outcome,
+        "victim " + record.outcome.value,
         pid=record.pid,
         cmdline=list(record.cmdline),
         memory=format_size(record.memory_bytes),

@@ -36,13 +36,8 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
-from oomguard.monitor.actions.pod_evictor import (
-    ActionResult,
-    Outcome,
-    PodEvictor,
-    PodVictim,
-    Situation,
-)
+from oomguard.monitor.actions.outcome import Outcome
+from oomguard.monitor.actions.pod_evictor import ActionResult, PodEvictor, PodVictim, Situation
 from oomguard.monitor.decision.candidate import Candidate, newest_first_key
 from oomguard.monitor.decision.kill_fallback import kill_fallback
 from oomguard.monitor.decision.kubepods_high import KubepodsHigh, kubepods_high
@@ -110,6 +105,46 @@ def status_trigger(trigger: StepTrigger | str) -> str:
             return "pressure"
         case StepTrigger.THRESHOLD | StepTrigger.RECHECK:
             return "threshold"
+
+
+# lastDecision.action in the CRD, strongest first: a round that killed says Killed
+STATUS_ACTIONS = ("Killed", "Evicted", "DryRun")
+
+
+def status_action(outcome: Outcome) -> str:
+    """What one victim's outcome says in ``lastDecision.action`` ("None": nothing done)."""
+    match outcome:
+        case Outcome.KILLED | Outcome.EXITED:
+            return "Killed"
+        case Outcome.EVICTED | Outcome.GONE:
+            return "Evicted"
+        case Outcome.DRY_RUN:
+            return "DryRun"
+        case (
+            Outcome.BLOCKED
+            | Outcome.FAILED
+            | Outcome.UNREACHABLE
+            | Outcome.RATE_LIMITED
+            | Outcome.STUCK
+        ):
+            return "None"
+
+
+def counter_key(outcome: Outcome) -> str | None:
+    """The ``counters`` entry (in ``/status``) one victim's outcome adds to, if any."""
+    match outcome:
+        case Outcome.EVICTED:
+            return "evicted"
+        case Outcome.BLOCKED:
+            return "blocked"
+        case Outcome.KILLED | Outcome.EXITED:
+            return "killed"
+        case Outcome.DRY_RUN:
+            return "dry_run"
+        case Outcome.RATE_LIMITED:
+            return "rate_limited"
+        case Outcome.GONE | Outcome.FAILED | Outcome.UNREACHABLE | Outcome.STUCK:
+            return None
 
 
 def effective_settings(
@@ -467,22 +502,15 @@ class NodeAgent:
         reason: str,
     ) -> None:
         """``lastDecision`` for the NodeMemoryReserve status, in the CRD's terms."""
-        outcomes = {r.outcome for r in results}
-        if Outcome.KILLED in outcomes:
-            action = "Killed"
-        elif Outcome.EVICTED in outcomes or Outcome.GONE in outcomes:
-            action = "Evicted"
-        elif Outcome.DRY_RUN in outcomes:
-            action = "DryRun"
-        else:
-            action = "None"
-        acted = (Outcome.KILLED, Outcome.EVICTED, Outcome.GONE, Outcome.DRY_RUN)
+        actions = {status_action(r.outcome) for r in results}
+        action = next((a for a in STATUS_ACTIONS if a in actions), "None")
+        acted = [r.victim.candidate.name for r in results if status_action(r.outcome) != "None"]
         self.last_decision = {
             "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "trigger": status_trigger(trigger_kind),
             "usageBytes": usage,
             "targetBytes": target,
-            "victims": [r.victim.candidate.name for r in results if r.outcome in acted][:100],
+            "victims": acted[:100],
             "action": action,
             "message": "; ".join(
                 [reason] + [f"{r.victim.candidate.name}: {r.outcome.value}" for r in results]
@@ -520,14 +548,8 @@ class NodeAgent:
     def _count(self, result: ActionResult, decided_at: float) -> None:
         if self.metrics is not None:
             memory = result.victim.candidate.memory_bytes
-            self.metrics.record_action(result.outcome.value, memory, self._clock() - decided_at)
-        key = {
-            Outcome.EVICTED: "evicted",
-            Outcome.BLOCKED: "blocked",
-            Outcome.KILLED: "killed",
-            Outcome.DRY_RUN: "dry_run",
-            Outcome.RATE_LIMITED: "rate_limited",
-        }.get(result.outcome)
+            self.metrics.record_action(result.outcome, memory, self._clock() - decided_at)
+        key = counter_key(result.outcome)
         if key is not None:
             self.counters[key] += 1
 

@@ -282,7 +282,7 @@ def _recorder(metrics: GuardMetrics) -> Callable[[KillRecord], None]:
             cmdline=" ".join(victim.cmdline)[:200],
             memory=format_size(victim.memory_bytes),
             signal=victim.signal,
-            outcome=victim.outcome,
+            outcome=victim.outcome.value,
         )
         metrics.record_kill(victim)
 
