@@ -26,10 +26,10 @@ from typing import Any, Protocol
 from oomguard.monitor.actions.outcome import Outcome as Outcome  # its home before outcome.py
 from oomguard.monitor.decision.candidate import Candidate
 from oomguard.monitor.decision.rate_limit import TokenBucket
-from oomguard.monitor.feedback.kube_events import PodRef
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, CgroupGone
 from oomguard.monitor.kube.backoff import Backoff
 from oomguard.monitor.kube.pod_candidates import PodInfo
+from oomguard.monitor.kube.pod_ref import PodRef
 from oomguard.monitor.sizes import format_size
 
 log = logging.getLogger(__name__)

@@ -7,22 +7,16 @@ memory. The body builder is pure so its fields are tested without an API server.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from oomguard.monitor.kube.pod_ref import PodRef as PodRef  # its home before kube/pod_ref.py
 
 log = logging.getLogger(__name__)
 
 EVICTION_REASON = "OOMGuardEviction"
 COMPONENT = "oomguard"
 REPORTING_CONTROLLER = "oomguard.io/monitor"
-
-
-@dataclass(frozen=True)
-class PodRef:
-    namespace: str
-    name: str
-    uid: str
 
 
 def event_body(

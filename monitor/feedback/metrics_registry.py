@@ -37,7 +37,7 @@ from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.cgroup_collector import CgroupCollector
 from oomguard.monitor.kernel.cgroupfs import Cgroup
-from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import (
     Monitor,
     StepTrigger,

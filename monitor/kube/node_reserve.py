@@ -20,8 +20,8 @@ from typing import Any, Protocol
 
 from oomguard.monitor.kube.backoff import Backoff
 from oomguard.monitor.kube.list_watch import WatchGoneError, WatchStream, list_json
+from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.settings import NodeSettings, SettingsError, default_node_settings
-from oomguard.monitor.triggers.stop_signal import StopSignal
 
 log = logging.getLogger(__name__)
 

@@ -46,14 +46,14 @@ from oomguard.monitor.modes.guard_cgroup import (
     resolve_cgroup,
     tree_pids,
 )
+from oomguard.monitor.runtime import kernel_release
+from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.sizes import SizeError, format_size, parse_size
 from oomguard.monitor.triggers.factory import build_monitors
-from oomguard.monitor.triggers.stop_signal import StopSignal
 
 log = logging.getLogger("oomguard.guard")
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-MIN_KERNEL_FOR_MEMORY_HIGH = (5, 9)  # older kernels can livelock an allocator over memory.high
 EXIT_USAGE = 2
 EXIT_SETUP_FAILED = 125  # like `env`/`timeout`: oomguard itself failed, the command did not run
 
@@ -232,7 +232,7 @@ def _check_arguments(args: argparse.Namespace, command: list[str]) -> str | None
     if (
         not args.dry_run
         and not args.no_memory_high
-        and (kernel_version() < MIN_KERNEL_FOR_MEMORY_HIGH)
+        and (kernel_version() < kernel_release.MIN_MEMORY_HIGH_KERNEL)
     ):
         return (
             f"kernel {os.uname().release} is older than 5.9, where memory.high can livelock "
@@ -243,11 +243,10 @@ def _check_arguments(args: argparse.Namespace, command: list[str]) -> str | None
 
 
 def kernel_version(release: str | None = None) -> tuple[int, int]:
-    release = release or os.uname().release
-    parts = release.split(".")
+    """This kernel's (major, minor); (0, 0) when unreadable, which counts as too old."""
     try:
-        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
-    except (IndexError, ValueError):
+        return kernel_release.kernel_version(release or None)
+    except ValueError:
         return (0, 0)
 
 

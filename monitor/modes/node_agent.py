@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any, Protocol
 
 from oomguard.monitor.actions.outcome import Outcome
@@ -45,7 +44,7 @@ from oomguard.monitor.decision.newest_first import Decision, InFlight, Limits, d
 from oomguard.monitor.decision.newest_first import Outcome as DecisionOutcome
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
-from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
+from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, walk_cgroups
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.kube.node_reserve import ReserveReport, ReserveState
@@ -57,10 +56,10 @@ from oomguard.monitor.kube.pod_candidates import (
 )
 from oomguard.monitor.kube.pod_cgroups import KubepodsLocation, PodCgroup, parse_pod_cgroups
 from oomguard.monitor.modes.node_monitors import node_monitor_plan
+from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.settings import EvictionPolicy, NodeSettings
 from oomguard.monitor.sizes import format_size
 from oomguard.monitor.triggers.factory import MonitorConfig, MonitorRunner, build_monitors
-from oomguard.monitor.triggers.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import Monitor, MonitorError, StepTrigger, Trigger
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox
 
@@ -156,25 +155,6 @@ def effective_settings(
     if force_dry_run and not settings.dry_run:
         settings = dataclasses.replace(settings, dry_run=True)
     return settings
-
-
-def walk_cgroups(root: Path, top: PurePosixPath, depth: int = 4) -> list[PurePosixPath]:
-    """Directories under ``root/top`` down to ``depth`` levels, relative to ``root``."""
-    found: list[PurePosixPath] = []
-    level = [top]
-    for _ in range(depth):
-        next_level: list[PurePosixPath] = []
-        for rel in level:
-            try:
-                entries = list(os.scandir(root / rel))
-            except OSError:
-                continue  # removed while we walked: it simply is not there any more
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    next_level.append(rel / entry.name)
-        found.extend(next_level)
-        level = next_level
-    return found
 
 
 @dataclass(frozen=True)

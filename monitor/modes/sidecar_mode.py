@@ -41,15 +41,13 @@ from oomguard.monitor.kernel.cgroupfs import (
     Cgroup,
     CgroupError,
     CgroupGone,
-    Terminated,
     cgroup_path_of_process,
     find_cgroup2_mount,
-    signals_raise_terminated,
+    walk_cgroups,
 )
 from oomguard.monitor.kernel.procfs import ProcReader
 from oomguard.monitor.modes.guard import Guard, GuardSettings
 from oomguard.monitor.modes.guard_cgroup import limits_applied, tree_pids
-from oomguard.monitor.modes.node_agent import walk_cgroups
 from oomguard.monitor.modes.sidecar_layout import (
     MAIN_LEAF,
     WORKERS_LEAF,
@@ -63,9 +61,10 @@ from oomguard.monitor.modes.sidecar_layout import (
     workers_memory_high,
     workload_cgroup,
 )
+from oomguard.monitor.runtime.stop_signal import StopSignal
+from oomguard.monitor.runtime.termination import Terminated, signals_raise_terminated
 from oomguard.monitor.sizes import format_size, parse_size
 from oomguard.monitor.triggers.factory import MonitorConfig, ThresholdConfig, build_monitors
-from oomguard.monitor.triggers.stop_signal import StopSignal
 
 log = logging.getLogger("oomguard.sidecar")
 

@@ -19,9 +19,9 @@ from types import TracebackType
 
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.kernel.memory_pressure import PsiTrigger
+from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.event_monitor import EventMonitor
 from oomguard.monitor.triggers.pressure_monitor import PressureMonitor
-from oomguard.monitor.triggers.stop_signal import StopSignal
 from oomguard.monitor.triggers.threshold_monitor import (
     CgroupWorkingSet,
     HostMemoryUsed,

@@ -22,7 +22,7 @@ from typing import Protocol
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.meminfo import parse_meminfo
 from oomguard.monitor.kernel.parse_error import ParseError
-from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind, TriggerSink
 
 log = logging.getLogger(__name__)

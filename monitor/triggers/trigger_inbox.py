@@ -27,8 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.factory import MonitorFailure, MonitorRunner
-from oomguard.monitor.triggers.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import Monitor, StepTrigger, Trigger, TriggerKind
 
 

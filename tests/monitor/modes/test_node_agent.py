@@ -11,12 +11,13 @@ from monitor_fakes import MI, Api, Clock, Pods, pod, write_cgroup
 from oomguard.monitor.actions.pod_evictor import ApiUnreachableError, PodEvictor
 from oomguard.monitor.decision.newest_first import Outcome as D
 from oomguard.monitor.decision.rate_limit import TokenBucket
+from oomguard.monitor.kernel.cgroupfs import walk_cgroups
 from oomguard.monitor.kube.pod_cgroups import (
     CgroupDriver,
     KubepodsLocation,
     pod_cgroup_path,
 )
-from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent, walk_cgroups
+from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
 from oomguard.monitor.settings import EvictionSettings, NodeSettings
 from oomguard.monitor.triggers.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import Trigger, TriggerKind
