@@ -30,7 +30,7 @@ from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, CgroupGone
 from oomguard.monitor.kube.backoff import Backoff
 from oomguard.monitor.kube.pod_candidates import PodInfo
 from oomguard.monitor.kube.pod_ref import PodRef
-from oomguard.monitor.sizes import format_size
+from oomguard.wire.sizes import format_size
 
 log = logging.getLogger(__name__)
 

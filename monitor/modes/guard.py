@@ -31,13 +31,13 @@ from oomguard.monitor.feedback.report import DecisionRecord
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.runtime.stop_signal import StopSignal
-from oomguard.monitor.sizes import format_size
 from oomguard.monitor.triggers.factory import (
     MonitorConfig,
     ThresholdConfig,
 )
 from oomguard.monitor.triggers.trigger import Monitor, StepTrigger
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox, Wakeup
+from oomguard.wire.sizes import format_size
 
 log = logging.getLogger("oomguard.guard")
 

@@ -48,8 +48,8 @@ from oomguard.monitor.modes.guard_cgroup import (
 )
 from oomguard.monitor.runtime import kernel_release
 from oomguard.monitor.runtime.stop_signal import StopSignal
-from oomguard.monitor.sizes import SizeError, format_size, parse_size
 from oomguard.monitor.triggers.factory import build_monitors
+from oomguard.wire.sizes import SizeError, format_size, parse_size
 
 log = logging.getLogger("oomguard.guard")
 

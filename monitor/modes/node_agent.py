@@ -57,11 +57,12 @@ from oomguard.monitor.kube.pod_candidates import (
 from oomguard.monitor.kube.pod_cgroups import KubepodsLocation, PodCgroup, parse_pod_cgroups
 from oomguard.monitor.modes.node_monitors import node_monitor_plan
 from oomguard.monitor.runtime.stop_signal import StopSignal
-from oomguard.monitor.settings import EvictionPolicy, NodeSettings
-from oomguard.monitor.sizes import format_size
 from oomguard.monitor.triggers.factory import MonitorConfig, MonitorRunner, build_monitors
 from oomguard.monitor.triggers.trigger import Monitor, MonitorError, StepTrigger, Trigger
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox
+from oomguard.wire.node_settings import EvictionPolicy, NodeSettings
+from oomguard.wire.sizes import format_size
+from oomguard.wire.times import rfc3339
 
 log = logging.getLogger("oomguard.node")
 
@@ -486,7 +487,7 @@ class NodeAgent:
         action = next((a for a in STATUS_ACTIONS if a in actions), "None")
         acted = [r.victim.candidate.name for r in results if status_action(r.outcome) != "None"]
         self.last_decision = {
-            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "time": rfc3339(datetime.now(UTC)),
             "trigger": status_trigger(trigger_kind),
             "usageBytes": usage,
             "targetBytes": target,

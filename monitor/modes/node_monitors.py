@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oomguard.monitor.kernel.memory_pressure import PsiTrigger
-from oomguard.monitor.settings import MonitorSettings
 from oomguard.monitor.triggers.factory import MonitorConfig, ThresholdConfig, UsageScope
+from oomguard.wire.node_settings import MonitorSettings
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,9 @@ from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
 from oomguard.monitor.modes.reserve_status_reporter import ReserveStatusReporter
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.runtime.termination import Terminated, signals_raise_terminated
-from oomguard.monitor.settings import NodeSettings, default_node_settings
-from oomguard.monitor.sizes import parse_size
 from oomguard.monitor.triggers.trigger import Monitor
+from oomguard.wire.node_settings import NodeSettings, default_node_settings
+from oomguard.wire.sizes import parse_size
 
 log = logging.getLogger("oomguard.node")
 

@@ -63,8 +63,8 @@ from oomguard.monitor.modes.sidecar_layout import (
 )
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.runtime.termination import Terminated, signals_raise_terminated
-from oomguard.monitor.sizes import format_size, parse_size
 from oomguard.monitor.triggers.factory import MonitorConfig, ThresholdConfig, build_monitors
+from oomguard.wire.sizes import format_size, parse_size
 
 log = logging.getLogger("oomguard.sidecar")
 
