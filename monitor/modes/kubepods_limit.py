@@ -12,8 +12,9 @@ import logging
 
 from oomguard.monitor.decision.kubepods_high import KubepodsHigh, kubepods_high
 from oomguard.monitor.feedback.logs import log_event
-from oomguard.monitor.kernel.cgroupfs import Cgroup
+from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
+from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.wire.node_settings import NodeSettings
 from oomguard.wire.sizes import format_size
 
@@ -74,6 +75,19 @@ class KubepodsLimit:
             why=high.explain(),
         )
         return reasserted
+
+    def kernel_counters(self) -> tuple[dict[str, int], int | None]:
+        """kubepods' ``memory.events`` counters and ``memory.max`` for the CRD status; empty
+        and None when they cannot be read (the report says so elsewhere)."""
+        try:
+            events = dict(self.kubepods.memory_events().counters)
+        except (CgroupError, ParseError, OSError):
+            events = {}
+        try:
+            maximum: int | None = self.kubepods.memory_max().bytes
+        except (CgroupError, ParseError, OSError):
+            maximum = None
+        return events, maximum
 
     def restore(self) -> None:
         if self._previous is not None and self.kubepods.exists():

@@ -41,10 +41,6 @@ from pathlib import Path
 from typing import Any
 
 from oomguard.monitor.actions.pod_evictor import PodEvictor
-from oomguard.monitor.decision.candidate import Candidate
-from oomguard.monitor.decision.eviction_planner import (
-    eviction_order,
-)
 from oomguard.monitor.decision.newest_first import Decision
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
@@ -62,16 +58,11 @@ from oomguard.monitor.modes.monitor_supervisor import (
 from oomguard.monitor.modes.node_evictions import NodeEvictions
 from oomguard.monitor.modes.node_measurer import Measurement, NodeMeasurer, PodSnapshots
 from oomguard.monitor.modes.node_monitors import node_monitor_plan
-from oomguard.monitor.modes.node_status import (
-    degraded,
-    order_status,
-    protected_status,
-    settings_status,
-)
+from oomguard.monitor.modes.node_status import degraded, status_json
 from oomguard.monitor.modes.node_status import status_trigger as status_trigger
 from oomguard.monitor.runtime.stop_signal import StopSignal
-from oomguard.monitor.triggers.factory import MonitorConfig, build_monitors
-from oomguard.monitor.triggers.trigger import Monitor, StepTrigger, Trigger
+from oomguard.monitor.triggers.factory import build_monitors
+from oomguard.monitor.triggers.trigger import Monitor, StepTrigger
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox
 from oomguard.wire.node_settings import EvictionPolicy, NodeSettings
 from oomguard.wire.sizes import format_size
@@ -170,18 +161,6 @@ class NodeAgent:
         return self.evictions.last_decision
 
     @property
-    def fixed_monitors(self) -> Sequence[Monitor] | None:
-        return self.monitors.fixed
-
-    @property
-    def monitor_config(self) -> MonitorConfig | None:
-        return self.monitors.config
-
-    @property
-    def monitor_notes(self) -> tuple[str, ...]:
-        return self.monitors.notes
-
-    @property
     def monitor_failures(self) -> list[str]:
         return self.monitors.failures
 
@@ -254,10 +233,6 @@ class NodeAgent:
             m, candidates=self.evictions.planner.with_blocked(m.candidates, now)
         )
 
-    def eviction_order(self, measurement: Measurement) -> list[Candidate]:
-        """Who would go first right now: eligible candidates in policy order."""
-        return eviction_order(measurement.candidates)
-
     def step(
         self, trigger_kind: StepTrigger | str = TICK, detected_at: float | None = None
     ) -> Decision | None:
@@ -319,52 +294,37 @@ class NodeAgent:
     def status(self) -> dict[str, Any]:
         """The ``/status`` JSON."""
         with self._lock:
-            m = self.last
             high = self._limit.high
-            return {
-                "mode": "node",
-                "node": self.settings.node_name,
-                "cgroup": str(self.kubepods.path),
-                "driver": self.options.kubepods.driver.value,
-                "memory_high": high.bytes if high is not None else None,
-                "memory_high_set": self.options.set_memory_high,
-                "target": self.target_bytes() if high is not None else None,
-                "usage": m.usage if m is not None else None,
-                "dry_run": self.settings.dry_run,
-                "settings": settings_status(self.settings, self.reserve_state),
-                "monitors": self.monitors.status(),
-                "api_connected": self.pods.connected,
-                "counters": dict(self.counters),
-                "eviction_order": order_status(eviction_order(m.candidates) if m else []),
-                "protected": protected_status(m, self.rules()),
-                "errors": self.errors[-10:],
-            }
+            return status_json(
+                self.settings,
+                self.reserve_state,
+                str(self.kubepods.path),
+                self.options.kubepods.driver.value,
+                high.bytes if high is not None else None,
+                self.options.set_memory_high,
+                self.target_bytes() if high is not None else None,
+                self.last,
+                self.rules(),
+                self.monitors.status(),
+                self.pods.connected,
+                self.counters,
+                self.errors,
+            )
 
     def report(self) -> ReserveReport | None:
         """What ``NodeMemoryReserve.status`` should say now; None before the first reserve
         state (nothing to report into yet)."""
         with self._lock:
-            state, high, m = self.reserve_state, self._limit.high, self.last
-            options, measure_error = self.options, self.measure_error
-            failures = list(self.monitor_failures)
+            state, high, m, options = self.reserve_state, self._limit.high, self.last, self.options
+            problem = degraded(options.set_memory_high, self.measure_error, self.monitor_failures)
             last = self.last_decision
         if state is None:
             return None
-        try:
-            events = dict(self.kubepods.memory_events().counters)
-        except (CgroupError, ParseError, OSError):
-            events = {}
-        try:
-            maximum: int | None = self.kubepods.memory_max().bytes
-        except (CgroupError, ParseError, OSError):
-            maximum = None
-        problem = degraded(options.set_memory_high, measure_error, failures)
+        events, maximum = self._limit.kernel_counters()
         return ReserveReport(
             state=state,
             guarded_cgroup=str(options.kubepods.path),
-            memory_high_bytes=(
-                high.bytes if high is not None and options.set_memory_high else None
-            ),
+            memory_high_bytes=high.bytes if high is not None and options.set_memory_high else None,
             memory_max_bytes=maximum,
             usage_bytes=m.usage if m is not None else 0,
             memory_events=events,
@@ -374,9 +334,6 @@ class NodeAgent:
         )
 
     # -- the loop --------------------------------------------------------------------------
-
-    def sink(self, trigger: Trigger) -> None:
-        self._inbox.sink(trigger)
 
     def run(self, stop: StopSignal) -> None:
         self._inbox.wake_on(stop)

@@ -11,6 +11,7 @@ from typing import Any
 from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.actions.pod_evictor import ActionResult
 from oomguard.monitor.decision.candidate import Candidate, newest_first_key
+from oomguard.monitor.decision.eviction_planner import eviction_order
 from oomguard.monitor.kube.node_reserve import ReserveState
 from oomguard.monitor.kube.pod_candidates import ProtectionRules, protection_reason
 from oomguard.monitor.modes.node_measurer import Measurement
@@ -102,6 +103,42 @@ def last_decision(
         "message": "; ".join(
             [reason] + [f"{r.victim.candidate.name}: {r.outcome.value}" for r in results]
         )[:1024],
+    }
+
+
+def status_json(
+    settings: NodeSettings,
+    state: ReserveState | None,
+    cgroup: str,
+    driver: str,
+    memory_high: int | None,
+    memory_high_set: bool,
+    target: int | None,
+    m: Measurement | None,
+    rules: ProtectionRules,
+    monitors: dict[str, Any],
+    api_connected: bool,
+    counters: dict[str, int],
+    errors: Sequence[str],
+) -> dict[str, Any]:
+    """The node agent's ``/status`` (``oomguard status`` renders it as a table)."""
+    return {
+        "mode": "node",
+        "node": settings.node_name,
+        "cgroup": cgroup,
+        "driver": driver,
+        "memory_high": memory_high,
+        "memory_high_set": memory_high_set,
+        "target": target,
+        "usage": m.usage if m is not None else None,
+        "dry_run": settings.dry_run,
+        "settings": settings_status(settings, state),
+        "monitors": monitors,
+        "api_connected": api_connected,
+        "counters": dict(counters),
+        "eviction_order": order_status(eviction_order(m.candidates) if m else []),
+        "protected": protected_status(m, rules),
+        "errors": list(errors[-10:]),
     }
 
 
