@@ -64,7 +64,7 @@ from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.factory import build_monitors
 from oomguard.monitor.triggers.trigger import Monitor, StepTrigger
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox
-from oomguard.wire.node_settings import EvictionPolicy, NodeSettings
+from oomguard.wire.node_settings import NodeSettings
 from oomguard.wire.sizes import format_size
 
 __all__ = [
@@ -227,8 +227,7 @@ class NodeAgent:
 
     def measure(self, now: float) -> Measurement:
         """One look at the node; pods blocked by a PDB a moment ago count as protected."""
-        qos_first = self.settings.eviction.policy is EvictionPolicy.QOS_THEN_NEWEST
-        m = self._measurer.measure(self.rules(), qos_first)
+        m = self._measurer.measure(self.rules(), self.settings.eviction.policy)
         return dataclasses.replace(
             m, candidates=self.evictions.planner.with_blocked(m.candidates, now)
         )

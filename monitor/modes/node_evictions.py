@@ -23,10 +23,11 @@ from oomguard.monitor.decision.newest_first import Decision
 from oomguard.monitor.decision.newest_first import Outcome as DecisionOutcome
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
+from oomguard.monitor.kube import victim_order
 from oomguard.monitor.modes.node_measurer import Measurement
 from oomguard.monitor.modes.node_status import COUNTERS, counter_key, last_decision
 from oomguard.monitor.triggers.trigger import StepTrigger
-from oomguard.wire.node_settings import EvictionPolicy, NodeSettings
+from oomguard.wire.node_settings import NodeSettings
 from oomguard.wire.sizes import format_size
 
 log = logging.getLogger("oomguard.node")
@@ -85,11 +86,7 @@ class NodeEvictions:
             eviction.kill_fallback_wait_seconds,
             eviction.kill_fallback,
         )
-        order_note = (
-            "newest unprotected pod first"
-            if eviction.policy is EvictionPolicy.NEWEST_FIRST
-            else "newest pod of the least protected QoS class"
-        )
+        order_note = victim_order.description(eviction.policy)
         situation = Situation(settings.node_name, m.usage, limit_bytes, trigger.value, order_note)
         planner = self.planner
         fallback = planner.fallback(now, m.usage, m.candidates, api_connected, limits)

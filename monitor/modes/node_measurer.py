@@ -12,6 +12,7 @@ from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, walk_cgroups
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.kube.pod_candidates import PodInfo, ProtectionRules, pod_candidates
 from oomguard.monitor.kube.pod_cgroups import KubepodsLocation, PodCgroup, parse_pod_cgroups
+from oomguard.wire.node_settings import EvictionPolicy
 
 
 class PodSnapshots(Protocol):
@@ -42,7 +43,7 @@ class NodeMeasurer:
         self.kubepods = Cgroup(cgroup_root / kubepods.path)
         self.pods = pods
 
-    def measure(self, rules: ProtectionRules, qos_first: bool) -> Measurement:
+    def measure(self, rules: ProtectionRules, order: EvictionPolicy) -> Measurement:
         """Raises CgroupError, ParseError or OSError when kubepods cannot be read."""
         usage = self.kubepods.working_set()
         pods = self.pods.snapshot()
@@ -54,5 +55,5 @@ class NodeMeasurer:
                 memory[uid] = Cgroup(self.cgroup_root / cgroup.path).working_set()
             except (CgroupError, ParseError):
                 memory[uid] = 0  # gone between the walk and the read
-        candidates = pod_candidates(pods.values(), memory, rules, qos_first)
+        candidates = pod_candidates(pods.values(), memory, rules, order)
         return Measurement(usage, pods, cgroups, candidates)
