@@ -23,22 +23,19 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import FrameType
 
-from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget
+from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.logs import LOG_FORMATS, log_event, setup_logging
 from oomguard.monitor.feedback.metrics_endpoint import MetricsEndpointError, metrics_endpoint
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
-from oomguard.monitor.feedback.report import GuardReport, write_report
+from oomguard.monitor.feedback.report import write_report
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
-from oomguard.monitor.modes.guard import Guard, GuardSettings
+from oomguard.monitor.modes.guard import GuardSettings
 from oomguard.monitor.modes.guard_cgroup import (
     created_cgroup,
     limits_applied,
@@ -46,14 +43,20 @@ from oomguard.monitor.modes.guard_cgroup import (
     resolve_cgroup,
     tree_pids,
 )
+from oomguard.monitor.modes.process_guard import (
+    ProcessGuard,
+    events_or_empty,
+    guard_settings,
+    run_report,
+    victim_recorder,
+)
 from oomguard.monitor.runtime import kernel_release
+from oomguard.monitor.runtime.signal_relay import SignalRelay as SignalRelay
 from oomguard.monitor.runtime.stop_signal import StopSignal
-from oomguard.monitor.triggers.factory import build_monitors
 from oomguard.wire.sizes import SizeError, format_size, parse_size
 
 log = logging.getLogger("oomguard.guard")
 
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 EXIT_USAGE = 2
 EXIT_SETUP_FAILED = 125  # like `env`/`timeout`: oomguard itself failed, the command did not run
 
@@ -192,14 +195,12 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"oomguard guard: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    buffer = args.buffer if args.buffer is not None else args.memory_high // 20
-    settings = GuardSettings(
-        memory_high=args.memory_high,
-        memory_max=args.memory_max,
-        buffer=buffer,
-        grace=args.grace,
-        in_flight_timeout=args.grace + 2.0,
-        dry_run=args.dry_run,
+    settings = guard_settings(
+        args.memory_high,
+        args.memory_max,
+        args.buffer,
+        args.grace,
+        args.dry_run,
         threshold_interval=args.threshold_interval,
         event_monitor="event" in args.monitors,
         threshold_monitor="threshold" in args.monitors,
@@ -281,43 +282,30 @@ def _guard_command(
             log_event(log, logging.ERROR, f"cannot start {command[0]}: {exc}")
             return 127 if isinstance(exc, FileNotFoundError) else 126
         relay.forward_to(child)
-        target = ProcessTarget(
-            lambda: tree_pids(cgroup),
-            frozenset({child.pid}),
-            grace=settings.grace,
-            dry_run=settings.dry_run,
-            on_record=_recorder(metrics),
-        )
-        monitors = metrics.tracked(build_monitors(cgroup, settings.monitors))
-        guard = Guard(cgroup, target, monitors, settings, metrics=metrics)
         stop = StopSignal()
         undo.callback(stop.close)
-        loop = threading.Thread(target=guard.run, args=(stop,), name="oomguard-guard")
-        loop.start()
+        running = ProcessGuard(
+            cgroup, settings, metrics, stop, _log_record, protected=frozenset({child.pid})
+        )
+        running.start()
         try:
             status = _wait_for(child, relay.received, settings.grace, cgroup)
         finally:
-            stop.set()
-            loop.join(5.0)
-            target.wait_idle(settings.grace + 12.0)
+            running.finish()
             empty_and_remove_processes(cgroup)
-            events_final = _events_or_empty(cgroup)
+            events_final = events_or_empty(cgroup)
         log_event(
             log,
             logging.INFO,
             "command exited",
             status=status,
-            victims=len([r for r in target.records if r.signal]),
+            victims=len([r for r in running.target.records if r.signal]),
             oom_kill=events_final.get("oom_kill"),
         )
         if args.report:
             write_report(
                 args.report,
-                _report(
-                    settings,
-                    cgroup,
-                    guard,
-                    target,
+                running.report(
                     command=tuple(command),
                     exit_status=status,
                     started_at=started,
@@ -328,35 +316,7 @@ def _guard_command(
     return status
 
 
-def _report(
-    settings: GuardSettings,
-    cgroup: Cgroup,
-    guard: Guard,
-    target: ProcessTarget,
-    *,
-    command: tuple[str, ...] | None,
-    exit_status: int | None,
-    started_at: float,
-    events_start: Mapping[str, int],
-    events_final: Mapping[str, int],
-) -> GuardReport:
-    """What one run did, for ``--report`` (a command run and a guarded cgroup alike)."""
-    return GuardReport(
-        command=command,
-        cgroup=str(cgroup.path),
-        memory_high=settings.memory_high,
-        memory_max=settings.memory_max,
-        buffer=settings.buffer,
-        grace=settings.grace,
-        dry_run=settings.dry_run,
-        exit_status=exit_status,
-        started_at=started_at,
-        victims=target.records,
-        decisions=guard.decisions,
-        memory_events_start=events_start,
-        memory_events_final=events_final,
-        errors=guard.errors,
-    )
+_report = run_report  # its name before process_guard.py
 
 
 def empty_and_remove_processes(cgroup: Cgroup) -> None:
@@ -375,13 +335,6 @@ def empty_and_remove_processes(cgroup: Cgroup) -> None:
             time.sleep(0.01)
 
 
-def _events_or_empty(cgroup: Cgroup) -> dict[str, int]:
-    try:
-        return dict(cgroup.memory_events().counters)
-    except (CgroupError, ValueError):
-        return {}
-
-
 def _spawn_into(cgroup: Cgroup, command: Sequence[str]) -> subprocess.Popen[bytes]:
     """Start the command already inside the cgroup, so not even its first fork escapes.
 
@@ -398,53 +351,6 @@ def _spawn_into(cgroup: Cgroup, command: Sequence[str]) -> subprocess.Popen[byte
             os.close(fd)
 
     return subprocess.Popen(list(command), preexec_fn=enter_cgroup)
-
-
-class SignalRelay:
-    """SIGTERM/SIGINT/SIGHUP handling for the whole run.
-
-    Before the command exists a signal is only recorded (set-up then stops and undoes);
-    afterwards it is forwarded to the command, whose exit ends the run. A terminal's Ctrl-C
-    already reaches the command (same foreground process group), so SIGINT is not forwarded
-    a second time when we are in the terminal's foreground. ``stop`` (guarding an existing
-    cgroup) is set on any of them.
-    """
-
-    def __init__(self) -> None:
-        self.received: list[int] = []
-        self.stop = StopSignal()
-        self._child: subprocess.Popen[bytes] | None = None
-
-    @classmethod
-    @contextlib.contextmanager
-    def installed(cls) -> Iterator[SignalRelay]:
-        relay = cls()
-        previous = {s: signal.signal(s, relay._handle) for s in FORWARDED_SIGNALS}
-        try:
-            yield relay
-        finally:
-            for s, old in previous.items():
-                signal.signal(s, old)
-            relay.stop.close()
-
-    def forward_to(self, child: subprocess.Popen[bytes]) -> None:
-        self._child = child
-
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.received.append(signum)
-        self.stop.set()
-        child = self._child
-        if child is None or (signum == signal.SIGINT and _in_terminal_foreground()):
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child.pid, signum)
-
-
-def _in_terminal_foreground() -> bool:
-    try:
-        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
-    except (OSError, ValueError, AttributeError):  # no terminal, closed or missing stdin
-        return False
 
 
 def _wait_for(
@@ -491,37 +397,22 @@ def _guard_existing(args: argparse.Namespace, settings: GuardSettings, relay: Si
         )
         events_start = cgroup.memory_events().counters
         started = time.monotonic()
-        target = ProcessTarget(
-            lambda: tree_pids(cgroup),
-            grace=settings.grace,
-            dry_run=settings.dry_run,
-            on_record=_recorder(metrics),
-        )
-        monitors = metrics.tracked(build_monitors(cgroup, settings.monitors))
-        guard = Guard(cgroup, target, monitors, settings, metrics=metrics)
-        stop = relay.stop
+        running = ProcessGuard(cgroup, settings, metrics, relay.stop, _log_record)
         try:
-            loop = threading.Thread(target=guard.run, args=(stop,), name="oomguard-guard")
-            loop.start()
-            while loop.is_alive():
-                loop.join(0.2)
+            running.start()
+            running.wait()
         finally:
-            stop.set()
-            target.wait_idle(settings.grace + 12.0)
+            running.finish()
         log_event(log, logging.INFO, "stopped guarding", signal=relay.received[:1])
         if args.report:
             write_report(
                 args.report,
-                _report(
-                    settings,
-                    cgroup,
-                    guard,
-                    target,
+                running.report(
                     command=None,
                     exit_status=None,
                     started_at=started,
                     events_start=events_start,
-                    events_final=_events_or_empty(cgroup),
+                    events_final=events_or_empty(cgroup),
                 ),
             )
     return 0
@@ -545,10 +436,5 @@ def _log_record(record: KillRecord) -> None:
 
 
 def _recorder(metrics: GuardMetrics) -> Callable[[KillRecord], None]:
-    """ProcessTarget's ``on_record``: log the victim, and count it in the metrics."""
-
-    def record(victim: KillRecord) -> None:
-        _log_record(victim)
-        metrics.record_kill(victim)
-
-    return record
+    """ProcessTarget's ``on_record`` for ``oomguard guard``: log the victim, count it."""
+    return victim_recorder(metrics, _log_record)

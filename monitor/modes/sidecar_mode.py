@@ -29,11 +29,11 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget
+from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
@@ -46,8 +46,9 @@ from oomguard.monitor.kernel.cgroupfs import (
     walk_cgroups,
 )
 from oomguard.monitor.kernel.procfs import ProcReader
-from oomguard.monitor.modes.guard import Guard, GuardSettings
+from oomguard.monitor.modes.guard import Guard
 from oomguard.monitor.modes.guard_cgroup import limits_applied, tree_pids
+from oomguard.monitor.modes.process_guard import ProcessGuard, guard_settings
 from oomguard.monitor.modes.sidecar_layout import (
     MAIN_LEAF,
     WORKERS_LEAF,
@@ -63,7 +64,6 @@ from oomguard.monitor.modes.sidecar_layout import (
 )
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.runtime.termination import Terminated, signals_raise_terminated
-from oomguard.monitor.triggers.factory import MonitorConfig, ThresholdConfig, build_monitors
 from oomguard.wire.sizes import format_size, parse_size
 
 log = logging.getLogger("oomguard.sidecar")
@@ -271,41 +271,16 @@ def _sweeper(split: WorkersSplit, stop: StopSignal, interval: float, errors: lis
             errors.append(str(exc))
 
 
-def _recorder(metrics: GuardMetrics) -> Callable[[KillRecord], None]:
-    def record(victim: KillRecord) -> None:
-        log_event(
-            log,
-            logging.WARNING,
-            "worker stopped",
-            pid=victim.pid,
-            cmdline=" ".join(victim.cmdline)[:200],
-            memory=format_size(victim.memory_bytes),
-            signal=victim.signal,
-            outcome=victim.outcome.value,
-        )
-        metrics.record_kill(victim)
-
-    return record
-
-
-def guard_settings(
-    memory_high: int, buffer: int | None, grace: float, dry_run: bool
-) -> GuardSettings:
-    return GuardSettings(
-        memory_high=memory_high,
-        memory_max=None,
-        buffer=buffer if buffer is not None else memory_high // 20,
-        grace=grace,
-        in_flight_timeout=grace + 2.0,
-        dry_run=dry_run,
-    )
-
-
-def monitor_config(settings: GuardSettings, memory_high_set: bool) -> MonitorConfig:
-    """The event monitor only when memory.high is set; the threshold monitor always."""
-    return MonitorConfig(
-        event=memory_high_set,
-        threshold=ThresholdConfig(settings.memory_high, settings.threshold_interval),
+def _log_worker(victim: KillRecord) -> None:
+    log_event(
+        log,
+        logging.WARNING,
+        "worker stopped",
+        pid=victim.pid,
+        cmdline=" ".join(victim.cmdline)[:200],
+        memory=format_size(victim.memory_bytes),
+        signal=victim.signal,
+        outcome=victim.outcome.value,
     )
 
 
@@ -323,37 +298,33 @@ def run_sidecar(args: argparse.Namespace, set_high: bool) -> int:
     )
     settings = guard_settings(
         plan.memory_high,
+        None,
         parse_size(args.buffer) if args.buffer else None,
         args.grace,
         bool(args.dry_run),
+        # the event monitor only where memory.high is set; the threshold monitor always
+        event_monitor=set_high,
+        set_memory_high=set_high,
     )
     stop = StopSignal()
     try:
         with signals_raise_terminated(), contextlib.ExitStack() as undo:
             undo.enter_context(workers_split(split))
             workers = split.workers
-            high = None if (settings.dry_run or not set_high) else settings.memory_high
+            high = settings.memory_high_to_write
             undo.enter_context(limits_applied(workers, high, None))
             metrics = GuardMetrics("sidecar", workers)
-            target = ProcessTarget(
-                lambda: tree_pids(workers),
-                grace=settings.grace,
-                dry_run=settings.dry_run,
-                on_record=_recorder(metrics),
+            running = ProcessGuard(
+                workers, settings, metrics, stop, _log_worker, thread_name="oomguard-sidecar"
             )
-            monitors = metrics.tracked(
-                build_monitors(workers, monitor_config(settings, high is not None))
-            )
-            guard = Guard(workers, target, monitors, settings, metrics=metrics)
             errors: list[str] = []
-            loop = threading.Thread(target=guard.run, args=(stop,), name="oomguard-sidecar")
             sweeper = threading.Thread(
                 target=_sweeper,
                 args=(split, stop, args.scan_interval, errors),
                 name="oomguard-sweeper",
                 daemon=True,
             )
-            http = _http(args, metrics, split, plan, guard, loop, errors)
+            http = _http(args, metrics, split, plan, running.guard, running.thread, errors)
             if http is not None:
                 http.start()
                 undo.callback(http.stop)
@@ -370,14 +341,11 @@ def run_sidecar(args: argparse.Namespace, set_high: bool) -> int:
                 memory_high=format_size(plan.memory_high),
                 memory_high_set=high is not None,
             )
-            loop.start()
+            running.start()
             sweeper.start()
-            undo.callback(target.wait_idle, settings.grace + 12.0)
             undo.callback(sweeper.join, 2.0)
-            undo.callback(loop.join, 5.0)
-            undo.callback(stop.set)
-            while loop.is_alive():
-                loop.join(0.2)
+            undo.callback(running.finish)
+            running.wait()
             for error in errors:
                 log_event(log, logging.ERROR, error)
             return 1 if errors else 0
