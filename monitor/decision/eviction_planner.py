@@ -21,6 +21,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from oomguard.monitor.decision.candidate import Candidate, newest_first_key
+from oomguard.monitor.decision.episode import episode_lasts
 from oomguard.monitor.decision.kill_fallback import FallbackDecision, kill_fallback
 from oomguard.monitor.decision.newest_first import Decision, InFlight, Limits, Outcome, decide
 
@@ -139,7 +140,6 @@ class EvictionPlanner:
     def hold_triggers(self, alive: Collection[str]) -> bool:
         """Space steps unless the last one found nothing to free and the pods it chose
         (evicted or killed) are gone (``alive``: the pods and pod cgroups last measured)."""
-        if self.last_outcome is not Outcome.NOTHING_TO_FREE:
-            return True
         in_flight = self.in_flight.victim_ids if self.in_flight is not None else frozenset()
-        return any(uid in alive for uid in set(self.chosen_at) | in_flight)
+        present = any(uid in alive for uid in set(self.chosen_at) | in_flight)
+        return episode_lasts(self.last_outcome, present)

@@ -60,10 +60,11 @@ from oomguard.monitor.modes.node_measurer import Measurement, NodeMeasurer, PodS
 from oomguard.monitor.modes.node_monitors import node_monitor_plan
 from oomguard.monitor.modes.node_status import degraded, status_json
 from oomguard.monitor.modes.node_status import status_trigger as status_trigger
+from oomguard.monitor.modes.step_loop import run_loop
 from oomguard.monitor.runtime.stop_signal import StopSignal
-from oomguard.monitor.triggers.factory import build_monitors
+from oomguard.monitor.triggers.factory import MonitorFailure, build_monitors
 from oomguard.monitor.triggers.trigger import Monitor, StepTrigger
-from oomguard.monitor.triggers.trigger_inbox import TriggerInbox
+from oomguard.monitor.triggers.trigger_inbox import TriggerInbox, Wakeup
 from oomguard.wire.node_settings import NodeSettings
 from oomguard.wire.sizes import format_size
 
@@ -335,18 +336,30 @@ class NodeAgent:
     # -- the loop --------------------------------------------------------------------------
 
     def run(self, stop: StopSignal) -> None:
-        self._inbox.wake_on(stop)
-        try:
-            self.sync_monitors()
-            while not stop.is_set():
-                trigger, detected_at = self._next_trigger()
-                if stop.is_set():
-                    break
-                self.step(trigger, detected_at)
-                self.sync_monitors()
-        finally:
-            stop.set()
-            self.monitors.stop()
+        run_loop(self, self._inbox, stop)
+
+    # -- what the shared loop (step_loop.py) asks of this mode -----------------------------
+
+    def wait_for(self) -> tuple[float | None, bool]:
+        """A tick at the latest (the agent's own threshold check); triggers held while an
+        episode lasts (:meth:`EvictionPlanner.hold_triggers`)."""
+        alive = self.last.alive if self.last is not None else set()
+        return self.options.tick_seconds, self.evictions.planner.hold_triggers(alive)
+
+    def monitors_failed(self, failures: Sequence[MonitorFailure]) -> None:
+        self.monitors.failed(failures)
+
+    def answer(self, wakeup: Wakeup) -> tuple[StepTrigger, float | None]:
+        """Always a step: for the triggers that came (RECHECK: timer, wake-up, failures
+        only), detected when the earliest of them was."""
+        earliest = wakeup.earliest
+        return wakeup.step_trigger, earliest.detected_at if earliest else None
+
+    def run_step(self, trigger: StepTrigger, detected_at: float | None) -> None:
+        self.step(trigger, detected_at)
+
+    def stop_monitors(self) -> None:
+        self.monitors.stop()
 
     def planned_monitors(self) -> MonitorPlan:
         with self._lock:
@@ -360,17 +373,6 @@ class NodeAgent:
     def sync_monitors(self) -> None:
         """Start the monitors the settings ask for; restart them when that changed."""
         self.monitors.sync(self.planned_monitors)
-
-    def _next_trigger(self) -> tuple[StepTrigger, float | None]:
-        """What the next step answers (RECHECK: timer, wake-up, failures only), and when the
-        earliest trigger was detected. Steps are spaced while an episode lasts (see
-        :meth:`EvictionPlanner.hold_triggers`)."""
-        alive = self.last.alive if self.last is not None else set()
-        hold = self.evictions.planner.hold_triggers(alive)
-        wakeup = self._inbox.next(self.options.tick_seconds, hold=hold)
-        self.monitors.failed(wakeup.failures)
-        earliest = wakeup.earliest
-        return wakeup.step_trigger, earliest.detected_at if earliest else None
 
     def _error(self, message: str) -> None:
         self.errors.append(message)
