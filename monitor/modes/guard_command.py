@@ -23,25 +23,28 @@ import argparse
 import contextlib
 import logging
 import os
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 
 from oomguard.monitor.actions.process_target import KillRecord
-from oomguard.monitor.feedback.logs import LOG_FORMATS, log_event, setup_logging
+from oomguard.monitor.feedback.logs import log_event, setup_logging
 from oomguard.monitor.feedback.metrics_endpoint import MetricsEndpointError, metrics_endpoint
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.feedback.report import write_report
-from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
+from oomguard.monitor.kernel.cgroupfs import CgroupError
 from oomguard.monitor.modes.guard import GuardSettings
+from oomguard.monitor.modes.guard_arguments import configure as configure
 from oomguard.monitor.modes.guard_cgroup import (
     created_cgroup,
     limits_applied,
     own_cgroup,
     resolve_cgroup,
-    tree_pids,
+)
+from oomguard.monitor.modes.guarded_command import (
+    empty_and_remove_processes,
+    spawn_into,
+    wait_for_command,
 )
 from oomguard.monitor.modes.process_guard import (
     ProcessGuard,
@@ -53,137 +56,12 @@ from oomguard.monitor.modes.process_guard import (
 from oomguard.monitor.runtime import kernel_release
 from oomguard.monitor.runtime.signal_relay import SignalRelay as SignalRelay
 from oomguard.monitor.runtime.stop_signal import StopSignal
-from oomguard.wire.sizes import SizeError, format_size, parse_size
+from oomguard.wire.sizes import format_size
 
 log = logging.getLogger("oomguard.guard")
 
 EXIT_USAGE = 2
 EXIT_SETUP_FAILED = 125  # like `env`/`timeout`: oomguard itself failed, the command did not run
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except SizeError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value < 0 or value != value:
-        raise argparse.ArgumentTypeError(f"seconds must be >= 0: {text!r}")
-    return value
-
-
-MONITOR_NAMES = ("event", "threshold")
-
-
-def _monitor_list(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in MONITOR_NAMES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"monitors must be a comma-separated list of {', '.join(MONITOR_NAMES)}: {text!r}"
-        )
-    return names
-
-
-def _positive_seconds(text: str) -> float:
-    value = _seconds(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"seconds must be > 0: {text!r}")
-    return value
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.usage = (
-        "oomguard guard --memory-high SIZE [options] -- COMMAND [ARGS...]\n"
-        "       oomguard guard --cgroup PATH --memory-high SIZE [options]"
-    )
-    parser.add_argument(
-        "--memory-high",
-        type=_size,
-        required=True,
-        metavar="SIZE",
-        help="memory.high and the target usage returns under (512Mi, 2G, bytes)",
-    )
-    parser.add_argument(
-        "--memory-max",
-        type=_size,
-        metavar="SIZE",
-        help="memory.max, the hard limit (must be above --memory-high)",
-    )
-    parser.add_argument(
-        "--buffer",
-        type=_size,
-        metavar="SIZE",
-        help="free this much below the target (default: 5%% of --memory-high)",
-    )
-    parser.add_argument(
-        "--grace",
-        type=_seconds,
-        default=5.0,
-        metavar="SECONDS",
-        help="SIGTERM -> SIGKILL delay for victims (default: 5)",
-    )
-    parser.add_argument(
-        "--report",
-        type=Path,
-        metavar="FILE.json",
-        help="write victims, memory.events and latencies here on exit",
-    )
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="decide and log, but set no memory.high and signal nobody",
-    )
-    parser.add_argument(
-        "--monitors",
-        type=_monitor_list,
-        default=MONITOR_NAMES,
-        metavar="LIST",
-        help="comma-separated monitors to run: event, threshold (default: event,threshold)",
-    )
-    parser.add_argument(
-        "--threshold-interval",
-        type=_positive_seconds,
-        default=0.1,
-        metavar="SECONDS",
-        help="how often the threshold monitor polls usage (default: 0.1)",
-    )
-    parser.add_argument(
-        "--no-memory-high",
-        action="store_true",
-        help="do not write memory.high (no throttling): --memory-high is only the "
-        "threshold target; with --monitors threshold this is a plain polling guard",
-    )
-    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        default=0,
-        metavar="PORT",
-        help="serve Prometheus metrics on this port at /metrics (default 0: off)",
-    )
-    parser.add_argument(
-        "--metrics-host",
-        default="127.0.0.1",
-        metavar="ADDRESS",
-        help="address the metrics server listens on (default: 127.0.0.1)",
-    )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--cgroup", metavar="PATH", help="guard this existing cgroup instead of running a command"
-    )
-    where.add_argument(
-        "--parent",
-        metavar="PATH",
-        help="create the command's cgroup below this one (default: our own)",
-    )
-    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -277,7 +155,7 @@ def _guard_command(
             log_event(log, logging.INFO, "signalled during set-up; not starting the command")
             return 128 + relay.received[0]
         try:
-            child = _spawn_into(cgroup, command)
+            child = spawn_into(cgroup, command)
         except OSError as exc:
             log_event(log, logging.ERROR, f"cannot start {command[0]}: {exc}")
             return 127 if isinstance(exc, FileNotFoundError) else 126
@@ -289,7 +167,7 @@ def _guard_command(
         )
         running.start()
         try:
-            status = _wait_for(child, relay.received, settings.grace, cgroup)
+            status = wait_for_command(child, relay.received, settings.grace, cgroup)
         finally:
             running.finish()
             empty_and_remove_processes(cgroup)
@@ -317,66 +195,6 @@ def _guard_command(
 
 
 _report = run_report  # its name before process_guard.py
-
-
-def empty_and_remove_processes(cgroup: Cgroup) -> None:
-    """Kill what the command left behind, so the cgroup can be removed (keeps the cgroup)."""
-    if tree_pids(cgroup):
-        log_event(
-            log,
-            logging.INFO,
-            "killing processes the command left behind",
-            pids=tree_pids(cgroup)[:20],
-        )
-        with contextlib.suppress(CgroupError):
-            cgroup.kill()
-        deadline = time.monotonic() + 5.0
-        while tree_pids(cgroup) and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-
-def _spawn_into(cgroup: Cgroup, command: Sequence[str]) -> subprocess.Popen[bytes]:
-    """Start the command already inside the cgroup, so not even its first fork escapes.
-
-    The child writes itself into cgroup.procs between fork and exec (``preexec_fn``);
-    it runs before any oomguard thread exists, which keeps preexec_fn safe.
-    """
-    procs = str(cgroup.file("cgroup.procs"))
-
-    def enter_cgroup() -> None:
-        fd = os.open(procs, os.O_WRONLY)
-        try:
-            os.write(fd, b"0\n")
-        finally:
-            os.close(fd)
-
-    return subprocess.Popen(list(command), preexec_fn=enter_cgroup)
-
-
-def _wait_for(
-    child: subprocess.Popen[bytes], received: list[int], grace: float, cgroup: Cgroup
-) -> int:
-    """The command's exit status; kills the cgroup when a forwarded signal is not obeyed."""
-    kill_at: float | None = None
-    while True:
-        try:
-            returncode = child.wait(timeout=0.1)
-            break
-        except subprocess.TimeoutExpired:
-            pass
-        if received and kill_at is None:
-            kill_at = time.monotonic() + grace
-        if kill_at is not None and time.monotonic() >= kill_at:
-            log_event(
-                log,
-                logging.WARNING,
-                "command ignored the signal; killing its cgroup",
-                grace_seconds=grace,
-            )
-            with contextlib.suppress(CgroupError):
-                cgroup.kill()
-            kill_at = float("inf")
-    return returncode if returncode >= 0 else 128 - returncode
 
 
 def _guard_existing(args: argparse.Namespace, settings: GuardSettings, relay: SignalRelay) -> int:

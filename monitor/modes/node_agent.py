@@ -36,8 +36,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from oomguard.monitor.actions.pod_evictor import PodEvictor
@@ -48,7 +46,6 @@ from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.kube.node_reserve import ReserveReport, ReserveState
 from oomguard.monitor.kube.pod_candidates import ProtectionRules
-from oomguard.monitor.kube.pod_cgroups import KubepodsLocation
 from oomguard.monitor.modes.kubepods_limit import KubepodsLimit
 from oomguard.monitor.modes.monitor_supervisor import (
     MonitorBuilder,
@@ -56,15 +53,17 @@ from oomguard.monitor.modes.monitor_supervisor import (
     MonitorSupervisor,
 )
 from oomguard.monitor.modes.node_evictions import NodeEvictions
+from oomguard.monitor.modes.node_loop import NodeLoop
 from oomguard.monitor.modes.node_measurer import Measurement, NodeMeasurer, PodSnapshots
 from oomguard.monitor.modes.node_monitors import node_monitor_plan
-from oomguard.monitor.modes.node_status import degraded, status_json
+from oomguard.monitor.modes.node_options import AgentOptions, effective_settings
+from oomguard.monitor.modes.node_status import degraded, reserve_report, status_json
 from oomguard.monitor.modes.node_status import status_trigger as status_trigger
 from oomguard.monitor.modes.step_loop import run_loop
 from oomguard.monitor.runtime.stop_signal import StopSignal
-from oomguard.monitor.triggers.factory import MonitorFailure, build_monitors
+from oomguard.monitor.triggers.factory import build_monitors
 from oomguard.monitor.triggers.trigger import Monitor, StepTrigger
-from oomguard.monitor.triggers.trigger_inbox import TriggerInbox, Wakeup
+from oomguard.monitor.triggers.trigger_inbox import TriggerInbox
 from oomguard.wire.node_settings import NodeSettings
 from oomguard.wire.sizes import format_size
 
@@ -81,32 +80,6 @@ __all__ = [
 log = logging.getLogger("oomguard.node")
 
 TICK = StepTrigger.RECHECK  # the loop's own threshold check when no trigger arrives
-
-
-@dataclass(frozen=True)
-class AgentOptions:
-    """Local facts and flags of this node (not part of the NodeMemoryReserve settings)."""
-
-    cgroup_root: Path  # the cgroup2 mount
-    kubepods: KubepodsLocation
-    self_uid: str | None = None
-    self_key: str | None = None
-    margin_bytes: int = 64 * 2**20
-    set_memory_high: bool = True  # False on kernels < 5.9 (memory.high livelock risk)
-    tick_seconds: float = 1.0
-    min_step_interval: float = 0.1  # during an episode, at most one measurement per this
-    force_dry_run: bool = False  # --dry-run on the command line wins over any reserve
-
-
-def effective_settings(
-    state: ReserveState, fallback: NodeSettings, force_dry_run: bool
-) -> NodeSettings:
-    """The settings to enforce for a reserve state: the object's when it exists, else the
-    command line's fallback (``--reserve``); ``--dry-run`` always wins."""
-    settings = fallback if state.from_defaults else state.settings
-    if force_dry_run and not settings.dry_run:
-        settings = dataclasses.replace(settings, dry_run=True)
-    return settings
 
 
 class NodeAgent:
@@ -156,7 +129,7 @@ class NodeAgent:
         self._limit.enabled = options.set_memory_high
         self._measurer = NodeMeasurer(options.cgroup_root, options.kubepods, self.pods)
 
-    # what the monitor supervisor keeps, under the names status and tests know
+    # kept by the units, under the names callers know
     @property
     def last_decision(self) -> dict[str, Any] | None:
         return self.evictions.last_decision
@@ -321,45 +294,15 @@ class NodeAgent:
         if state is None:
             return None
         events, maximum = self._limit.kernel_counters()
-        return ReserveReport(
-            state=state,
-            guarded_cgroup=str(options.kubepods.path),
-            memory_high_bytes=high.bytes if high is not None and options.set_memory_high else None,
-            memory_max_bytes=maximum,
-            usage_bytes=m.usage if m is not None else 0,
-            memory_events=events,
-            degraded_reason=problem[0] if problem else None,
-            degraded_message=problem[1] if problem else "",
-            last_decision=last,
-        )
+        applied = high.bytes if high is not None and options.set_memory_high else None
+        usage = m.usage if m is not None else 0
+        cgroup = str(options.kubepods.path)
+        return reserve_report(state, cgroup, applied, maximum, usage, events, problem, last)
 
     # -- the loop --------------------------------------------------------------------------
 
     def run(self, stop: StopSignal) -> None:
-        run_loop(self, self._inbox, stop)
-
-    # -- what the shared loop (step_loop.py) asks of this mode -----------------------------
-
-    def wait_for(self) -> tuple[float | None, bool]:
-        """A tick at the latest (the agent's own threshold check); triggers held while an
-        episode lasts (:meth:`EvictionPlanner.hold_triggers`)."""
-        alive = self.last.alive if self.last is not None else set()
-        return self.options.tick_seconds, self.evictions.planner.hold_triggers(alive)
-
-    def monitors_failed(self, failures: Sequence[MonitorFailure]) -> None:
-        self.monitors.failed(failures)
-
-    def answer(self, wakeup: Wakeup) -> tuple[StepTrigger, float | None]:
-        """Always a step: for the triggers that came (RECHECK: timer, wake-up, failures
-        only), detected when the earliest of them was."""
-        earliest = wakeup.earliest
-        return wakeup.step_trigger, earliest.detected_at if earliest else None
-
-    def run_step(self, trigger: StepTrigger, detected_at: float | None) -> None:
-        self.step(trigger, detected_at)
-
-    def stop_monitors(self) -> None:
-        self.monitors.stop()
+        run_loop(NodeLoop(self), self._inbox, stop)
 
     def planned_monitors(self) -> MonitorPlan:
         with self._lock:
@@ -369,10 +312,6 @@ class NodeAgent:
                 self.settings.monitor, target, self.options.set_memory_high, pressure_available
             )
         return plan.config, plan.notes
-
-    def sync_monitors(self) -> None:
-        """Start the monitors the settings ask for; restart them when that changed."""
-        self.monitors.sync(self.planned_monitors)
 
     def _error(self, message: str) -> None:
         self.errors.append(message)

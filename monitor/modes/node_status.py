@@ -4,7 +4,7 @@ comes in as an argument."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.actions.pod_evictor import ActionResult
 from oomguard.monitor.decision.candidate import Candidate, newest_first_key
 from oomguard.monitor.decision.eviction_planner import eviction_order
-from oomguard.monitor.kube.node_reserve import ReserveState
+from oomguard.monitor.kube.node_reserve import ReserveReport, ReserveState
 from oomguard.monitor.kube.pod_candidates import ProtectionRules, protection_reason
 from oomguard.monitor.modes.node_measurer import Measurement
 from oomguard.monitor.triggers.trigger import StepTrigger
@@ -188,6 +188,30 @@ def protected_status(m: Measurement | None, rules: ProtectionRules) -> list[dict
         if c.protected:
             protected.append({"pod": c.name, "why": reason or "blocked by a PDB"})
     return protected
+
+
+def reserve_report(
+    state: ReserveState,
+    guarded_cgroup: str,
+    memory_high: int | None,
+    memory_max: int | None,
+    usage: int,
+    memory_events: Mapping[str, int],
+    problem: tuple[str, str] | None,
+    last: Mapping[str, Any] | None,
+) -> ReserveReport:
+    """What ``NodeMemoryReserve.status`` should say (``problem``: see :func:`degraded`)."""
+    return ReserveReport(
+        state=state,
+        guarded_cgroup=guarded_cgroup,
+        memory_high_bytes=memory_high,
+        memory_max_bytes=memory_max,
+        usage_bytes=usage,
+        memory_events=memory_events,
+        degraded_reason=problem[0] if problem else None,
+        degraded_message=problem[1] if problem else "",
+        last_decision=last,
+    )
 
 
 def degraded(

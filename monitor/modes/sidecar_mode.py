@@ -28,8 +28,6 @@ import logging
 import re
 import sys
 import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -40,7 +38,6 @@ from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.kernel.cgroupfs import (
     Cgroup,
     CgroupError,
-    CgroupGone,
     cgroup_path_of_process,
     find_cgroup2_mount,
     walk_cgroups,
@@ -50,10 +47,7 @@ from oomguard.monitor.modes.guard import Guard
 from oomguard.monitor.modes.guard_cgroup import limits_applied, tree_pids
 from oomguard.monitor.modes.process_guard import ProcessGuard, guard_settings
 from oomguard.monitor.modes.sidecar_layout import (
-    MAIN_LEAF,
-    WORKERS_LEAF,
     ContainerCgroup,
-    ProcessFacts,
     SidecarSetupError,
     WorkerSelector,
     pod_cgroup_for_uid,
@@ -62,13 +56,16 @@ from oomguard.monitor.modes.sidecar_layout import (
     workers_memory_high,
     workload_cgroup,
 )
+from oomguard.monitor.modes.sidecar_split import (
+    WorkersSplit,
+    sweep_until_stopped,
+    workers_split,
+)
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.runtime.termination import Terminated, signals_raise_terminated
 from oomguard.wire.sizes import format_size, parse_size
 
 log = logging.getLogger("oomguard.sidecar")
-
-SPLIT_ATTEMPTS = 50  # a fork can land in the workload cgroup between our moves: try again
 
 
 def configure_sidecar(parser: argparse.ArgumentParser) -> None:
@@ -169,106 +166,7 @@ def locate(args: argparse.Namespace, root: Path, reader: ProcReader) -> SidecarP
     return SidecarPlan(root, pod, workload, own, limit, high)
 
 
-# ------------------------------------------------------------------ the split
-
-
-class WorkersSplit:
-    """The workload cgroup split into a main leaf and a workers leaf; ``sweep`` moves new
-    workers over. Thread-safe enough: ``sweep`` runs in one thread only."""
-
-    def __init__(self, workload: Cgroup, selector: WorkerSelector, reader: ProcReader) -> None:
-        self.workload = workload
-        self.main = workload.child(MAIN_LEAF)
-        self.workers = workload.child(WORKERS_LEAF)
-        self.selector = selector
-        self.reader = reader
-        self.main_pid: int | None = None
-        self.moved = 0
-
-    def _facts(self, pid: int) -> ProcessFacts | None:
-        info = self.reader.read(pid)
-        if info is None:
-            return None
-        return ProcessFacts(pid, info.started_at, " ".join(info.cmdline))
-
-    def setup(self) -> None:
-        self.main.create(exist_ok=True)
-        self.workers.create(exist_ok=True)
-        facts = [f for f in map(self._facts, self.workload.pids()) if f is not None]
-        self.main_pid = self.selector.choose_main(facts)
-        for _ in range(SPLIT_ATTEMPTS):
-            self._move_out_of(self.workload)
-            try:
-                self.workload.enable_memory_for_children()
-                return
-            except CgroupError:
-                if not self.workload.pids():
-                    raise
-                time.sleep(0.01)  # a fork landed meanwhile
-        raise CgroupError(f"{self.workload.path} keeps getting new processes; cannot split it")
-
-    def _move_out_of(self, source: Cgroup) -> None:
-        for pid in source.pids():
-            facts = self._facts(pid)
-            if facts is None:
-                continue
-            worker = self.selector.is_worker(facts, self.main_pid)
-            destination = self.workers if worker else self.main
-            if destination == source:
-                continue
-            try:
-                destination.add_process(pid)
-            except CgroupError:
-                continue  # exited meanwhile
-            if worker:
-                self.moved += 1
-                log_event(log, logging.DEBUG, "worker moved", pid=pid, cmdline=facts.cmdline[:200])
-
-    def sweep(self) -> None:
-        """New workers are born in the main leaf (their parent's cgroup): move them."""
-        self._move_out_of(self.main)
-
-    def undo(self) -> None:
-        """Back as found: memory off for the children, every process home, leaves removed."""
-        with contextlib.suppress(CgroupError):
-            self.workload.write("cgroup.subtree_control", b"-memory")
-        for leaf in (self.workers, self.main):
-            for _ in range(SPLIT_ATTEMPTS):
-                try:
-                    pids = leaf.pids()
-                except CgroupGone:
-                    break
-                if not pids:
-                    break
-                for pid in pids:
-                    with contextlib.suppress(CgroupError):
-                        self.workload.add_process(pid)
-            with contextlib.suppress(CgroupError):
-                leaf.remove()
-
-
-@contextlib.contextmanager
-def workers_split(split: WorkersSplit) -> Iterator[WorkersSplit]:
-    try:
-        split.setup()
-        yield split
-    finally:
-        split.undo()
-
-
 # ------------------------------------------------------------------ running
-
-
-def _sweeper(split: WorkersSplit, stop: StopSignal, interval: float, errors: list[str]) -> None:
-    while not stop.wait(interval):
-        try:
-            split.sweep()
-        except CgroupGone:
-            errors.append(f"the workload cgroup {split.workload.path} is gone")
-            stop.set()
-            return
-        except CgroupError as exc:
-            errors.append(str(exc))
 
 
 def _log_worker(victim: KillRecord) -> None:
@@ -319,7 +217,7 @@ def run_sidecar(args: argparse.Namespace, set_high: bool) -> int:
             )
             errors: list[str] = []
             sweeper = threading.Thread(
-                target=_sweeper,
+                target=sweep_until_stopped,
                 args=(split, stop, args.scan_interval, errors),
                 name="oomguard-sweeper",
                 daemon=True,
