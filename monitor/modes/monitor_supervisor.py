@@ -20,6 +20,7 @@ from oomguard.monitor.triggers.factory import (
     MonitorRunner,
     build_monitors,
 )
+from oomguard.monitor.triggers.monitor_registry import wanted_names
 from oomguard.monitor.triggers.trigger import Monitor, MonitorError
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox
 from oomguard.wire.sizes import format_size
@@ -101,19 +102,8 @@ class MonitorSupervisor:
             self._error(message)
 
     def status(self) -> dict[str, Any]:
-        config = self.config
         if self.fixed is not None:
             running = [m.name for m in self.fixed]
-        elif config is None:
-            running = []
         else:
-            running = [
-                name
-                for name, on in (
-                    ("event", config.event),
-                    ("threshold", config.threshold is not None),
-                    ("pressure", config.pressure is not None),
-                )
-                if on
-            ]
+            running = wanted_names(self.config) if self.config is not None else []
         return {"running": running, "notes": list(self.notes), "failures": self.failures[-5:]}
