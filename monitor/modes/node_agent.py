@@ -56,7 +56,11 @@ from oomguard.monitor.modes.node_evictions import NodeEvictions
 from oomguard.monitor.modes.node_loop import NodeLoop
 from oomguard.monitor.modes.node_measurer import Measurement, NodeMeasurer, PodSnapshots
 from oomguard.monitor.modes.node_monitors import node_monitor_plan
-from oomguard.monitor.modes.node_options import AgentOptions, effective_settings
+from oomguard.monitor.modes.node_options import (
+    AgentOptions,
+    effective_settings,
+    protection_rules,
+)
 from oomguard.monitor.modes.node_status import degraded, reserve_report, status_json
 from oomguard.monitor.modes.node_status import status_trigger as status_trigger
 from oomguard.monitor.modes.step_loop import run_loop
@@ -145,9 +149,7 @@ class NodeAgent:
         loop's next turn, everything else at the next step."""
         with self._lock:
             self.settings = settings
-            self.evictor.grace_period_seconds = settings.eviction.grace_period_seconds
-            self.evictor.dry_run = settings.dry_run
-            self.evictor.rate.per_minute = settings.eviction.max_evictions_per_minute
+            self.evictions.use_settings(settings)
             log_event(
                 log,
                 logging.INFO,
@@ -191,13 +193,7 @@ class NodeAgent:
     # -- one step --------------------------------------------------------------------------
 
     def rules(self) -> ProtectionRules:
-        eviction = self.settings.eviction
-        return ProtectionRules(
-            self_uid=self.options.self_uid,
-            self_key=self.options.self_key,
-            protect_daemonset_pods=eviction.protect_daemonset_pods,
-            protected_namespaces=frozenset(eviction.protected_namespaces),
-        )
+        return protection_rules(self.options, self.settings)
 
     def measure(self, now: float) -> Measurement:
         """One look at the node; pods blocked by a PDB a moment ago count as protected."""

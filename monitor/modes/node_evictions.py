@@ -64,6 +64,12 @@ class NodeEvictions:
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_decision: dict[str, Any] | None = None  # for NodeMemoryReserve.status
 
+    def use_settings(self, settings: NodeSettings) -> None:
+        """A reload: the evictor's grace period, dry run and rate from new settings."""
+        self.evictor.grace_period_seconds = settings.eviction.grace_period_seconds
+        self.evictor.dry_run = settings.dry_run
+        self.evictor.rate.per_minute = settings.eviction.max_evictions_per_minute
+
     def plan(
         self,
         trigger: StepTrigger,

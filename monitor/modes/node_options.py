@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from oomguard.monitor.kube.node_reserve import ReserveState
+from oomguard.monitor.kube.pod_candidates import ProtectionRules
 from oomguard.monitor.kube.pod_cgroups import KubepodsLocation
 from oomguard.wire.node_settings import NodeSettings
 
@@ -36,3 +37,14 @@ def effective_settings(
     if force_dry_run and not settings.dry_run:
         settings = dataclasses.replace(settings, dry_run=True)
     return settings
+
+
+def protection_rules(options: AgentOptions, settings: NodeSettings) -> ProtectionRules:
+    """Which pods no decision may choose: the agent itself, and what the settings protect."""
+    eviction = settings.eviction
+    return ProtectionRules(
+        self_uid=options.self_uid,
+        self_key=options.self_key,
+        protect_daemonset_pods=eviction.protect_daemonset_pods,
+        protected_namespaces=frozenset(eviction.protected_namespaces),
+    )
