@@ -23,10 +23,11 @@ Monitors come from the settings (``node_monitors.node_monitor_plan``) and run un
 monitor watches), the loop stops the old set and starts the new one, without a restart.
 
 Each job has its own unit; this class only puts them in order: ``KubepodsLimit`` (step 1),
-``NodeMeasurer`` (2), the pure ``EvictionPlanner`` with what it remembers between steps
-(3, 4), the ``PodEvictor`` (acting), ``node_status`` (``/status``, counters, the CRD's
-``lastDecision``) and ``MonitorSupervisor``. Its lock guards what status and reloads share
-with the loop; it is never held across an API call or a backoff sleep.
+``NodeMeasurer`` (2), ``NodeEvictions`` with the pure ``EvictionPlanner`` and what it
+remembers between steps (3, 4; the ``PodEvictor`` acts), ``node_status`` (``/status``,
+counters, the CRD's ``lastDecision``), ``MonitorSupervisor``, and ``NodeLoop``, its side of
+the loop it shares with the guard (``step_loop.py``). Its lock guards what status and
+reloads share with the loop; it is never held across an API call or a backoff sleep.
 """
 
 from __future__ import annotations
