@@ -153,6 +153,7 @@ class MonitorName(StrEnum):
     EVENT = "event"
     THRESHOLD = "threshold"
     PRESSURE = "pressure"
+    HOST_MEMORY = "hostMemory"
 
 
 class GuardMetrics:

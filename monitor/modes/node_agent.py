@@ -306,7 +306,11 @@ class NodeAgent:
             target = self.target_bytes()
             pressure_available = self.kubepods.file("memory.pressure").exists()
             plan = node_monitor_plan(
-                self.settings.monitor, target, self.options.set_memory_high, pressure_available
+                self.settings.monitor,
+                target,
+                self.options.set_memory_high,
+                pressure_available,
+                self.settings.node_memory_bytes,
             )
         return plan.config, plan.notes
 

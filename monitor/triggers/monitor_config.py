@@ -27,3 +27,4 @@ class MonitorConfig:
     event: bool = True
     threshold: ThresholdConfig | None = None
     pressure: PsiTrigger | None = None
+    host_memory: ThresholdConfig | None = None  # the machine's used memory (scope HOST)

@@ -41,6 +41,12 @@ def _threshold(cgroup: Cgroup, config: MonitorConfig) -> Monitor:
     return ThresholdMonitor(source, config.threshold.limit_bytes, config.threshold.interval_s)
 
 
+def _host_memory(cgroup: Cgroup, config: MonitorConfig) -> Monitor:
+    assert config.host_memory is not None  # wanted
+    limit, interval = config.host_memory.limit_bytes, config.host_memory.interval_s
+    return ThresholdMonitor(HostMemoryUsed(), limit, interval, name="hostMemory")
+
+
 def _pressure(cgroup: Cgroup, config: MonitorConfig) -> Monitor:
     assert config.pressure is not None  # wanted
     return PressureMonitor.for_cgroup(cgroup, config.pressure)
@@ -50,6 +56,10 @@ MONITOR_KINDS = (
     MonitorKind("event", TriggerKind.EVENT, lambda c: c.event, lambda g, c: EventMonitor(g)),
     MonitorKind("threshold", TriggerKind.THRESHOLD, lambda c: c.threshold is not None, _threshold),
     MonitorKind("pressure", TriggerKind.PRESSURE, lambda c: c.pressure is not None, _pressure),
+    # a threshold on the whole machine: its triggers are threshold triggers
+    MonitorKind(
+        "hostMemory", TriggerKind.THRESHOLD, lambda c: c.host_memory is not None, _host_memory
+    ),
 )
 
 

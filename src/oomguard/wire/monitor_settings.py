@@ -116,10 +116,49 @@ class PressureMonitorSettings:
 
 
 @dataclass(frozen=True)
+class HostMemoryMonitorSettings:
+    """Poll the whole machine's used memory (MemTotal - MemAvailable) against a share of the
+    node's memory: notices memory taken outside kubepods (system daemons, the kernel) eating
+    into the reserve, which kubepods' own counters never show. Off by default."""
+
+    enabled: bool = False
+    usage_percent: float = 95.0
+    interval_ms: int = 1000
+
+    def __post_init__(self) -> None:
+        path = "monitor.hostMemory"
+        require(
+            0 < self.usage_percent <= 100,
+            f"{path}.usagePercent",
+            f"must be greater than 0 and at most 100, got {self.usage_percent}",
+        )
+        between(self.interval_ms, 10, 60_000, f"{path}.intervalMilliseconds")
+
+    @classmethod
+    def from_spec(
+        cls, spec: Mapping[str, Any], base: HostMemoryMonitorSettings, path: str
+    ) -> HostMemoryMonitorSettings:
+        return cls(
+            enabled=bool_field(spec, "enabled", base.enabled, path),
+            usage_percent=number_field(spec, "usagePercent", base.usage_percent, path),
+            interval_ms=int_field(spec, "intervalMilliseconds", base.interval_ms, path),
+        )
+
+    def to_spec(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "usagePercent": self.usage_percent,
+            "intervalMilliseconds": self.interval_ms,
+        }
+
+
+@dataclass(frozen=True)
 class MonitorSettings:
     event: EventMonitorSettings = field(default_factory=EventMonitorSettings)
     threshold: ThresholdMonitorSettings = field(default_factory=ThresholdMonitorSettings)
     pressure: PressureMonitorSettings = field(default_factory=PressureMonitorSettings)
+    # an extra watcher, not one of the three the "at least one" rule is about
+    host_memory: HostMemoryMonitorSettings = field(default_factory=HostMemoryMonitorSettings)
 
     def __post_init__(self) -> None:
         require(
@@ -143,11 +182,19 @@ class MonitorSettings:
             pressure=PressureMonitorSettings.from_spec(
                 section(spec, "pressure", path), base.pressure, f"{path}.pressure"
             ),
+            host_memory=HostMemoryMonitorSettings.from_spec(
+                section(spec, "hostMemory", path), base.host_memory, f"{path}.hostMemory"
+            ),
         )
 
     def to_spec(self) -> dict[str, Any]:
-        return {
+        """``hostMemory`` only when it says something other than the defaults, so specs
+        written before it existed read back unchanged."""
+        spec = {
             "event": self.event.to_spec(),
             "threshold": self.threshold.to_spec(),
             "pressure": self.pressure.to_spec(),
         }
+        if self.host_memory != HostMemoryMonitorSettings():
+            spec["hostMemory"] = self.host_memory.to_spec()
+        return spec
