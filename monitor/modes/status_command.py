@@ -14,7 +14,7 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
-from oomguard.monitor.sizes import format_size
+from oomguard.wire.sizes import format_size
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
