@@ -220,11 +220,15 @@ def remove_tree(cgroup: Cgroup) -> None:
 
 class Kubelet:
     """The kubelet's part in an eviction: a pod with a deletionTimestamp gets its containers
-    stopped (cgroup.kill), its cgroups removed and its object deleted."""
+    stopped (cgroup.kill), its cgroups removed and its object deleted. And in a kill: a pod
+    whose process died (the agent's cgroup.kill) is marked Failed, as a kubelet does for a
+    pod with restartPolicy Never; without that a dead pod would stay Running for ever and
+    still look evictable to the agent."""
 
     def __init__(self, node: Node) -> None:
         self.node = node
         self.finished: list[str] = []
+        self.failed: list[str] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -257,6 +261,13 @@ class Kubelet:
                 pod.metadata.name, self.node.namespace, grace_period_seconds=0
             )
             self.finished.append(pod.metadata.name)
+        for run in self.node.pods:
+            if run.alive or run.name in self.finished or run.name in self.failed:
+                continue
+            core.patch_namespaced_pod_status(
+                run.name, self.node.namespace, {"status": {"phase": "Failed"}}
+            )
+            self.failed.append(run.name)
 
 
 def start_agent(
