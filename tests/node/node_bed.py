@@ -1,0 +1,430 @@
+"""A real Kubernetes node inside the real-kernel VM: containerd 2.x + runc + CNI + kubelet,
+kube-scheduler and kube-proxy beside the control plane of ``tests/cluster``.
+
+Everything runs as root inside the VM (cgroup v2 with the memory controller exists only
+there). Binaries come from ``tests/node/build`` and ``tests/cluster/build``; images from
+``tests/node/images`` (OCI archives, imported with ``ctr``: no registry is involved).
+
+Networking stays inside the VM: a dummy interface carries the node's address (NODE_IP), the
+CNI bridge plugin gives pods addresses in POD_CIDR behind ``cni0``, and kube-proxy (iptables
+mode) turns Service ClusterIPs, the apiserver's ``kubernetes`` Service included, into those
+addresses. The apiserver advertises NODE_IP, so pods reach it through 10.0.0.1 like on any
+cluster, and the apiserver reaches webhook Services through the same rules.
+
+State (containerd's root and state, the kubelet's root dir) lives on a tmpfs of its own:
+the VM's root is the host's filesystem read-only with overlays, and overlayfs (containerd's
+snapshotter) cannot stack on an overlay.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+sys.path.insert(0, str(REPO / "tests" / "cluster"))
+
+from control_plane import (  # noqa: E402
+    ClusterBinaries,
+    ControlPlane,
+    ControlPlaneError,
+    _issue_cert,
+    _Processes,
+    free_port,
+    running_control_plane,
+    write_kubeconfig,
+)
+
+BIN_DIR = HERE / "cache" / "bin"
+IMAGE_DIR = HERE / "cache" / "images"
+CNI_BIN_DIR = Path("/usr/lib/cni")
+RUNC = Path("/usr/sbin/runc")
+
+NODE_NAME = "oomguard-node"
+NODE_IP = "10.89.0.1"
+POD_CIDR = "10.88.0.0/16"
+PAUSE_IMAGE = "localhost/pause:oomguard-test"
+OOMGUARD_IMAGE = "localhost/oomguard:node-test"
+PYTHON_IMAGE = "localhost/oomguard-python-base:bookworm"
+IMAGES = ("pause", "python-base", "oomguard")
+
+
+class NodeError(RuntimeError):
+    """The node could not be built, found or brought up (the message says which and why)."""
+
+
+@dataclass(frozen=True)
+class NodeBinaries:
+    kubelet: Path
+    scheduler: Path
+    proxy: Path
+    containerd: Path
+    shim: Path
+    ctr: Path
+
+    @classmethod
+    def locate(cls, bin_dir: Path = BIN_DIR) -> NodeBinaries:
+        found = cls(
+            kubelet=bin_dir / "kubelet",
+            scheduler=bin_dir / "kube-scheduler",
+            proxy=bin_dir / "kube-proxy",
+            containerd=bin_dir / "containerd",
+            shim=bin_dir / "containerd-shim-runc-v2",
+            ctr=bin_dir / "ctr",
+        )
+        missing = [str(p) for p in vars(found).values() if not os.access(p, os.X_OK)]
+        missing += [str(p) for p in (RUNC, CNI_BIN_DIR / "bridge") if not p.exists()]
+        missing += [
+            str(IMAGE_DIR / f"{name}.tar")
+            for name in IMAGES
+            if not (IMAGE_DIR / f"{name}.tar").exists()
+        ]
+        if missing:
+            raise NodeError(
+                f"node parts missing: {', '.join(missing)}; run tests/node/build and "
+                "tests/node/images (or scripts/setup)"
+            )
+        return found
+
+
+@dataclass(frozen=True)
+class Node:
+    """A running node and its control plane."""
+
+    cp: ControlPlane
+    name: str
+    workdir: Path
+    containerd_socket: Path
+    binaries: NodeBinaries
+    processes: _Processes
+
+    def ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                str(self.binaries.ctr),
+                "--address",
+                str(self.containerd_socket),
+                "-n",
+                "k8s.io",
+                *args,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def log_tail(self, name: str, lines: int = 40) -> str:
+        return self.processes.log_tail(name, lines)
+
+
+def _run(*argv: str) -> None:
+    result = subprocess.run(list(argv), capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise NodeError(f"{' '.join(argv)} failed: {(result.stdout + result.stderr).strip()}")
+
+
+def prepare_host(state: Path) -> None:
+    """Kernel modules, sysctls, the node's address and a tmpfs for runtime state."""
+    for module in ("overlay", "br_netfilter", "bridge", "veth", "dummy", "nf_conntrack",
+                   "iptable_nat", "iptable_filter", "xt_conntrack", "xt_MASQUERADE",
+                   "xt_comment", "xt_mark", "xt_addrtype", "xt_nat", "xt_statistic"):  # fmt: skip
+        subprocess.run(["modprobe", module], capture_output=True, check=False)
+    for key, value in {
+        "net/ipv4/ip_forward": "1",
+        "net/bridge/bridge-nf-call-iptables": "1",
+        "net/ipv4/conf/all/route_localnet": "1",
+    }.items():
+        path = Path("/proc/sys") / key
+        if path.exists():
+            path.write_text(value)
+    _run("ip", "link", "set", "lo", "up")
+    if subprocess.run(["ip", "link", "show", "oomguard0"], capture_output=True).returncode != 0:
+        _run("ip", "link", "add", "oomguard0", "type", "dummy")
+        _run("ip", "addr", "add", f"{NODE_IP}/24", "dev", "oomguard0")
+        _run("ip", "link", "set", "oomguard0", "up")
+        _run("ip", "route", "add", "default", "via", "10.89.0.254", "dev", "oomguard0", "onlink")
+    state.mkdir(parents=True, exist_ok=True)
+    _run("mount", "-t", "tmpfs", "-o", "mode=0755", "oomguard-node", str(state))
+
+
+def containerd_config(state: Path, cni_conf: Path) -> str:
+    return f"""version = 3
+root = "{state}/containerd/root"
+state = "{state}/containerd/state"
+
+[grpc]
+  address = "{state}/containerd.sock"
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "{PAUSE_IMAGE}"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = "{RUNC}"
+        SystemdCgroup = false
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["{CNI_BIN_DIR}"]
+    conf_dir = "{cni_conf}"
+"""
+
+
+def cni_config() -> dict[str, object]:
+    return {
+        "cniVersion": "1.0.0",
+        "name": "oomguard-node",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": "cni0",
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": POD_CIDR}]],
+                    "routes": [{"dst": "0.0.0.0/0"}],
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+
+
+def kubelet_config(pki: Path, socket: Path, healthz_port: int) -> dict[str, object]:
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "cgroupDriver": "cgroupfs",
+        "containerRuntimeEndpoint": f"unix://{socket}",
+        "address": NODE_IP,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": healthz_port,
+        "readOnlyPort": 0,
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(pki / "ca.crt")},
+        },
+        "authorization": {"mode": "Webhook"},
+        "failSwapOn": False,
+        "resolvConf": "/etc/resolv.conf",
+        "clusterDomain": "cluster.local",
+        # tmpfs state: disk-pressure eviction would read the VM's memory as disk
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "0%",
+            "imagefs.available": "0%",
+            "nodefs.inodesFree": "0%",
+        },
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "localStorageCapacityIsolation": False,
+        "serializeImagePulls": False,
+        "nodeStatusUpdateFrequency": "4s",
+    }
+
+
+def _wait(what: str, probe: object, deadline: float, procs: _Processes) -> None:
+    last = ""
+    while time.monotonic() < deadline:
+        procs_alive(procs)
+        try:
+            if probe():  # type: ignore[operator]
+                return
+        except Exception as exc:  # the probe's own failures are the progress report
+            last = repr(exc)
+        time.sleep(0.5)
+    raise NodeError(f"timed out waiting for {what} {last}")
+
+
+def procs_alive(procs: _Processes) -> None:
+    try:
+        procs.check_alive()
+    except ControlPlaneError as exc:
+        raise NodeError(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def running_node(
+    *, ready_timeout: float = 900.0, state: Path = Path("/run/oomguard-node")
+) -> Iterator[Node]:
+    """Bring the node up (Ready, images imported); tear everything down afterwards."""
+    binaries = NodeBinaries.locate()
+    started = time.monotonic()
+    deadline = started + ready_timeout
+    prepare_host(state)
+    workdir = Path(tempfile.mkdtemp(prefix="oomguard-node-"))
+    logs = workdir / "logs"
+    logs.mkdir()
+    procs = _Processes(logs)
+    env_path = f"{binaries.shim.parent}:{os.environ.get('PATH', '')}"
+    os.environ["PATH"] = env_path  # containerd finds its shim, kube-proxy iptables, on PATH
+    try:
+        with running_control_plane(
+            ClusterBinaries.locate(),
+            ready_timeout=ready_timeout,
+            extra_apiserver_args=[
+                "--bind-address=0.0.0.0",
+                f"--advertise-address={NODE_IP}",
+                "--endpoint-reconciler-type=lease",
+            ],
+        ) as cp:
+            timings = {"control plane": time.monotonic() - started}
+            say = lambda what: print(  # noqa: E731 - progress, in the captured output
+                f"node bed: {what} after {time.monotonic() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+            say("control plane ready")
+            pki = cp.workdir / "pki"
+            cni_conf = workdir / "cni"
+            cni_conf.mkdir()
+            (cni_conf / "10-oomguard.conflist").write_text(json.dumps(cni_config()))
+            config = workdir / "containerd.toml"
+            config.write_text(containerd_config(state, cni_conf))
+            socket = state / "containerd.sock"
+            procs.start("containerd", [str(binaries.containerd), "--config", str(config)])
+            _wait("containerd's socket", socket.exists, deadline, procs)
+            say("containerd up")
+            node = Node(cp, NODE_NAME, workdir, socket, binaries, procs)
+            for name in IMAGES:
+                result = node.ctr("images", "import", str(IMAGE_DIR / f"{name}.tar"))
+                if result.returncode != 0:
+                    raise NodeError(f"ctr images import {name}.tar: {result.stderr.strip()}")
+                say(f"{name} image imported")
+            timings["containerd + images"] = time.monotonic() - started
+
+            _issue_cert(
+                pki,
+                "kubelet",
+                f"/O=system:nodes/CN=system:node:{NODE_NAME}",
+                [
+                    "basicConstraints=critical,CA:FALSE",
+                    "keyUsage=critical,digitalSignature",
+                    "extendedKeyUsage=clientAuth",
+                ],
+            )
+            kubelet_kubeconfig = workdir / "kubelet.kubeconfig"
+            write_kubeconfig(
+                kubelet_kubeconfig,
+                cp.server,
+                pki / "ca.crt",
+                pki / "kubelet.crt",
+                pki / "kubelet.key",
+                f"system:node:{NODE_NAME}",
+            )
+            kubelet_yaml = workdir / "kubelet.json"
+            kubelet_yaml.write_text(json.dumps(kubelet_config(pki, socket, free_port())))
+            procs.start(
+                "kubelet",
+                [
+                    str(binaries.kubelet),
+                    f"--config={kubelet_yaml}",
+                    f"--kubeconfig={kubelet_kubeconfig}",
+                    f"--root-dir={state}/kubelet",
+                    f"--node-ip={NODE_IP}",
+                    f"--hostname-override={NODE_NAME}",
+                    "--v=1",
+                ],
+            )
+            procs.start(
+                "kube-scheduler",
+                [
+                    str(binaries.scheduler),
+                    f"--kubeconfig={cp.kubeconfig}",
+                    f"--authentication-kubeconfig={cp.kubeconfig}",
+                    f"--authorization-kubeconfig={cp.kubeconfig}",
+                    "--leader-elect=false",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={free_port()}",
+                ],
+            )
+            procs.start(
+                "kube-proxy",
+                [
+                    str(binaries.proxy),
+                    f"--kubeconfig={cp.kubeconfig}",
+                    f"--hostname-override={NODE_NAME}",
+                    "--proxy-mode=iptables",
+                    f"--cluster-cidr={POD_CIDR}",
+                    f"--healthz-bind-address=127.0.0.1:{free_port()}",
+                    f"--metrics-bind-address=127.0.0.1:{free_port()}",
+                ],
+            )
+            _wait("the node to be Ready", lambda: node_ready(cp), deadline, procs)
+            timings["node Ready"] = time.monotonic() - started
+            print(
+                "node bed: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()),
+                file=sys.stderr,
+                flush=True,
+            )
+            yield node
+    except NodeError as exc:
+        tails = "\n".join(f"--- {name} ---\n{procs.log_tail(name)}" for name, _ in procs.started)
+        raise NodeError(f"{exc}\n{tails}") from None
+    finally:
+        procs.stop_all()
+        for mount in reversed(_mounts_under(state)):
+            subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _mounts_under(path: Path) -> list[str]:
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4]
+        if point == str(path) or point.startswith(f"{path}/"):
+            found.append(point)
+    return found
+
+
+def node_ready(cp: ControlPlane) -> bool:
+    from kubernetes.client import CoreV1Api
+
+    try:
+        node = CoreV1Api(cp.api_client).read_node(NODE_NAME)
+    except Exception:
+        return False
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tests/node/node_bed.py",
+        description="Bring a real node up inside the VM; run COMMAND with KUBECONFIG set.",
+    )
+    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
+    try:
+        with running_node(ready_timeout=args.timeout) as node:
+            if command:
+                return subprocess.run(command, env=node.cp.env(), check=False).returncode
+            return 0
+    except (NodeError, ControlPlaneError) as exc:
+        print(f"node bed: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
