@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path, PurePosixPath
 
+from oomguard.monitor.actions.pod_evictor import EVICTION_REQUEST_TIMEOUT
 from oomguard.monitor.feedback.http_endpoints import AGENT_PORT
 from oomguard.monitor.feedback.logs import LOG_FORMATS, log_event, setup_logging
 
@@ -76,6 +77,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-memory", help="node memory (default: MemTotal)")
     parser.add_argument("--margin", default="64Mi", help="memory.high stays this far below max")
     parser.add_argument("--dry-run", action="store_true", help="log decisions, act on nothing")
+    parser.add_argument(
+        "--eviction-timeout",
+        type=float,
+        default=EVICTION_REQUEST_TIMEOUT,
+        help="seconds to wait for one eviction request; longer than the eviction webhook's "
+        "timeoutSeconds (default: %(default)s)",
+    )
     parser.add_argument("--http-port", type=int, default=AGENT_PORT)
     parser.add_argument("--http-host", default="0.0.0.0")  # noqa: S104 - the pod's probe port
     parser.add_argument("--kubeconfig", help="default: in-cluster service account")

@@ -16,7 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oomguard.monitor.actions.pod_evictor import KubernetesEvictionApi, PodEvictor
+from oomguard.monitor.actions.pod_evictor import (
+    EVICTION_REQUEST_TIMEOUT,
+    KubernetesEvictionApi,
+    PodEvictor,
+)
 from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 from oomguard.monitor.feedback.kube_events import KubeEventPoster
@@ -82,6 +86,7 @@ def build_agent(
     http: HttpEndpoints | None = None,
     custom_api: Any | None = None,
     status_intervals: tuple[float, float] = (2.0, 60.0),
+    eviction_timeout: float = EVICTION_REQUEST_TIMEOUT,
 ) -> AgentParts:
     """``custom_api`` (a CustomObjectsApi) turns on the NodeMemoryReserve watch and status;
     ``monitors=None`` lets the agent build them from its settings."""
@@ -89,7 +94,7 @@ def build_agent(
     events = KubeEventPoster(core_api, settings.node_name)
     eviction = settings.eviction
     evictor = PodEvictor(
-        KubernetesEvictionApi(core_api),
+        KubernetesEvictionApi(core_api, eviction_timeout),
         events,
         TokenBucket(
             per_minute=eviction.max_evictions_per_minute,
@@ -193,7 +198,14 @@ def run_agent(
     core = CoreV1Api(client)
     custom = None if args.no_reserve_watch else CustomObjectsApi(client)
     http = HttpEndpoints(args.http_host, args.http_port)
-    parts = build_agent(core, options, settings, http=http, custom_api=custom)
+    parts = build_agent(
+        core,
+        options,
+        settings,
+        http=http,
+        custom_api=custom,
+        eviction_timeout=args.eviction_timeout,
+    )
     log_event(
         log,
         logging.INFO,

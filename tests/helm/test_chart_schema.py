@@ -48,6 +48,7 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("resource quantity", {"agent": {"resources": {"limits": {"memory": "lots"}}}}, "memory"),
     ("relative cgroup root", {"agent": {"hostCgroupRoot": "sys/fs/cgroup"}}, "hostCgroupRoot"),
     ("kubepods escapes", {"agent": {"kubepodsCgroup": "../etc"}}, "kubepodsCgroup"),
+    ("v1 node label", {"agent": {"cgroupV1NodeLabel": "not a label"}}, "cgroupV1NodeLabel"),
     ("extra arg not a flag", {"agent": {"extraArgs": ["rm -rf"]}}, "extraArgs"),
     ("two standalone operators", {"operator": {"replicas": 2}}, "replicas"),
     ("percent > 100", {"defaultPolicy": {"reserve": {"percent": 150}}}, "percent"),

@@ -78,3 +78,29 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- printf "%s:%s" .Values.image.repository $tag -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+agent.affinity, with nodes labelled agent.cgroupV1NodeLabel ruled out: the label's DoesNotExist
+is added to every required nodeSelectorTerm (terms are ORed, their expressions ANDed).
+*/}}
+{{- define "oomguard.agent.affinity" -}}
+{{- $affinity := deepCopy (.Values.agent.affinity | default dict) -}}
+{{- with .Values.agent.cgroupV1NodeLabel -}}
+{{- $expr := dict "key" . "operator" "DoesNotExist" -}}
+{{- $node := get $affinity "nodeAffinity" | default dict -}}
+{{- $required := get $node "requiredDuringSchedulingIgnoredDuringExecution" | default dict -}}
+{{- $terms := get $required "nodeSelectorTerms" | default (list dict) -}}
+{{- $merged := list -}}
+{{- range $terms -}}
+{{- $term := deepCopy . -}}
+{{- $_ := set $term "matchExpressions" (append (get $term "matchExpressions" | default list) $expr) -}}
+{{- $merged = append $merged $term -}}
+{{- end -}}
+{{- $_ := set $required "nodeSelectorTerms" $merged -}}
+{{- $_ := set $node "requiredDuringSchedulingIgnoredDuringExecution" $required -}}
+{{- $_ := set $affinity "nodeAffinity" $node -}}
+{{- end -}}
+{{- if $affinity -}}
+{{- toYaml $affinity -}}
+{{- end -}}
+{{- end -}}
