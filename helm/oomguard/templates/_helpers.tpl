@@ -17,6 +17,11 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The namespace of every namespaced object: namespaceOverride, else the release's. */}}
+{{- define "oomguard.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "oomguard.agent.fullname" -}}
 {{- printf "%s-agent" (include "oomguard.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -70,12 +75,40 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- end }}
 {{- end -}}
 
+{{/*
+The image reference. global.imageRegistry (a mirror) replaces the repository's registry: the
+first path part when it names a host (has a "." or ":", or is localhost), else it is prefixed.
+*/}}
 {{- define "oomguard.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag -}}
+{{- $repository := .Values.image.repository -}}
+{{- with (.Values.global | default dict).imageRegistry -}}
+{{- $parts := splitList "/" $repository -}}
+{{- $first := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
+{{- $parts = rest $parts -}}
+{{- end -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) (join "/" $parts) -}}
+{{- end -}}
 {{- if .Values.image.digest -}}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
 {{- else -}}
-{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- printf "%s:%s" $repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* imagePullSecrets: global.imagePullSecrets then imagePullSecrets; names or {name: ...}. */}}
+{{- define "oomguard.imagePullSecrets" -}}
+{{- $names := list -}}
+{{- range concat ((.Values.global | default dict).imagePullSecrets | default list) (.Values.imagePullSecrets | default list) -}}
+{{- $name := . -}}
+{{- if kindIs "map" . }}{{ $name = get . "name" }}{{ end -}}
+{{- if not (has $name $names) -}}
+{{- $names = append $names $name -}}
+{{- end -}}
+{{- end -}}
+{{- range $names }}
+- name: {{ . }}
 {{- end -}}
 {{- end -}}
 
@@ -103,4 +136,16 @@ is added to every required nodeSelectorTerm (terms are ORed, their expressions A
 {{- if $affinity -}}
 {{- toYaml $affinity -}}
 {{- end -}}
+{{- end -}}
+
+{{/* Annotations of a metrics Service: prometheus.io/* when asked, then serviceAnnotations. */}}
+{{- define "oomguard.serviceAnnotations" -}}
+{{- $annotations := dict -}}
+{{- if .root.Values.monitoring.scrapeAnnotations -}}
+{{- $_ := set $annotations "prometheus.io/scrape" "true" -}}
+{{- $_ := set $annotations "prometheus.io/port" (toString .port) -}}
+{{- $_ := set $annotations "prometheus.io/path" "/metrics" -}}
+{{- end -}}
+{{- $annotations = mergeOverwrite $annotations (deepCopy .root.Values.monitoring.serviceAnnotations) -}}
+{{- if $annotations }}{{ toYaml $annotations }}{{ end -}}
 {{- end -}}
