@@ -71,6 +71,7 @@ def _exposed_metric_names(tmp_path: Path) -> set[str]:
     operator = OperatorMetrics(registry)
     WebhookMetrics(registry)
     operator.write_errors.labels("NodeMemoryReserve", "patch")
+    operator.reconciles.labels(trigger="timer")
     text += generate_latest(registry).decode()
     names = set()
     for line in text.splitlines():
@@ -140,3 +141,35 @@ def test_dashboard_queries_parse(monitoring_objects: list[dict[str, Any]], tmp_p
         [_promtool(), "check", "rules", str(path)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _panels(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    dashboard = json.loads(one(objects, "ConfigMap", "dashboard")["data"]["oomguard.json"])
+    return {p["title"]: p for p in dashboard["panels"]}
+
+
+def test_dashboard_answers_the_first_questions(monitoring_objects: list[dict[str, Any]]) -> None:
+    """Is every agent up, how much room is left per node, did the pods' cgroup itself OOM,
+    and are the operator and the webhook healthy."""
+    panels = _panels(monitoring_objects)
+    assert panels["Agents up"]["type"] == "stat"
+    assert "up{" in panels["Agents up"]["targets"][0]["expr"]
+    headroom = panels["Headroom per node: memory.high - working set"]
+    assert headroom["type"] == "table"
+    first = headroom["targets"][0]["expr"]
+    assert "oomguard_memory_high_bytes" in first and "oomguard_memory_working_set_bytes" in first
+    assert first.index("oomguard_memory_high_bytes") < first.index(" - ")
+    ooms = panels["Pods' cgroup OOMs"]
+    assert ooms["type"] == "stat"
+    assert "oomguard_memory_events_local_total{" in ooms["targets"][0]["expr"]
+    assert 'event="oom"' in ooms["targets"][0]["expr"]
+    operator = " ".join(t["expr"] for t in panels["Operator and eviction webhook"]["targets"])
+    for metric in (
+        "oomguard_operator_reconciles_total",
+        "oomguard_operator_write_errors_total",
+        "oomguard_operator_webhook_reviews_total",
+        "oomguard_operator_webhook_review_duration_seconds_bucket",
+    ):
+        assert metric in operator
+    ids = [p["id"] for p in panels.values()]
+    assert len(ids) == len(set(ids))
