@@ -56,6 +56,11 @@ class WebhookMetrics:
             "Pods in the webhook's placement cache.",
             registry=self.registry,
         )
+        self.cert_expiry = Gauge(
+            "oomguard_operator_webhook_cert_expiry_timestamp_seconds",
+            "When the serving certificate in use expires (Unix time); renewals move it on.",
+            registry=self.registry,
+        )
         for reason in Reason:
             self.reviews.labels(str(reason.allows).lower(), reason.value)
         for result in ("found", "not-found", "error"):
