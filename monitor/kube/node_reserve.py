@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from oomguard.monitor.kube.backoff import Backoff
 from oomguard.monitor.kube.list_watch import WatchGoneError, WatchStream, list_json
 from oomguard.monitor.settings import NodeSettings, SettingsError, default_node_settings
+from oomguard.monitor.sizes import format_size
 from oomguard.monitor.triggers.stop_signal import StopSignal
 
 log = logging.getLogger(__name__)
@@ -276,6 +277,9 @@ def reserve_status(
     status: dict[str, Any] = {
         "guardedCgroup": report.guarded_cgroup,
         "usageBytes": report.usage_bytes,
+        # the same in binary units, for `kubectl get` (printer columns cannot format integers)
+        "usage": format_size(report.usage_bytes),
+        "reserve": format_size(state.settings.reserve_bytes),
         "memoryEvents": {
             _EVENT_KEYS[key]: value
             for key, value in report.memory_events.items()
@@ -291,6 +295,7 @@ def reserve_status(
         status["observedGeneration"] = state.generation
     if report.memory_high_bytes is not None:
         status["memoryHighBytes"] = report.memory_high_bytes
+        status["memoryHigh"] = format_size(report.memory_high_bytes)
     if report.memory_max_bytes is not None:
         status["memoryMaxBytes"] = report.memory_max_bytes
     if report.last_decision is not None:
