@@ -31,9 +31,9 @@ from crd_install import install_crds  # noqa: E402
 from kubernetes import client  # noqa: E402
 from kubernetes.client import CoreV1Api, CustomObjectsApi  # noqa: E402
 
-from oomguard.monitor.sizes import parse_size  # noqa: E402
 from oomguard.operator.resolution.cluster_resolution import NodeFacts, resolve_cluster  # noqa: E402
 from oomguard.operator.resolution.policy import parse_policy  # noqa: E402
+from oomguard.wire.sizes import parse_size  # noqa: E402
 
 GROUP, VERSION = "oomguard.io", "v1alpha1"
 GI = 2**30

@@ -20,7 +20,6 @@ import kopf
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient
 
-from oomguard.monitor.sizes import SizeError, parse_size
 from oomguard.operator.kopf_settings import configure_kopf
 from oomguard.operator.metrics import OperatorMetrics
 from oomguard.operator.options import OperatorOptions
@@ -34,12 +33,10 @@ from oomguard.operator.reserve_api import KubernetesReserveApi
 from oomguard.operator.resolution.cluster_resolution import NodeFacts
 from oomguard.operator.resolution.policy import parse_policy
 from oomguard.operator.resolution.reconcile_plan import (
-    GROUP,
-    POLICY_PLURAL,
-    RESERVE_PLURAL,
-    VERSION,
     ActualReserve,
 )
+from oomguard.wire.crd import GROUP, POLICY_PLURAL, RESERVE_PLURAL, VERSION
+from oomguard.wire.sizes import SizeError, parse_size
 
 logger = logging.getLogger(__name__)
 

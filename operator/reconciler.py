@@ -32,6 +32,7 @@ from oomguard.operator.resolution.reconcile_plan import (
     WriteKind,
     plan_writes,
 )
+from oomguard.wire.times import rfc3339
 
 logger = logging.getLogger(__name__)
 
@@ -74,10 +75,6 @@ class ReconcileResult:
     writes: list[ReserveWrite] = field(default_factory=list)
     status_writes: list[str] = field(default_factory=list)
     failed: int = 0
-
-
-def rfc3339(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Reconciler:

@@ -13,12 +13,7 @@ from typing import Any, Protocol, cast
 from kubernetes.client import ApiClient, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
-from oomguard.operator.resolution.reconcile_plan import (
-    GROUP,
-    POLICY_PLURAL,
-    RESERVE_PLURAL,
-    VERSION,
-)
+from oomguard.wire.crd import GROUP, POLICY_PLURAL, RESERVE_PLURAL, VERSION
 
 MERGE_PATCH = "application/merge-patch+json"
 

@@ -20,17 +20,17 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
+from oomguard.monitor.actions.outcome import Outcome as Outcome  # its home before outcome.py
 from oomguard.monitor.decision.candidate import Candidate
 from oomguard.monitor.decision.rate_limit import TokenBucket
-from oomguard.monitor.feedback.kube_events import PodRef
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, CgroupGone
 from oomguard.monitor.kube.backoff import Backoff
 from oomguard.monitor.kube.pod_candidates import PodInfo
-from oomguard.monitor.sizes import format_size
+from oomguard.monitor.kube.pod_ref import PodRef
+from oomguard.wire.sizes import format_size
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +46,6 @@ NOT_FOUND = 404
 
 class ApiUnreachableError(Exception):
     """The API server could not be reached at all (connection refused, timeout, DNS)."""
-
-
-class Outcome(Enum):
-    EVICTED = "evicted"
-    GONE = "already-gone"
-    BLOCKED = "blocked-by-pdb"
-    FAILED = "failed"
-    UNREACHABLE = "api-unreachable"
-    RATE_LIMITED = "rate-limited"
-    DRY_RUN = "dry-run"
-    KILLED = "cgroup-killed"
 
 
 FREEING = frozenset({Outcome.EVICTED, Outcome.GONE, Outcome.KILLED})

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.decision.candidate import Candidate
 from oomguard.monitor.kernel.procfs import ProcReader
 
@@ -39,7 +40,11 @@ class KillRecord:
     detected_at: float
     signalled_at: float | None  # first signal sent
     exited_at: float | None  # pidfd readable; None if it outlived the wait
-    outcome: str  # "exited", "stuck", "already-gone", "dry-run"
+    outcome: Outcome  # EXITED, STUCK, GONE or DRY_RUN
+
+    def __post_init__(self) -> None:
+        # also built from text (a test, a saved report): keep the field an Outcome
+        object.__setattr__(self, "outcome", Outcome(self.outcome))
 
     @property
     def detection_to_signal_seconds(self) -> float | None:
@@ -131,13 +136,15 @@ class ProcessTarget:
                     seen = v.id in self._dry_run_seen
                     self._dry_run_seen.add(v.id)
                 if not seen:  # report each would-be victim once, however often it is chosen
-                    self._record(self._make_record(v, None, detected_at, None, None, "dry-run"))
+                    self._record(
+                        self._make_record(v, None, detected_at, None, None, Outcome.DRY_RUN)
+                    )
             return
         opened: list[tuple[Candidate, int, float]] = []
         for v in victims:
             fd = self._open_if_same(v)
             if fd is None:
-                self._record(self._make_record(v, None, detected_at, None, None, "already-gone"))
+                self._record(self._make_record(v, None, detected_at, None, None, Outcome.GONE))
                 continue
             with self._lock:
                 self._dying.add(v.id)
@@ -192,7 +199,9 @@ class ProcessTarget:
                 poller, pending, self._clock() + EXIT_WAIT_AFTER_SIGKILL, detected_at, killed
             )
             for victim, sent in pending.values():
-                self._record(self._make_record(victim, "SIGKILL", detected_at, sent, None, "stuck"))
+                self._record(
+                    self._make_record(victim, "SIGKILL", detected_at, sent, None, Outcome.STUCK)
+                )
         finally:
             for _, fd, _ in opened:
                 os.close(fd)
@@ -216,7 +225,9 @@ class ProcessTarget:
                 poller.unregister(fd)
                 used = "SIGKILL" if fd in killed else "SIGTERM"
                 exited = self._clock()
-                self._record(self._make_record(victim, used, detected_at, sent, exited, "exited"))
+                self._record(
+                    self._make_record(victim, used, detected_at, sent, exited, Outcome.EXITED)
+                )
 
     def _make_record(
         self,
@@ -225,7 +236,7 @@ class ProcessTarget:
         detected_at: float,
         signalled_at: float | None,
         exited_at: float | None,
-        outcome: str,
+        outcome: Outcome,
     ) -> KillRecord:
         with self._lock:
             cmdline = self._cmdlines.get(victim.id, (victim.name,))
@@ -245,7 +256,7 @@ class ProcessTarget:
         cid = candidate_id(record.pid, record.started_at)
         with self._lock:
             self._records.append(record)
-            if record.outcome in ("exited", "already-gone"):
+            if record.outcome in (Outcome.EXITED, Outcome.GONE):
                 self._dying.discard(cid)
                 self._gone.add(cid)
         if self._on_record is not None:

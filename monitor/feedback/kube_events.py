@@ -7,22 +7,17 @@ memory. The body builder is pure so its fields are tested without an API server.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from oomguard.monitor.kube.pod_ref import PodRef as PodRef  # its home before kube/pod_ref.py
+from oomguard.wire.times import rfc3339
 
 log = logging.getLogger(__name__)
 
 EVICTION_REASON = "OOMGuardEviction"
 COMPONENT = "oomguard"
 REPORTING_CONTROLLER = "oomguard.io/monitor"
-
-
-@dataclass(frozen=True)
-class PodRef:
-    namespace: str
-    name: str
-    uid: str
 
 
 def event_body(
@@ -54,8 +49,8 @@ def event_body(
         "source": {"component": COMPONENT, "host": node_name},
         "reportingComponent": REPORTING_CONTROLLER,
         "reportingInstance": f"{COMPONENT}-{node_name}"[:128],
-        "firstTimestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "lastTimestamp": stamp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "firstTimestamp": rfc3339(stamp),
+        "lastTimestamp": rfc3339(stamp),
         "eventTime": stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         "count": 1,
     }

@@ -33,11 +33,18 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
 from oomguard import __version__
+from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.cgroup_collector import CgroupCollector
 from oomguard.monitor.kernel.cgroupfs import Cgroup
-from oomguard.monitor.triggers.stop_signal import StopSignal
-from oomguard.monitor.triggers.trigger import Monitor, Trigger, TriggerKind, TriggerSink
+from oomguard.monitor.runtime.stop_signal import StopSignal
+from oomguard.monitor.triggers.trigger import (
+    Monitor,
+    StepTrigger,
+    Trigger,
+    TriggerKind,
+    TriggerSink,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,43 +76,42 @@ class ActionOutcome(StrEnum):
     DRY_RUN = "dry_run"  # not tried: dry run, would have acted
 
     @classmethod
-    def of(cls, value: ActionOutcome | str) -> ActionOutcome:
-        """The label for an outcome as the action modules spell it (``blocked-by-pdb``,
-        ``cgroup-killed``, ``exited``...) or as this enum does; ``ValueError`` otherwise."""
+    def of(cls, value: ActionOutcome | Outcome | str) -> ActionOutcome:
+        """The label for an action's :class:`Outcome` (or its value: ``blocked-by-pdb``,
+        ``cgroup-killed``, ``exited``...) or for a label's value; ``ValueError`` otherwise."""
         if isinstance(value, ActionOutcome):
             return value
-        return _OUTCOME_SPELLINGS.get(value) or cls(value)
+        if isinstance(value, Outcome):
+            return action_label(value)
+        try:
+            return action_label(Outcome(value))
+        except ValueError:
+            return cls(value)
 
 
-_OUTCOME_SPELLINGS: dict[str, ActionOutcome] = {
-    # monitor/actions/pod_evictor.py Outcome values
-    "already-gone": ActionOutcome.GONE,
-    "blocked-by-pdb": ActionOutcome.PDB_BLOCKED,
-    "api-unreachable": ActionOutcome.FAILED,
-    "rate-limited": ActionOutcome.RATE_LIMITED,
-    "dry-run": ActionOutcome.DRY_RUN,
-    "cgroup-killed": ActionOutcome.KILLED,
-    # monitor/actions/process_target.py KillRecord.outcome values
-    "exited": ActionOutcome.KILLED,
-    "stuck": ActionOutcome.FAILED,
-}
+def action_label(outcome: Outcome) -> ActionOutcome:
+    """The ``outcome`` label of an action's outcome (a process that exited after our signal
+    counts as killed; every error, including a stuck process, as failed)."""
+    match outcome:
+        case Outcome.EVICTED:
+            return ActionOutcome.EVICTED
+        case Outcome.BLOCKED:
+            return ActionOutcome.PDB_BLOCKED
+        case Outcome.KILLED | Outcome.EXITED:
+            return ActionOutcome.KILLED
+        case Outcome.GONE:
+            return ActionOutcome.GONE
+        case Outcome.FAILED | Outcome.UNREACHABLE | Outcome.STUCK:
+            return ActionOutcome.FAILED
+        case Outcome.RATE_LIMITED:
+            return ActionOutcome.RATE_LIMITED
+        case Outcome.DRY_RUN:
+            return ActionOutcome.DRY_RUN
 
 
-RECHECK = "recheck"
-
-
-class DecisionTrigger(StrEnum):
-    """The ``trigger`` label of ``oomguard_decisions_total``: a monitor's kind, or the
-    loop's own re-check while an episode is open."""
-
-    EVENT = TriggerKind.EVENT.value
-    THRESHOLD = TriggerKind.THRESHOLD.value
-    PRESSURE = TriggerKind.PRESSURE.value
-    RECHECK = RECHECK
-
-
-_TRIGGER_PRIORITY = (DecisionTrigger.EVENT, DecisionTrigger.PRESSURE, DecisionTrigger.THRESHOLD)
-_LOOP_SPELLINGS = {"recheck": DecisionTrigger.RECHECK, "timer": DecisionTrigger.RECHECK}
+DecisionTrigger = StepTrigger
+"""The ``trigger`` label of ``oomguard_decisions_total``: what the step answered."""
+RECHECK = StepTrigger.RECHECK
 
 
 class _TrackedMonitor:
@@ -135,21 +141,10 @@ class _TrackedMonitor:
 
 
 def decision_trigger(kinds: str) -> DecisionTrigger:
-    """The label for what led to a decision, as the loops spell it.
-
-    ``"timer"`` (the node agent's tick) and ``"recheck"`` (the guard's) are both the loop's
-    own re-check. Several monitors at once (the node agent joins them: ``"event,threshold"``)
-    count once, for the one that notices first by design: event, then pressure, then
-    threshold. Anything else raises ``ValueError``.
-    """
-    parts = {part.strip() for part in kinds.split(",") if part.strip()}
-    monitors = {DecisionTrigger(p) for p in parts if p not in _LOOP_SPELLINGS}
-    for kind in _TRIGGER_PRIORITY:
-        if kind in monitors:
-            return kind
-    if parts and parts <= _LOOP_SPELLINGS.keys():
-        return DecisionTrigger.RECHECK
-    raise ValueError(f"not a trigger kind: {kinds!r}")
+    """The label for a trigger spelled as text (see :meth:`StepTrigger.parse`): several
+    monitors at once count once, for the one that notices first by design; anything else
+    raises ``ValueError``."""
+    return StepTrigger.parse(kinds)
 
 
 class MonitorName(StrEnum):
@@ -158,6 +153,7 @@ class MonitorName(StrEnum):
     EVENT = "event"
     THRESHOLD = "threshold"
     PRESSURE = "pressure"
+    HOST_MEMORY = "hostMemory"
 
 
 class GuardMetrics:
@@ -255,47 +251,50 @@ class GuardMetrics:
 
     def record_decision(
         self,
-        trigger: Trigger | TriggerKind | str,
+        trigger: Trigger | TriggerKind | StepTrigger | str,
         victims: int,
         detected_at: float | None = None,
         decided_at: float | None = None,
     ) -> None:
         """One decision to free memory, taken because of ``trigger``, choosing ``victims``.
 
-        ``trigger`` is a :class:`Trigger`, its kind, or a kind's value (``"event"``...,
-        or ``"recheck"`` for the loop's own re-check while an episode is open).
-        ``detected_at`` (defaults to the Trigger's) and ``decided_at`` are
-        ``time.monotonic()`` readings; the latency sample is taken when both are known
-        and the trigger is a monitor's (a re-check detects nothing).
+        ``trigger`` is a :class:`Trigger`, its kind, what a loop's step answered, or one of
+        those spelled as text (``"event"``..., ``"recheck"``). ``detected_at`` (defaults to
+        the Trigger's) and ``decided_at`` are ``time.monotonic()`` readings; the latency
+        sample is taken when both are known and a monitor noticed (a re-check detects
+        nothing).
 
         Never raises: it runs inside the guard loop. A spelling outside the label set is
         logged and not counted (a test maps every spelling the loops use).
         """
         if isinstance(trigger, Trigger):
-            kind = trigger.kind.value
+            kind = StepTrigger.of([trigger.kind])
             detected_at = trigger.detected_at if detected_at is None else detected_at
         elif isinstance(trigger, TriggerKind):
-            kind = trigger.value
+            kind = StepTrigger.of([trigger])
+        elif isinstance(trigger, StepTrigger):
+            kind = trigger
         else:
             try:
-                kind = decision_trigger(trigger).value
+                kind = StepTrigger.parse(trigger)
             except ValueError:
                 log.error("metrics: decision trigger %r has no label; not counted", trigger)
                 return
-        self.decisions.labels(trigger=kind).inc()
+        self.decisions.labels(trigger=kind.value).inc()
         self.victims.inc(max(0, victims))
-        if detected_at is not None and decided_at is not None and kind != RECHECK:
-            self.detection_latency.labels(trigger=kind).observe(max(0.0, decided_at - detected_at))
+        if detected_at is not None and decided_at is not None and kind is not RECHECK:
+            latency = max(0.0, decided_at - detected_at)
+            self.detection_latency.labels(trigger=kind.value).observe(latency)
 
     def record_action(
         self,
-        outcome: ActionOutcome | str,
+        outcome: ActionOutcome | Outcome | str,
         bytes_freed: int = 0,
         latency_seconds: float | None = None,
     ) -> None:
         """One action on one victim ended with ``outcome``.
 
-        ``outcome`` may be spelled as the action modules do (see :meth:`ActionOutcome.of`).
+        ``outcome`` is an action's :class:`Outcome` or a label (see :meth:`ActionOutcome.of`).
         ``bytes_freed`` is what the victim held (only counted for evicted/killed);
         ``latency_seconds`` the time since the decision that chose it.
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from oomguard.monitor.actions.process_target import KillRecord
+from oomguard.monitor.triggers.trigger import StepTrigger
 
 REPORT_VERSION = 1
 
@@ -27,7 +28,7 @@ REPORT_VERSION = 1
 class DecisionRecord:
     """One decision that chose victims or found none to choose (waits are not recorded)."""
 
-    trigger: str  # event / threshold / pressure / recheck
+    trigger: StepTrigger
     detected_at: float
     decided_at: float
     outcome: str
@@ -81,7 +82,7 @@ def _victim(record: KillRecord, zero: float) -> dict[str, Any]:
         "start_time_seconds_after_boot": record.started_at,
         "memory_bytes": record.memory_bytes,
         "signal": record.signal,
-        "outcome": record.outcome,
+        "outcome": record.outcome.value,
         "detected_at_seconds": record.detected_at - zero,
         "detection_to_signal_seconds": record.detection_to_signal_seconds,
         "detection_to_exit_seconds": record.detection_to_exit_seconds,
@@ -90,7 +91,7 @@ def _victim(record: KillRecord, zero: float) -> dict[str, Any]:
 
 def _decision(record: DecisionRecord, zero: float) -> dict[str, Any]:
     return {
-        "trigger": record.trigger,
+        "trigger": str(record.trigger),
         "detected_at_seconds": record.detected_at - zero,
         "detection_to_decision_seconds": record.detection_to_decision_seconds,
         "outcome": record.outcome,

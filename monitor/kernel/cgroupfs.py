@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from pathlib import Path
-from types import FrameType
+from pathlib import Path, PurePosixPath
 
 from oomguard.monitor.kernel.cgroup_events import CgroupEvents, parse_cgroup_events
 from oomguard.monitor.kernel.memory_events import MemoryEvents, parse_memory_events
@@ -29,6 +27,12 @@ from oomguard.monitor.kernel.memory_pressure import MemoryPressure, parse_memory
 from oomguard.monitor.kernel.memory_stat import MemoryStat, parse_memory_stat, working_set_bytes
 from oomguard.monitor.kernel.mountinfo import cgroup2_mount_point, parse_mountinfo
 from oomguard.monitor.kernel.parse_error import ParseError, parse_u64
+
+# where these lived before monitor/runtime; kept for existing imports
+from oomguard.monitor.runtime.termination import Terminated as Terminated
+from oomguard.monitor.runtime.termination import (
+    signals_raise_terminated as signals_raise_terminated,
+)
 
 _GONE_ERRNOS = (errno.ENOENT, errno.ENODEV)
 
@@ -63,6 +67,25 @@ def cgroup_path_of_process(pid: int | str = "self", proc: Path = Path("/proc")) 
         if hierarchy == "0" and controllers == "":
             return path
     raise CgroupV2Unavailable(f"{source} has no cgroup2 ('0::') line")
+
+
+def walk_cgroups(root: Path, top: PurePosixPath, depth: int = 4) -> list[PurePosixPath]:
+    """Directories under ``root/top`` down to ``depth`` levels, relative to ``root``."""
+    found: list[PurePosixPath] = []
+    level = [top]
+    for _ in range(depth):
+        next_level: list[PurePosixPath] = []
+        for rel in level:
+            try:
+                entries = list(os.scandir(root / rel))
+            except OSError:
+                continue  # removed while we walked: it simply is not there any more
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    next_level.append(rel / entry.name)
+        found.extend(next_level)
+        level = next_level
+    return found
 
 
 class Cgroup:
@@ -255,7 +278,7 @@ def memory_high_set(cgroup: Cgroup, limit: MemoryLimit) -> Iterator[MemoryLimit]
     """Set memory.high for the ``with`` body; restore the previous value on every exit.
 
     Yields the previous value. Exceptions, ``KeyboardInterrupt`` (SIGINT) and
-    :class:`Terminated` (SIGTERM under :func:`signals_raise_terminated`) all pass
+    :class:`Terminated` (SIGTERM under ``runtime.termination.signals_raise_terminated``) all pass
     through ``finally``. A plain SIGTERM with the default action kills the process
     without running it, hence that helper. If the cgroup is gone by then, there is
     nothing to restore and no error.
@@ -267,43 +290,3 @@ def memory_high_set(cgroup: Cgroup, limit: MemoryLimit) -> Iterator[MemoryLimit]
     finally:
         with suppress(CgroupGone):
             cgroup.set_memory_high(previous)
-
-
-class Terminated(BaseException):
-    """Raised in the main thread when a handled termination signal arrives.
-
-    A ``BaseException`` (like ``KeyboardInterrupt``) so ``except Exception`` blocks
-    don't swallow it on its way to the ``finally`` that restores state.
-    """
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        super().__init__(f"terminated by {signal.Signals(signum).name}")
-
-    @property
-    def exit_status(self) -> int:
-        """The shell convention for "killed by signal N": 128 + N."""
-        return 128 + self.signum
-
-
-@contextmanager
-def signals_raise_terminated(
-    signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP),
-) -> Iterator[None]:
-    """While active, the given signals raise :class:`Terminated` in the main thread.
-
-    This turns ``kill PID`` into an exception so every ``finally``/``with`` on the
-    way out runs (e.g. :func:`memory_high_set` restores memory.high). The previous
-    handlers come back on exit. Must be entered from the main thread (a Python rule
-    for signal handlers).
-    """
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        raise Terminated(signum)
-
-    previous = {signum: signal.signal(signum, handler) for signum in signums}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)

@@ -15,20 +15,19 @@ import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from oomguard.monitor.kube.backoff import Backoff
-from oomguard.monitor.kube.list_watch import WatchGoneError, WatchStream, list_json
-from oomguard.monitor.settings import NodeSettings, SettingsError, default_node_settings
-from oomguard.monitor.sizes import format_size
-from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.runtime.stop_signal import StopSignal
+from oomguard.wire.conditions import condition, stamp_transitions
+from oomguard.wire.crd import GROUP, RESERVE_PLURAL, VERSION
+from oomguard.wire.list_watch import WatchGoneError, WatchStream, list_json
+from oomguard.wire.node_settings import NodeSettings, SettingsError, default_node_settings
+from oomguard.wire.sizes import format_size
+from oomguard.wire.times import rfc3339
 
 log = logging.getLogger(__name__)
-
-GROUP = "oomguard.io"
-VERSION = "v1alpha1"
-PLURAL = "nodememoryreserves"
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,7 @@ class KubernetesReserveSource:
             self._custom.list_cluster_custom_object,
             GROUP,
             VERSION,
-            PLURAL,
+            RESERVE_PLURAL,
             field_selector=f"metadata.name={node_name}",
             _request_timeout=self._request_timeout,
         )
@@ -75,7 +74,7 @@ class KubernetesReserveSource:
             self._custom.list_cluster_custom_object,
             GROUP,
             VERSION,
-            PLURAL,
+            RESERVE_PLURAL,
             resource_version=resource_version,
             timeout_seconds=timeout_seconds,
             field_selector=f"metadata.name={node_name}",
@@ -231,10 +230,6 @@ _EVENT_KEYS = {
 }
 
 
-def _stamp(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def reserve_status(
     report: ReserveReport, previous: Mapping[str, Any] | None, now: datetime
 ) -> dict[str, Any]:
@@ -256,23 +251,12 @@ def reserve_status(
     degraded = report.degraded_reason is not None or state.error is not None
     degraded_reason = report.degraded_reason or ("InvalidSpec" if state.error else "AsExpected")
     degraded_message = report.degraded_message or (state.error or "")
-    now_text = _stamp(now)
-    before = {c.get("type"): c for c in (previous or {}).get("conditions") or []}
-
-    def condition(kind: str, status: bool, reason: str, message: str) -> dict[str, Any]:
-        text = "True" if status else "False"
-        old = before.get(kind)
-        since = old.get("lastTransitionTime") if old and old.get("status") == text else None
-        entry: dict[str, Any] = {
-            "type": kind,
-            "status": text,
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": since or now_text,
-        }
-        if state.generation is not None:
-            entry["observedGeneration"] = state.generation
-        return entry
+    now_text = rfc3339(now)
+    generation = state.generation
+    conditions = [
+        condition("Enforcing", enforcing, enforcing_reason, enforcing_message, generation),
+        condition("Degraded", degraded, degraded_reason, degraded_message, generation),
+    ]
 
     status: dict[str, Any] = {
         "guardedCgroup": report.guarded_cgroup,
@@ -286,10 +270,9 @@ def reserve_status(
             if key in _EVENT_KEYS
         },
         "lastUpdateTime": now_text,
-        "conditions": [
-            condition("Enforcing", enforcing, enforcing_reason, enforcing_message),
-            condition("Degraded", degraded, degraded_reason, degraded_message),
-        ],
+        "conditions": stamp_transitions(
+            conditions, list((previous or {}).get("conditions") or []), now_text
+        ),
     }
     if state.generation is not None:
         status["observedGeneration"] = state.generation
@@ -318,7 +301,7 @@ class NodeReserveStatusWriter:
             self._custom.patch_cluster_custom_object_status(
                 GROUP,
                 VERSION,
-                PLURAL,
+                RESERVE_PLURAL,
                 self._node,
                 {"status": dict(status)},
                 _content_type="application/merge-patch+json",

@@ -26,17 +26,14 @@ from typing import Any
 
 from oomguard.monitor.decision.candidate import Candidate
 from oomguard.monitor.kube.pod_cgroups import QosClass
+from oomguard.monitor.kube.victim_order import QOS_PREFERENCE_RANK as QOS_PREFERENCE_RANK
+from oomguard.monitor.kube.victim_order import preference_rank
+from oomguard.wire.node_settings import EvictionPolicy
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 PROTECT_ANNOTATION = "oomguard.io/protect"
 CRITICAL_PRIORITY = 2_000_000_000
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
-
-QOS_PREFERENCE_RANK: dict[QosClass, int] = {
-    QosClass.BEST_EFFORT: 0,
-    QosClass.BURSTABLE: 1,
-    QosClass.GUARANTEED: 2,
-}
 
 
 @dataclass(frozen=True)
@@ -158,8 +155,11 @@ def protection_reason(pod: PodInfo, rules: ProtectionRules) -> str | None:
 
 
 def pod_candidate(
-    pod: PodInfo, memory_bytes: int, rules: ProtectionRules, qos_preference: bool
+    pod: PodInfo, memory_bytes: int, rules: ProtectionRules, order: EvictionPolicy | bool
 ) -> Candidate:
+    """``order``: the victim order (``True``/``False``: QoS then newest / newest first)."""
+    if isinstance(order, bool):
+        order = EvictionPolicy.QOS_THEN_NEWEST if order else EvictionPolicy.NEWEST_FIRST
     return Candidate(
         id=pod.uid,
         name=pod.key,
@@ -167,7 +167,7 @@ def pod_candidate(
         memory_bytes=memory_bytes,
         protected=protection_reason(pod, rules) is not None,
         dying=pod.deleting,
-        preference_rank=QOS_PREFERENCE_RANK[pod.qos] if qos_preference else 0,
+        preference_rank=preference_rank(order, pod.qos),
     )
 
 
@@ -175,11 +175,11 @@ def pod_candidates(
     pods: Iterable[PodInfo],
     memory_by_uid: Mapping[str, int],
     rules: ProtectionRules,
-    qos_preference: bool = False,
+    order: EvictionPolicy | bool = EvictionPolicy.NEWEST_FIRST,
 ) -> list[Candidate]:
     """One candidate per live pod; a pod whose cgroup was not found holds 0 bytes."""
     return [
-        pod_candidate(pod, memory_by_uid.get(pod.uid, 0), rules, qos_preference)
+        pod_candidate(pod, memory_by_uid.get(pod.uid, 0), rules, order)
         for pod in pods
         if pod.phase not in TERMINAL_PHASES
     ]

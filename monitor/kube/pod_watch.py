@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from oomguard.monitor.kube.backoff import Backoff
-from oomguard.monitor.kube.list_watch import WatchGoneError, WatchStream, list_json
 from oomguard.monitor.kube.pod_candidates import PodInfo, pod_info_from_dict
-from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.runtime.stop_signal import StopSignal
+from oomguard.wire.list_watch import WatchGoneError, WatchStream, list_json
 
 log = logging.getLogger(__name__)
 

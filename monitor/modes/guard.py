@@ -24,24 +24,28 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from oomguard.monitor.actions.process_target import ProcessTarget, pid_of
+from oomguard.monitor.decision.episode import episode_lasts
 from oomguard.monitor.decision.newest_first import Decision, InFlight, Limits, Outcome, decide
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.feedback.report import DecisionRecord
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.parse_error import ParseError
-from oomguard.monitor.sizes import format_size
+from oomguard.monitor.modes.step_loop import run_loop
+from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.factory import (
     MonitorConfig,
+    MonitorFailure,
+    MonitorRunner,
     ThresholdConfig,
 )
-from oomguard.monitor.triggers.stop_signal import StopSignal
-from oomguard.monitor.triggers.trigger import Monitor
+from oomguard.monitor.triggers.trigger import Monitor, StepTrigger
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox, Wakeup
+from oomguard.wire.sizes import format_size
 
 log = logging.getLogger("oomguard.guard")
 
-RECHECK = "recheck"
+RECHECK = StepTrigger.RECHECK
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class Guard:
         # memory.events rises
         self._inbox = TriggerInbox(min_spacing=settings.recheck_interval)
         self._monitors_failed = 0
+        self._runner: MonitorRunner | None = None
         self._in_flight: InFlight | None = None
         self._victims_exiting = False  # the last step still saw victims of a decision
         self._episode_open = False
@@ -109,32 +114,52 @@ class Guard:
         self.errors: list[str] = []
 
     def run(self, stop: StopSignal) -> None:
-        runner = self._inbox.runner(self._monitors)
-        self._inbox.wake_on(stop)
-        runner.start()
-        try:
-            while not stop.is_set():
-                all_failed = self._monitors_failed >= len(self._monitors)
-                polling = self._episode_open or all_failed
-                wakeup = self._inbox.next(
-                    self._settings.recheck_interval if polling else None,
-                    hold=self._hold_triggers(),
-                )
-                if stop.is_set():
-                    break
-                detected_at, kind = self._drain(wakeup)
-                if kind is not None:
-                    self.step(detected_at, kind)
-        finally:
-            stop.set()
-            runner.stop(2.0)
+        run_loop(self, self._inbox, stop)
+
+    # -- what the shared loop (step_loop.py) asks of this mode -----------------------------
+
+    def sync_monitors(self) -> None:
+        if self._runner is None:
+            self._runner = self._inbox.runner(self._monitors)
+            self._runner.start()
+
+    def stop_monitors(self) -> None:
+        if self._runner is not None:
+            self._runner.stop(2.0)
+
+    def wait_for(self) -> tuple[float | None, bool]:
+        """Re-check every ``recheck_interval`` while an episode is open (or no monitor is
+        left), else wait for a trigger."""
+        all_failed = self._monitors_failed >= len(self._monitors)
+        polling = self._episode_open or all_failed
+        return (self._settings.recheck_interval if polling else None), self._hold_triggers()
+
+    def monitors_failed(self, failures: Sequence[MonitorFailure]) -> None:
+        for failure in failures:
+            self._monitors_failed += 1
+            self._error(f"{failure.monitor} monitor stopped: {failure.error}")
+
+    def answer(self, wakeup: Wakeup) -> tuple[StepTrigger, float | None] | None:
+        """The earliest detection among pending triggers and its kind; RECHECK when the
+        wake-up was the re-check timer; None when only monitor failures arrived."""
+        earliest = wakeup.earliest
+        if earliest is not None:
+            return StepTrigger.of([earliest.kind]), earliest.detected_at
+        if wakeup.timed_out or wakeup.woken:
+            return RECHECK, self._clock()
+        return None
+
+    def run_step(self, trigger: StepTrigger, detected_at: float | None) -> None:
+        self.step(self._clock() if detected_at is None else detected_at, trigger)
 
     def _hold_triggers(self) -> bool:
         """Space steps unless the last one found nothing to free and its victims gone."""
-        return self._victims_exiting or self._last_outcome is not Outcome.NOTHING_TO_FREE
+        return episode_lasts(self._last_outcome, self._victims_exiting)
 
-    def step(self, detected_at: float, trigger_kind: str) -> Decision | None:
-        """One round: measure, decide, act, report. Returns None when measuring failed."""
+    def step(self, detected_at: float, trigger_kind: StepTrigger | str) -> Decision | None:
+        """One round: measure, decide, act, report. Returns None when measuring failed.
+        ``trigger_kind`` may be spelled as text (see :meth:`StepTrigger.parse`)."""
+        trigger = StepTrigger.parse(trigger_kind)
         try:
             # Candidates before usage: a victim that exits between the two reads then counts
             # as dying *and* is gone from usage (frees too little this round, the re-check
@@ -151,17 +176,22 @@ class Guard:
         exiting = self._in_flight.victim_ids if self._in_flight is not None else frozenset()
         self._victims_exiting = any(c.id in exiting for c in candidates)
         self._episode_open = decision.outcome is not Outcome.NOTHING_TO_FREE
-        self._feedback(decision, usage, detected_at, decided_at, trigger_kind)
+        self._feedback(decision, usage, detected_at, decided_at, trigger)
         if decision.victims:
             self._target.stop(decision.victims, detected_at)
             if self._metrics is not None:
                 self._metrics.record_decision(
-                    trigger_kind, len(decision.victims), detected_at, decided_at
+                    trigger, len(decision.victims), detected_at, decided_at
                 )
         return decision
 
     def _feedback(
-        self, decision: Decision, usage: int, detected_at: float, decided_at: float, kind: str
+        self,
+        decision: Decision,
+        usage: int,
+        detected_at: float,
+        decided_at: float,
+        kind: StepTrigger,
     ) -> None:
         changed = decision.outcome is not self._last_outcome
         self._last_outcome = decision.outcome
@@ -187,7 +217,7 @@ class Guard:
                 "would stop newest processes (dry run)"
                 if self._settings.dry_run
                 else "stopping newest processes",
-                trigger=kind,
+                trigger=kind.value,
                 usage=format_size(usage),
                 target=format_size(self._settings.memory_high),
                 amount_to_free=format_size(decision.amount_to_free),
@@ -212,22 +242,6 @@ class Guard:
                 usage=format_size(usage),
                 target=format_size(self._settings.memory_high),
             )
-
-    def _drain(self, wakeup: Wakeup) -> tuple[float, str | None]:
-        """The earliest detection among pending triggers and its kind.
-
-        RECHECK when the wake-up was the re-check timer; None when only monitor failures
-        (logged here) arrived and there is nothing to decide.
-        """
-        for failure in wakeup.failures:
-            self._monitors_failed += 1
-            self._error(f"{failure.monitor} monitor stopped: {failure.error}")
-        earliest = wakeup.earliest
-        if earliest is not None:
-            return earliest.detected_at, earliest.kind.value
-        if wakeup.timed_out or wakeup.woken:
-            return self._clock(), RECHECK
-        return self._clock(), None
 
     def _error(self, message: str) -> None:
         self.errors.append(message)

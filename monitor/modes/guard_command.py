@@ -23,164 +23,45 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
-import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
-from types import FrameType
+from collections.abc import Callable
 
-from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget
-from oomguard.monitor.feedback.logs import LOG_FORMATS, log_event, setup_logging
+from oomguard.monitor.actions.process_target import KillRecord
+from oomguard.monitor.feedback.logs import log_event, setup_logging
 from oomguard.monitor.feedback.metrics_endpoint import MetricsEndpointError, metrics_endpoint
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
-from oomguard.monitor.feedback.report import GuardReport, write_report
-from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
-from oomguard.monitor.modes.guard import Guard, GuardSettings
+from oomguard.monitor.feedback.report import write_report
+from oomguard.monitor.kernel.cgroupfs import CgroupError
+from oomguard.monitor.modes.guard import GuardSettings
+from oomguard.monitor.modes.guard_arguments import configure as configure
 from oomguard.monitor.modes.guard_cgroup import (
     created_cgroup,
     limits_applied,
     own_cgroup,
     resolve_cgroup,
-    tree_pids,
 )
-from oomguard.monitor.sizes import SizeError, format_size, parse_size
-from oomguard.monitor.triggers.factory import build_monitors
-from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.modes.guarded_command import (
+    empty_and_remove_processes,
+    spawn_into,
+    wait_for_command,
+)
+from oomguard.monitor.modes.process_guard import (
+    ProcessGuard,
+    events_or_empty,
+    guard_settings,
+    run_report,
+    victim_recorder,
+)
+from oomguard.monitor.runtime import kernel_release
+from oomguard.monitor.runtime.signal_relay import SignalRelay as SignalRelay
+from oomguard.monitor.runtime.stop_signal import StopSignal
+from oomguard.wire.sizes import format_size
 
 log = logging.getLogger("oomguard.guard")
 
-FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-MIN_KERNEL_FOR_MEMORY_HIGH = (5, 9)  # older kernels can livelock an allocator over memory.high
 EXIT_USAGE = 2
 EXIT_SETUP_FAILED = 125  # like `env`/`timeout`: oomguard itself failed, the command did not run
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except SizeError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value < 0 or value != value:
-        raise argparse.ArgumentTypeError(f"seconds must be >= 0: {text!r}")
-    return value
-
-
-MONITOR_NAMES = ("event", "threshold")
-
-
-def _monitor_list(text: str) -> tuple[str, ...]:
-    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    unknown = [n for n in names if n not in MONITOR_NAMES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"monitors must be a comma-separated list of {', '.join(MONITOR_NAMES)}: {text!r}"
-        )
-    return names
-
-
-def _positive_seconds(text: str) -> float:
-    value = _seconds(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"seconds must be > 0: {text!r}")
-    return value
-
-
-def configure(parser: argparse.ArgumentParser) -> None:
-    parser.usage = (
-        "oomguard guard --memory-high SIZE [options] -- COMMAND [ARGS...]\n"
-        "       oomguard guard --cgroup PATH --memory-high SIZE [options]"
-    )
-    parser.add_argument(
-        "--memory-high",
-        type=_size,
-        required=True,
-        metavar="SIZE",
-        help="memory.high and the target usage returns under (512Mi, 2G, bytes)",
-    )
-    parser.add_argument(
-        "--memory-max",
-        type=_size,
-        metavar="SIZE",
-        help="memory.max, the hard limit (must be above --memory-high)",
-    )
-    parser.add_argument(
-        "--buffer",
-        type=_size,
-        metavar="SIZE",
-        help="free this much below the target (default: 5%% of --memory-high)",
-    )
-    parser.add_argument(
-        "--grace",
-        type=_seconds,
-        default=5.0,
-        metavar="SECONDS",
-        help="SIGTERM -> SIGKILL delay for victims (default: 5)",
-    )
-    parser.add_argument(
-        "--report",
-        type=Path,
-        metavar="FILE.json",
-        help="write victims, memory.events and latencies here on exit",
-    )
-    parser.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="decide and log, but set no memory.high and signal nobody",
-    )
-    parser.add_argument(
-        "--monitors",
-        type=_monitor_list,
-        default=MONITOR_NAMES,
-        metavar="LIST",
-        help="comma-separated monitors to run: event, threshold (default: event,threshold)",
-    )
-    parser.add_argument(
-        "--threshold-interval",
-        type=_positive_seconds,
-        default=0.1,
-        metavar="SECONDS",
-        help="how often the threshold monitor polls usage (default: 0.1)",
-    )
-    parser.add_argument(
-        "--no-memory-high",
-        action="store_true",
-        help="do not write memory.high (no throttling): --memory-high is only the "
-        "threshold target; with --monitors threshold this is a plain polling guard",
-    )
-    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
-    parser.add_argument(
-        "--metrics-port",
-        type=int,
-        default=0,
-        metavar="PORT",
-        help="serve Prometheus metrics on this port at /metrics (default 0: off)",
-    )
-    parser.add_argument(
-        "--metrics-host",
-        default="127.0.0.1",
-        metavar="ADDRESS",
-        help="address the metrics server listens on (default: 127.0.0.1)",
-    )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument(
-        "--cgroup", metavar="PATH", help="guard this existing cgroup instead of running a command"
-    )
-    where.add_argument(
-        "--parent",
-        metavar="PATH",
-        help="create the command's cgroup below this one (default: our own)",
-    )
-    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -192,14 +73,12 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"oomguard guard: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    buffer = args.buffer if args.buffer is not None else args.memory_high // 20
-    settings = GuardSettings(
-        memory_high=args.memory_high,
-        memory_max=args.memory_max,
-        buffer=buffer,
-        grace=args.grace,
-        in_flight_timeout=args.grace + 2.0,
-        dry_run=args.dry_run,
+    settings = guard_settings(
+        args.memory_high,
+        args.memory_max,
+        args.buffer,
+        args.grace,
+        args.dry_run,
         threshold_interval=args.threshold_interval,
         event_monitor="event" in args.monitors,
         threshold_monitor="threshold" in args.monitors,
@@ -232,7 +111,7 @@ def _check_arguments(args: argparse.Namespace, command: list[str]) -> str | None
     if (
         not args.dry_run
         and not args.no_memory_high
-        and (kernel_version() < MIN_KERNEL_FOR_MEMORY_HIGH)
+        and (kernel_version() < kernel_release.MIN_MEMORY_HIGH_KERNEL)
     ):
         return (
             f"kernel {os.uname().release} is older than 5.9, where memory.high can livelock "
@@ -243,11 +122,10 @@ def _check_arguments(args: argparse.Namespace, command: list[str]) -> str | None
 
 
 def kernel_version(release: str | None = None) -> tuple[int, int]:
-    release = release or os.uname().release
-    parts = release.split(".")
+    """This kernel's (major, minor); (0, 0) when unreadable, which counts as too old."""
     try:
-        return int(parts[0]), int("".join(c for c in parts[1] if c.isdigit()) or 0)
-    except (IndexError, ValueError):
+        return kernel_release.kernel_version(release or None)
+    except ValueError:
         return (0, 0)
 
 
@@ -277,48 +155,35 @@ def _guard_command(
             log_event(log, logging.INFO, "signalled during set-up; not starting the command")
             return 128 + relay.received[0]
         try:
-            child = _spawn_into(cgroup, command)
+            child = spawn_into(cgroup, command)
         except OSError as exc:
             log_event(log, logging.ERROR, f"cannot start {command[0]}: {exc}")
             return 127 if isinstance(exc, FileNotFoundError) else 126
         relay.forward_to(child)
-        target = ProcessTarget(
-            lambda: tree_pids(cgroup),
-            frozenset({child.pid}),
-            grace=settings.grace,
-            dry_run=settings.dry_run,
-            on_record=_recorder(metrics),
-        )
-        monitors = metrics.tracked(build_monitors(cgroup, settings.monitors))
-        guard = Guard(cgroup, target, monitors, settings, metrics=metrics)
         stop = StopSignal()
         undo.callback(stop.close)
-        loop = threading.Thread(target=guard.run, args=(stop,), name="oomguard-guard")
-        loop.start()
+        running = ProcessGuard(
+            cgroup, settings, metrics, stop, _log_record, protected=frozenset({child.pid})
+        )
+        running.start()
         try:
-            status = _wait_for(child, relay.received, settings.grace, cgroup)
+            status = wait_for_command(child, relay.received, settings.grace, cgroup)
         finally:
-            stop.set()
-            loop.join(5.0)
-            target.wait_idle(settings.grace + 12.0)
+            running.finish()
             empty_and_remove_processes(cgroup)
-            events_final = _events_or_empty(cgroup)
+            events_final = events_or_empty(cgroup)
         log_event(
             log,
             logging.INFO,
             "command exited",
             status=status,
-            victims=len([r for r in target.records if r.signal]),
+            victims=len([r for r in running.target.records if r.signal]),
             oom_kill=events_final.get("oom_kill"),
         )
         if args.report:
             write_report(
                 args.report,
-                _report(
-                    settings,
-                    cgroup,
-                    guard,
-                    target,
+                running.report(
                     command=tuple(command),
                     exit_status=status,
                     started_at=started,
@@ -329,149 +194,7 @@ def _guard_command(
     return status
 
 
-def _report(
-    settings: GuardSettings,
-    cgroup: Cgroup,
-    guard: Guard,
-    target: ProcessTarget,
-    *,
-    command: tuple[str, ...] | None,
-    exit_status: int | None,
-    started_at: float,
-    events_start: Mapping[str, int],
-    events_final: Mapping[str, int],
-) -> GuardReport:
-    """What one run did, for ``--report`` (a command run and a guarded cgroup alike)."""
-    return GuardReport(
-        command=command,
-        cgroup=str(cgroup.path),
-        memory_high=settings.memory_high,
-        memory_max=settings.memory_max,
-        buffer=settings.buffer,
-        grace=settings.grace,
-        dry_run=settings.dry_run,
-        exit_status=exit_status,
-        started_at=started_at,
-        victims=target.records,
-        decisions=guard.decisions,
-        memory_events_start=events_start,
-        memory_events_final=events_final,
-        errors=guard.errors,
-    )
-
-
-def empty_and_remove_processes(cgroup: Cgroup) -> None:
-    """Kill what the command left behind, so the cgroup can be removed (keeps the cgroup)."""
-    if tree_pids(cgroup):
-        log_event(
-            log,
-            logging.INFO,
-            "killing processes the command left behind",
-            pids=tree_pids(cgroup)[:20],
-        )
-        with contextlib.suppress(CgroupError):
-            cgroup.kill()
-        deadline = time.monotonic() + 5.0
-        while tree_pids(cgroup) and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-
-def _events_or_empty(cgroup: Cgroup) -> dict[str, int]:
-    try:
-        return dict(cgroup.memory_events().counters)
-    except (CgroupError, ValueError):
-        return {}
-
-
-def _spawn_into(cgroup: Cgroup, command: Sequence[str]) -> subprocess.Popen[bytes]:
-    """Start the command already inside the cgroup, so not even its first fork escapes.
-
-    The child writes itself into cgroup.procs between fork and exec (``preexec_fn``);
-    it runs before any oomguard thread exists, which keeps preexec_fn safe.
-    """
-    procs = str(cgroup.file("cgroup.procs"))
-
-    def enter_cgroup() -> None:
-        fd = os.open(procs, os.O_WRONLY)
-        try:
-            os.write(fd, b"0\n")
-        finally:
-            os.close(fd)
-
-    return subprocess.Popen(list(command), preexec_fn=enter_cgroup)
-
-
-class SignalRelay:
-    """SIGTERM/SIGINT/SIGHUP handling for the whole run.
-
-    Before the command exists a signal is only recorded (set-up then stops and undoes);
-    afterwards it is forwarded to the command, whose exit ends the run. A terminal's Ctrl-C
-    already reaches the command (same foreground process group), so SIGINT is not forwarded
-    a second time when we are in the terminal's foreground. ``stop`` (guarding an existing
-    cgroup) is set on any of them.
-    """
-
-    def __init__(self) -> None:
-        self.received: list[int] = []
-        self.stop = StopSignal()
-        self._child: subprocess.Popen[bytes] | None = None
-
-    @classmethod
-    @contextlib.contextmanager
-    def installed(cls) -> Iterator[SignalRelay]:
-        relay = cls()
-        previous = {s: signal.signal(s, relay._handle) for s in FORWARDED_SIGNALS}
-        try:
-            yield relay
-        finally:
-            for s, old in previous.items():
-                signal.signal(s, old)
-            relay.stop.close()
-
-    def forward_to(self, child: subprocess.Popen[bytes]) -> None:
-        self._child = child
-
-    def _handle(self, signum: int, _frame: FrameType | None) -> None:
-        self.received.append(signum)
-        self.stop.set()
-        child = self._child
-        if child is None or (signum == signal.SIGINT and _in_terminal_foreground()):
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(child.pid, signum)
-
-
-def _in_terminal_foreground() -> bool:
-    try:
-        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
-    except (OSError, ValueError, AttributeError):  # no terminal, closed or missing stdin
-        return False
-
-
-def _wait_for(
-    child: subprocess.Popen[bytes], received: list[int], grace: float, cgroup: Cgroup
-) -> int:
-    """The command's exit status; kills the cgroup when a forwarded signal is not obeyed."""
-    kill_at: float | None = None
-    while True:
-        try:
-            returncode = child.wait(timeout=0.1)
-            break
-        except subprocess.TimeoutExpired:
-            pass
-        if received and kill_at is None:
-            kill_at = time.monotonic() + grace
-        if kill_at is not None and time.monotonic() >= kill_at:
-            log_event(
-                log,
-                logging.WARNING,
-                "command ignored the signal; killing its cgroup",
-                grace_seconds=grace,
-            )
-            with contextlib.suppress(CgroupError):
-                cgroup.kill()
-            kill_at = float("inf")
-    return returncode if returncode >= 0 else 128 - returncode
+_report = run_report  # its name before process_guard.py
 
 
 def _guard_existing(args: argparse.Namespace, settings: GuardSettings, relay: SignalRelay) -> int:
@@ -492,37 +215,22 @@ def _guard_existing(args: argparse.Namespace, settings: GuardSettings, relay: Si
         )
         events_start = cgroup.memory_events().counters
         started = time.monotonic()
-        target = ProcessTarget(
-            lambda: tree_pids(cgroup),
-            grace=settings.grace,
-            dry_run=settings.dry_run,
-            on_record=_recorder(metrics),
-        )
-        monitors = metrics.tracked(build_monitors(cgroup, settings.monitors))
-        guard = Guard(cgroup, target, monitors, settings, metrics=metrics)
-        stop = relay.stop
+        running = ProcessGuard(cgroup, settings, metrics, relay.stop, _log_record)
         try:
-            loop = threading.Thread(target=guard.run, args=(stop,), name="oomguard-guard")
-            loop.start()
-            while loop.is_alive():
-                loop.join(0.2)
+            running.start()
+            running.wait()
         finally:
-            stop.set()
-            target.wait_idle(settings.grace + 12.0)
+            running.finish()
         log_event(log, logging.INFO, "stopped guarding", signal=relay.received[:1])
         if args.report:
             write_report(
                 args.report,
-                _report(
-                    settings,
-                    cgroup,
-                    guard,
-                    target,
+                running.report(
                     command=None,
                     exit_status=None,
                     started_at=started,
                     events_start=events_start,
-                    events_final=_events_or_empty(cgroup),
+                    events_final=events_or_empty(cgroup),
                 ),
             )
     return 0
@@ -533,7 +241,7 @@ def _log_record(record: KillRecord) -> None:
     log_event(
         log,
         logging.WARNING if record.signal else logging.INFO,
-        "victim " + record.outcome,
+        "victim " + record.outcome.value,
         pid=record.pid,
         cmdline=list(record.cmdline),
         memory=format_size(record.memory_bytes),
@@ -546,10 +254,5 @@ def _log_record(record: KillRecord) -> None:
 
 
 def _recorder(metrics: GuardMetrics) -> Callable[[KillRecord], None]:
-    """ProcessTarget's ``on_record``: log the victim, and count it in the metrics."""
-
-    def record(victim: KillRecord) -> None:
-        _log_record(victim)
-        metrics.record_kill(victim)
-
-    return record
+    """ProcessTarget's ``on_record`` for ``oomguard guard``: log the victim, count it."""
+    return victim_recorder(metrics, _log_record)

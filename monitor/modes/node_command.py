@@ -11,29 +11,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import sys
 from pathlib import Path, PurePosixPath
 
 from oomguard.monitor.actions.pod_evictor import EVICTION_REQUEST_TIMEOUT
 from oomguard.monitor.feedback.http_endpoints import AGENT_PORT
 from oomguard.monitor.feedback.logs import LOG_FORMATS, log_event, setup_logging
+from oomguard.monitor.runtime.kernel_release import kernel_version as kernel_version
+from oomguard.monitor.runtime.kernel_release import memory_high_is_safe
 
 log = logging.getLogger("oomguard.node")
-
-MIN_MEMORY_HIGH_KERNEL = (5, 9)
-
-
-def kernel_version(release: str) -> tuple[int, int]:
-    """``6.1.0-18-amd64`` -> (6, 1)."""
-    match = re.match(r"(\d+)\.(\d+)", release)
-    if match is None:
-        raise ValueError(f"cannot read a kernel version from {release!r}")
-    return int(match[1]), int(match[2])
-
-
-def memory_high_is_safe(release: str) -> bool:
-    return kernel_version(release) >= MIN_MEMORY_HIGH_KERNEL
 
 
 def _memory_high_allowed(monitors_left: str) -> bool:

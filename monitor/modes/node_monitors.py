@@ -5,6 +5,8 @@
 - threshold: kubepods working set polled against the agent's target (the same line the
   decision uses), so a breach leads to exactly the decision that ends it.
 - pressure: a PSI trigger on kubepods ``memory.pressure``.
+- hostMemory (off by default): the machine's used memory (MemTotal - MemAvailable) polled
+  against ``usagePercent`` of the node's memory, for memory taken outside kubepods.
 
 On kernels older than 5.9 the threshold monitor always runs (it is the guard there), and the
 pressure monitor takes over the event monitor's role: it runs when either was asked for.
@@ -15,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oomguard.monitor.kernel.memory_pressure import PsiTrigger
-from oomguard.monitor.settings import MonitorSettings
 from oomguard.monitor.triggers.factory import MonitorConfig, ThresholdConfig, UsageScope
+from oomguard.wire.node_settings import MonitorSettings
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,10 @@ def node_monitor_plan(
     target_bytes: int,
     memory_high_set: bool,
     pressure_available: bool = True,
+    node_memory_bytes: int = 0,
 ) -> NodeMonitorPlan:
+    """``node_memory_bytes``: what the host-memory monitor's line is a share of (0: unknown,
+    and that monitor does not run)."""
     notes: list[str] = []
     event = settings.event.enabled and memory_high_set
     if settings.event.enabled and not memory_high_set:
@@ -66,4 +71,15 @@ def node_monitor_plan(
         threshold = ThresholdConfig(
             limit_bytes=max(1, target_bytes), interval_s=settings.threshold.interval_ms / 1000
         )
-    return NodeMonitorPlan(MonitorConfig(event, threshold, pressure), tuple(notes))
+    host = settings.host_memory
+    host_memory = (
+        ThresholdConfig(
+            limit_bytes=max(1, int(node_memory_bytes * host.usage_percent / 100)),
+            interval_s=host.interval_ms / 1000,
+            scope=UsageScope.HOST,
+        )
+        if host.enabled and node_memory_bytes > 0
+        else None
+    )
+    config = MonitorConfig(event, threshold, pressure, host_memory)
+    return NodeMonitorPlan(config, tuple(notes))

@@ -26,7 +26,7 @@ from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 from oomguard.monitor.feedback.kube_events import KubeEventPoster
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
-from oomguard.monitor.kernel.cgroupfs import Cgroup, signals_raise_terminated
+from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.kernel.meminfo import parse_meminfo
 from oomguard.monitor.kube.node_reserve import (
     KubernetesReserveSource,
@@ -37,10 +37,11 @@ from oomguard.monitor.kube.pod_cgroups import KubepodsLocation
 from oomguard.monitor.kube.pod_watch import KubernetesPodSource, PodWatch
 from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
 from oomguard.monitor.modes.reserve_status_reporter import ReserveStatusReporter
-from oomguard.monitor.settings import NodeSettings, default_node_settings
-from oomguard.monitor.sizes import parse_size
-from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.runtime.stop_signal import StopSignal
+from oomguard.monitor.runtime.termination import Terminated, signals_raise_terminated
 from oomguard.monitor.triggers.trigger import Monitor
+from oomguard.wire.node_settings import NodeSettings, default_node_settings
+from oomguard.wire.sizes import parse_size
 
 log = logging.getLogger("oomguard.node")
 
@@ -175,8 +176,6 @@ def run_agent(
     args: argparse.Namespace, root: Path, location: KubepodsLocation, set_high: bool
 ) -> int:
     from kubernetes.client import CoreV1Api
-
-    from oomguard.monitor.kernel.cgroupfs import Terminated
 
     settings = initial_settings(args)
     self_key = (

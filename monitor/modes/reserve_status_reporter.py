@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from oomguard.monitor.kube.node_reserve import ReserveReport, reserve_status
-from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.runtime.stop_signal import StopSignal
 
 log = logging.getLogger("oomguard.node")
 

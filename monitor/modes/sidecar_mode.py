@@ -28,33 +28,26 @@ import logging
 import re
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget
+from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.kernel.cgroupfs import (
     Cgroup,
     CgroupError,
-    CgroupGone,
-    Terminated,
     cgroup_path_of_process,
     find_cgroup2_mount,
-    signals_raise_terminated,
+    walk_cgroups,
 )
 from oomguard.monitor.kernel.procfs import ProcReader
-from oomguard.monitor.modes.guard import Guard, GuardSettings
+from oomguard.monitor.modes.guard import Guard
 from oomguard.monitor.modes.guard_cgroup import limits_applied, tree_pids
-from oomguard.monitor.modes.node_agent import walk_cgroups
+from oomguard.monitor.modes.process_guard import ProcessGuard, guard_settings
 from oomguard.monitor.modes.sidecar_layout import (
-    MAIN_LEAF,
-    WORKERS_LEAF,
     ContainerCgroup,
-    ProcessFacts,
     SidecarSetupError,
     WorkerSelector,
     pod_cgroup_for_uid,
@@ -63,13 +56,16 @@ from oomguard.monitor.modes.sidecar_layout import (
     workers_memory_high,
     workload_cgroup,
 )
-from oomguard.monitor.sizes import format_size, parse_size
-from oomguard.monitor.triggers.factory import MonitorConfig, ThresholdConfig, build_monitors
-from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.modes.sidecar_split import (
+    WorkersSplit,
+    sweep_until_stopped,
+    workers_split,
+)
+from oomguard.monitor.runtime.stop_signal import StopSignal
+from oomguard.monitor.runtime.termination import Terminated, signals_raise_terminated
+from oomguard.wire.sizes import format_size, parse_size
 
 log = logging.getLogger("oomguard.sidecar")
-
-SPLIT_ATTEMPTS = 50  # a fork can land in the workload cgroup between our moves: try again
 
 
 def configure_sidecar(parser: argparse.ArgumentParser) -> None:
@@ -170,143 +166,19 @@ def locate(args: argparse.Namespace, root: Path, reader: ProcReader) -> SidecarP
     return SidecarPlan(root, pod, workload, own, limit, high)
 
 
-# ------------------------------------------------------------------ the split
-
-
-class WorkersSplit:
-    """The workload cgroup split into a main leaf and a workers leaf; ``sweep`` moves new
-    workers over. Thread-safe enough: ``sweep`` runs in one thread only."""
-
-    def __init__(self, workload: Cgroup, selector: WorkerSelector, reader: ProcReader) -> None:
-        self.workload = workload
-        self.main = workload.child(MAIN_LEAF)
-        self.workers = workload.child(WORKERS_LEAF)
-        self.selector = selector
-        self.reader = reader
-        self.main_pid: int | None = None
-        self.moved = 0
-
-    def _facts(self, pid: int) -> ProcessFacts | None:
-        info = self.reader.read(pid)
-        if info is None:
-            return None
-        return ProcessFacts(pid, info.started_at, " ".join(info.cmdline))
-
-    def setup(self) -> None:
-        self.main.create(exist_ok=True)
-        self.workers.create(exist_ok=True)
-        facts = [f for f in map(self._facts, self.workload.pids()) if f is not None]
-        self.main_pid = self.selector.choose_main(facts)
-        for _ in range(SPLIT_ATTEMPTS):
-            self._move_out_of(self.workload)
-            try:
-                self.workload.enable_memory_for_children()
-                return
-            except CgroupError:
-                if not self.workload.pids():
-                    raise
-                time.sleep(0.01)  # a fork landed meanwhile
-        raise CgroupError(f"{self.workload.path} keeps getting new processes; cannot split it")
-
-    def _move_out_of(self, source: Cgroup) -> None:
-        for pid in source.pids():
-            facts = self._facts(pid)
-            if facts is None:
-                continue
-            worker = self.selector.is_worker(facts, self.main_pid)
-            destination = self.workers if worker else self.main
-            if destination == source:
-                continue
-            try:
-                destination.add_process(pid)
-            except CgroupError:
-                continue  # exited meanwhile
-            if worker:
-                self.moved += 1
-                log_event(log, logging.DEBUG, "worker moved", pid=pid, cmdline=facts.cmdline[:200])
-
-    def sweep(self) -> None:
-        """New workers are born in the main leaf (their parent's cgroup): move them."""
-        self._move_out_of(self.main)
-
-    def undo(self) -> None:
-        """Back as found: memory off for the children, every process home, leaves removed."""
-        with contextlib.suppress(CgroupError):
-            self.workload.write("cgroup.subtree_control", b"-memory")
-        for leaf in (self.workers, self.main):
-            for _ in range(SPLIT_ATTEMPTS):
-                try:
-                    pids = leaf.pids()
-                except CgroupGone:
-                    break
-                if not pids:
-                    break
-                for pid in pids:
-                    with contextlib.suppress(CgroupError):
-                        self.workload.add_process(pid)
-            with contextlib.suppress(CgroupError):
-                leaf.remove()
-
-
-@contextlib.contextmanager
-def workers_split(split: WorkersSplit) -> Iterator[WorkersSplit]:
-    try:
-        split.setup()
-        yield split
-    finally:
-        split.undo()
-
-
 # ------------------------------------------------------------------ running
 
 
-def _sweeper(split: WorkersSplit, stop: StopSignal, interval: float, errors: list[str]) -> None:
-    while not stop.wait(interval):
-        try:
-            split.sweep()
-        except CgroupGone:
-            errors.append(f"the workload cgroup {split.workload.path} is gone")
-            stop.set()
-            return
-        except CgroupError as exc:
-            errors.append(str(exc))
-
-
-def _recorder(metrics: GuardMetrics) -> Callable[[KillRecord], None]:
-    def record(victim: KillRecord) -> None:
-        log_event(
-            log,
-            logging.WARNING,
-            "worker stopped",
-            pid=victim.pid,
-            cmdline=" ".join(victim.cmdline)[:200],
-            memory=format_size(victim.memory_bytes),
-            signal=victim.signal,
-            outcome=victim.outcome,
-        )
-        metrics.record_kill(victim)
-
-    return record
-
-
-def guard_settings(
-    memory_high: int, buffer: int | None, grace: float, dry_run: bool
-) -> GuardSettings:
-    return GuardSettings(
-        memory_high=memory_high,
-        memory_max=None,
-        buffer=buffer if buffer is not None else memory_high // 20,
-        grace=grace,
-        in_flight_timeout=grace + 2.0,
-        dry_run=dry_run,
-    )
-
-
-def monitor_config(settings: GuardSettings, memory_high_set: bool) -> MonitorConfig:
-    """The event monitor only when memory.high is set; the threshold monitor always."""
-    return MonitorConfig(
-        event=memory_high_set,
-        threshold=ThresholdConfig(settings.memory_high, settings.threshold_interval),
+def _log_worker(victim: KillRecord) -> None:
+    log_event(
+        log,
+        logging.WARNING,
+        "worker stopped",
+        pid=victim.pid,
+        cmdline=" ".join(victim.cmdline)[:200],
+        memory=format_size(victim.memory_bytes),
+        signal=victim.signal,
+        outcome=victim.outcome.value,
     )
 
 
@@ -324,37 +196,33 @@ def run_sidecar(args: argparse.Namespace, set_high: bool) -> int:
     )
     settings = guard_settings(
         plan.memory_high,
+        None,
         parse_size(args.buffer) if args.buffer else None,
         args.grace,
         bool(args.dry_run),
+        # the event monitor only where memory.high is set; the threshold monitor always
+        event_monitor=set_high,
+        set_memory_high=set_high,
     )
     stop = StopSignal()
     try:
         with signals_raise_terminated(), contextlib.ExitStack() as undo:
             undo.enter_context(workers_split(split))
             workers = split.workers
-            high = None if (settings.dry_run or not set_high) else settings.memory_high
+            high = settings.memory_high_to_write
             undo.enter_context(limits_applied(workers, high, None))
             metrics = GuardMetrics("sidecar", workers)
-            target = ProcessTarget(
-                lambda: tree_pids(workers),
-                grace=settings.grace,
-                dry_run=settings.dry_run,
-                on_record=_recorder(metrics),
+            running = ProcessGuard(
+                workers, settings, metrics, stop, _log_worker, thread_name="oomguard-sidecar"
             )
-            monitors = metrics.tracked(
-                build_monitors(workers, monitor_config(settings, high is not None))
-            )
-            guard = Guard(workers, target, monitors, settings, metrics=metrics)
             errors: list[str] = []
-            loop = threading.Thread(target=guard.run, args=(stop,), name="oomguard-sidecar")
             sweeper = threading.Thread(
-                target=_sweeper,
+                target=sweep_until_stopped,
                 args=(split, stop, args.scan_interval, errors),
                 name="oomguard-sweeper",
                 daemon=True,
             )
-            http = _http(args, metrics, split, plan, guard, loop, errors)
+            http = _http(args, metrics, split, plan, running.guard, running.thread, errors)
             if http is not None:
                 http.start()
                 undo.callback(http.stop)
@@ -371,14 +239,11 @@ def run_sidecar(args: argparse.Namespace, set_high: bool) -> int:
                 memory_high=format_size(plan.memory_high),
                 memory_high_set=high is not None,
             )
-            loop.start()
+            running.start()
             sweeper.start()
-            undo.callback(target.wait_idle, settings.grace + 12.0)
             undo.callback(sweeper.join, 2.0)
-            undo.callback(loop.join, 5.0)
-            undo.callback(stop.set)
-            while loop.is_alive():
-                loop.join(0.2)
+            undo.callback(running.finish)
+            running.wait()
             for error in errors:
                 log_event(log, logging.ERROR, error)
             return 1 if errors else 0

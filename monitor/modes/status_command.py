@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from oomguard.monitor.feedback.http_endpoints import AGENT_PORT
-from oomguard.monitor.sizes import format_size
+from oomguard.wire.sizes import format_size
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

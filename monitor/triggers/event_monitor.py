@@ -42,7 +42,7 @@ from inotify_simple import INotify, flags
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, CgroupGone
 from oomguard.monitor.kernel.memory_events import MemoryEvents, counters_rose
 from oomguard.monitor.kernel.parse_error import ParseError
-from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind, TriggerSink
 
 log = logging.getLogger(__name__)

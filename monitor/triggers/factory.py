@@ -14,63 +14,16 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
 from types import TracebackType
 
-from oomguard.monitor.kernel.cgroupfs import Cgroup
-from oomguard.monitor.kernel.memory_pressure import PsiTrigger
-from oomguard.monitor.triggers.event_monitor import EventMonitor
-from oomguard.monitor.triggers.pressure_monitor import PressureMonitor
-from oomguard.monitor.triggers.stop_signal import StopSignal
-from oomguard.monitor.triggers.threshold_monitor import (
-    CgroupWorkingSet,
-    HostMemoryUsed,
-    ThresholdMonitor,
-    UsageSource,
-)
+from oomguard.monitor.runtime.stop_signal import StopSignal
+
+# where callers have always found them: the configs, and building monitors from them
+from oomguard.monitor.triggers.monitor_config import MonitorConfig as MonitorConfig
+from oomguard.monitor.triggers.monitor_config import ThresholdConfig as ThresholdConfig
+from oomguard.monitor.triggers.monitor_config import UsageScope as UsageScope
+from oomguard.monitor.triggers.monitor_registry import build_monitors as build_monitors
 from oomguard.monitor.triggers.trigger import Monitor, MonitorError, Trigger
-
-
-class UsageScope(Enum):
-    CGROUP = "cgroup"  # working set of the guarded cgroup
-    HOST = "host"  # MemTotal - MemAvailable of the whole machine
-
-
-@dataclass(frozen=True)
-class ThresholdConfig:
-    limit_bytes: int
-    interval_s: float = 0.1
-    scope: UsageScope = UsageScope.CGROUP
-
-
-@dataclass(frozen=True)
-class MonitorConfig:
-    """Which monitors to run. At least one must be on."""
-
-    event: bool = True
-    threshold: ThresholdConfig | None = None
-    pressure: PsiTrigger | None = None
-
-
-def build_monitors(cgroup: Cgroup, config: MonitorConfig) -> list[Monitor]:
-    """The monitors ``config`` asks for, all watching ``cgroup``."""
-    monitors: list[Monitor] = []
-    if config.event:
-        monitors.append(EventMonitor(cgroup))
-    if config.threshold is not None:
-        source: UsageSource = (
-            HostMemoryUsed()
-            if config.threshold.scope is UsageScope.HOST
-            else CgroupWorkingSet(cgroup)
-        )
-        monitors.append(
-            ThresholdMonitor(source, config.threshold.limit_bytes, config.threshold.interval_s)
-        )
-    if config.pressure is not None:
-        monitors.append(PressureMonitor.for_cgroup(cgroup, config.pressure))
-    if not monitors:
-        raise ValueError("no monitor enabled: turn on at least one of event, threshold, pressure")
-    return monitors
 
 
 @dataclass(frozen=True)

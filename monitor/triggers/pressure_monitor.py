@@ -23,7 +23,7 @@ from pathlib import Path
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.kernel.memory_pressure import PsiTrigger, parse_memory_pressure
 from oomguard.monitor.kernel.parse_error import ParseError
-from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind, TriggerSink
 
 _BROKEN = select.POLLERR | select.POLLNVAL | select.POLLHUP

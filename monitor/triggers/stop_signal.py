@@ -1,32 +1,3 @@
-"""A stop flag that blocking monitors can poll() on, so shutdown never waits for a timeout."""
+"""Where :class:`StopSignal` lived before ``monitor/runtime``; kept for existing imports."""
 
-from __future__ import annotations
-
-import os
-import threading
-
-
-class StopSignal:
-    """An eventfd: readable once ``set()`` is called; include ``fileno()`` in every poll set."""
-
-    def __init__(self) -> None:
-        self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._event = threading.Event()
-
-    def fileno(self) -> int:
-        return self._fd
-
-    def set(self) -> None:
-        if not self._event.is_set():
-            self._event.set()
-            os.eventfd_write(self._fd, 1)
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Sleep up to ``timeout`` seconds; True as soon as the signal is set."""
-        return self._event.wait(timeout)
-
-    def close(self) -> None:
-        os.close(self._fd)
+from oomguard.monitor.runtime.stop_signal import StopSignal as StopSignal

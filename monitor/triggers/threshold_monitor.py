@@ -22,7 +22,7 @@ from typing import Protocol
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.meminfo import parse_meminfo
 from oomguard.monitor.kernel.parse_error import ParseError
-from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind, TriggerSink
 
 log = logging.getLogger(__name__)
@@ -72,15 +72,16 @@ def above_limit(usage: int, limit: int) -> bool:
 class ThresholdMonitor:
     """Polls ``source`` and triggers while its usage is above ``limit_bytes``."""
 
-    name = "threshold"
-
     def __init__(
         self,
         source: UsageSource,
         limit_bytes: int,
         interval: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
+        name: str = "threshold",
     ) -> None:
+        """``name``: as the registry calls it (``hostMemory`` polls the host's memory)."""
+        self.name = name
         if limit_bytes <= 0:
             raise ValueError(f"threshold limit must be positive, not {limit_bytes}")
         if interval <= 0:

@@ -3,18 +3,46 @@ contract every monitor keeps."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Protocol
 
-from oomguard.monitor.triggers.stop_signal import StopSignal
+from oomguard.monitor.runtime.stop_signal import StopSignal
 
 
 class TriggerKind(Enum):
     EVENT = "event"  # memory.events `high` rose (inotify)
     THRESHOLD = "threshold"  # polled usage above the limit
     PRESSURE = "pressure"  # PSI trigger fired (POLLPRI)
+
+
+class StepTrigger(StrEnum):
+    """What one step of a loop answers: the monitor that notices first by design among those
+    that fired (members in that order: event, pressure, threshold), or the loop's own
+    re-check (its timer, a wake-up) when none did. Metrics, logs and status all speak this."""
+
+    EVENT = "event"
+    PRESSURE = "pressure"
+    THRESHOLD = "threshold"
+    RECHECK = "recheck"
+
+    @classmethod
+    def of(cls, kinds: Iterable[TriggerKind]) -> StepTrigger:
+        """The step trigger for the kinds of the triggers one wake-up brought."""
+        present = {kind.value for kind in kinds}
+        return next((step for step in cls if step.value in present), cls.RECHECK)
+
+    @classmethod
+    def parse(cls, text: str) -> StepTrigger:
+        """From text (a command line, a test): a member's value, several joined by commas
+        (``event,threshold``), or ``timer``, the node agent's former name for the re-check.
+        ``ValueError`` for anything else."""
+        parts = {part.strip() for part in text.split(",") if part.strip()}
+        if not parts:
+            raise ValueError(f"not a trigger kind: {text!r}")
+        steps = {cls.RECHECK if part == "timer" else cls(part) for part in parts}
+        return min(steps, key=list(cls).index)
 
 
 @dataclass(frozen=True)

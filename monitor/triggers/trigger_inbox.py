@@ -27,9 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.factory import MonitorFailure, MonitorRunner
-from oomguard.monitor.triggers.stop_signal import StopSignal
-from oomguard.monitor.triggers.trigger import Monitor, Trigger
+from oomguard.monitor.triggers.trigger import Monitor, StepTrigger, Trigger, TriggerKind
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,14 @@ class Wakeup:
         return min(self.triggers, key=lambda t: t.detected_at) if self.triggers else None
 
     @property
-    def kinds(self) -> str | None:
-        """The trigger kinds, sorted and joined (``event,threshold``); None without triggers."""
-        return ",".join(sorted({t.kind.value for t in self.triggers})) or None
+    def kinds(self) -> frozenset[TriggerKind]:
+        """The kinds of the triggers this wake-up brought (empty without triggers)."""
+        return frozenset(t.kind for t in self.triggers)
+
+    @property
+    def step_trigger(self) -> StepTrigger:
+        """What a step taken for this wake-up answers (RECHECK without triggers)."""
+        return StepTrigger.of(self.kinds)
 
 
 class TriggerInbox:

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from oomguard.monitor.settings import NodeSettings
 from oomguard.operator.resolution.policy import InvalidPolicy, Policy
 from oomguard.operator.resolution.winning_policy import winning_policy
+from oomguard.wire.node_settings import NodeSettings
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from oomguard.monitor.settings import (
-    EvictionSettings,
-    MonitorSettings,
-    NodeSettings,
-    SettingsError,
-)
 from oomguard.operator.resolution.label_selector import LabelSelector, SelectorError
 from oomguard.operator.resolution.reserve_bytes import (
     ReserveError,
     ReserveRule,
     parse_quantity,
     reserve_rule_from_spec,
+)
+from oomguard.wire.node_settings import (
+    EvictionSettings,
+    MonitorSettings,
+    NodeSettings,
+    SettingsError,
 )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from oomguard.operator.resolution.cluster_resolution import PolicyTally
 from oomguard.operator.resolution.policy import InvalidPolicy
+from oomguard.wire.conditions import condition, stamp_transitions
 
 MAX_LISTED_NODES = 50  # the schema's maxItems for status.conflictingNodes
 MAX_NAMES_IN_MESSAGE = 10
@@ -21,36 +22,6 @@ def _names(names: Sequence[str]) -> str:
     shown = ", ".join(names[:MAX_NAMES_IN_MESSAGE])
     more = len(names) - MAX_NAMES_IN_MESSAGE
     return f"{shown} and {more} more" if more > 0 else shown
-
-
-def _condition(
-    kind: str, status: bool, reason: str, message: str, generation: int
-) -> dict[str, Any]:
-    return {
-        "type": kind,
-        "status": "True" if status else "False",
-        "reason": reason,
-        "message": message,
-        "observedGeneration": generation,
-    }
-
-
-def _stamp(
-    conditions: list[dict[str, Any]], previous: Sequence[Mapping[str, Any]], now: str
-) -> list[dict[str, Any]]:
-    """Keep the previous lastTransitionTime where a condition's status did not change."""
-    before = {condition.get("type"): condition for condition in previous}
-    for condition in conditions:
-        old = before.get(condition["type"])
-        if (
-            old is not None
-            and old.get("status") == condition["status"]
-            and old.get("lastTransitionTime")
-        ):
-            condition["lastTransitionTime"] = old["lastTransitionTime"]
-        else:
-            condition["lastTransitionTime"] = now
-    return conditions
 
 
 def policy_status(
@@ -65,8 +36,8 @@ def policy_status(
     if invalid is not None or tally is None:
         error = invalid.error if invalid is not None else "not resolved"
         conditions = [
-            _condition("Ready", False, "InvalidSpec", error, generation),
-            _condition("Conflict", False, "NotResolved", "the policy is not in effect", generation),
+            condition("Ready", False, "InvalidSpec", error, generation),
+            condition("Conflict", False, "NotResolved", "the policy is not in effect", generation),
         ]
         return {
             "observedGeneration": generation,
@@ -74,7 +45,7 @@ def policy_status(
             "nodesWon": 0,
             "conflictingNodes": [],
             "conflictingNodeCount": 0,
-            "conditions": _stamp(conditions, previous_conditions, now),
+            "conditions": stamp_transitions(conditions, previous_conditions, now),
         }
     conflicting = sorted(tally.conflicting)
     ready_message = f"selects {tally.selected} node(s), governs {tally.won}"
@@ -85,7 +56,7 @@ def policy_status(
             f"{_names(waiting)}"
         )
     if conflicting:
-        conflict = _condition(
+        conflict = condition(
             "Conflict",
             True,
             "EqualPriority",
@@ -94,15 +65,15 @@ def policy_status(
             generation,
         )
     else:
-        conflict = _condition(
+        conflict = condition(
             "Conflict", False, "NoConflict", "no equal-priority policy competes", generation
         )
-    conditions = [_condition("Ready", True, "Resolved", ready_message, generation), conflict]
+    conditions = [condition("Ready", True, "Resolved", ready_message, generation), conflict]
     return {
         "observedGeneration": generation,
         "nodesSelected": tally.selected,
         "nodesWon": tally.won,
         "conflictingNodes": conflicting[:MAX_LISTED_NODES],
         "conflictingNodeCount": len(conflicting),
-        "conditions": _stamp(conditions, previous_conditions, now),
+        "conditions": stamp_transitions(conditions, previous_conditions, now),
     }

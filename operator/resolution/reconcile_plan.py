@@ -11,13 +11,10 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from oomguard.monitor.settings import NodeSettings
 from oomguard.operator.resolution.cluster_resolution import NodeFacts
+from oomguard.wire.crd import API_VERSION, RESERVE_KIND
+from oomguard.wire.node_settings import NodeSettings
 
-GROUP = "oomguard.io"
-VERSION = "v1alpha1"
-RESERVE_PLURAL = "nodememoryreserves"
-POLICY_PLURAL = "memoryreservepolicies"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "oomguard-operator"
 
@@ -46,8 +43,8 @@ class ReserveWrite:
 
 def reserve_body(settings: NodeSettings, node_uid: str) -> dict[str, Any]:
     return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "NodeMemoryReserve",
+        "apiVersion": API_VERSION,
+        "kind": RESERVE_KIND,
         "metadata": {
             "name": settings.node_name,
             "labels": {MANAGED_BY_LABEL: MANAGED_BY},

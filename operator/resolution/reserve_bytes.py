@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from oomguard.monitor.sizes import SizeError, parse_size
+from oomguard.wire.sizes import SizeError, parse_size
 
 
 class ReserveError(ValueError):

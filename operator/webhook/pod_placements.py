@@ -22,8 +22,8 @@ from typing import Any
 from kubernetes.client import ApiClient, CoreV1Api
 from kubernetes.client.exceptions import ApiException
 
-from oomguard.monitor.kube.list_watch import WatchGoneError, WatchStream, list_json_pages
 from oomguard.operator.webhook.eviction_decision import PodPlacement
+from oomguard.wire.list_watch import WatchGoneError, WatchStream, list_json_pages
 
 logger = logging.getLogger(__name__)
 

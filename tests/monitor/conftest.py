@@ -1,10 +1,14 @@
 """Fake cgroup v2 directories (plain files in a tmp dir) for unit tests of cgroupfs and monitors."""
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from oomguard.monitor.kernel.cgroupfs import Cgroup
+
+# the shared fakes (monitor_fakes.py) import as a top-level module, like tests/cluster's helpers
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 MEMORY_EVENTS = b"low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n"
 

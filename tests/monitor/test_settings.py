@@ -151,3 +151,20 @@ def test_default_node_settings_have_no_source_and_no_spec():
     assert settings.reserve_bytes == 16 * GIB // 10
     with pytest.raises(SettingsError, match="built-in defaults have no spec"):
         settings.to_spec()
+
+
+def test_host_memory_section_is_written_only_when_it_differs_from_the_defaults():
+    base = NodeSettings.from_spec(full_spec())
+    assert "hostMemory" not in base.to_spec()["monitor"]
+    spec = full_spec()
+    spec["monitor"]["hostMemory"] = {
+        "enabled": True,
+        "usagePercent": 90.0,
+        "intervalMilliseconds": 500,
+    }
+    settings = NodeSettings.from_spec(spec)
+    assert settings.monitor.host_memory.enabled
+    assert settings.to_spec()["monitor"] == spec["monitor"]
+    spec["monitor"]["hostMemory"]["usagePercent"] = 0
+    with pytest.raises(SettingsError, match=r"monitor\.hostMemory\.usagePercent"):
+        NodeSettings.from_spec(spec)

@@ -104,6 +104,14 @@ INVALID = [
         {**VALID, "monitor": {"event": {"enabled": False}, "threshold": {"enabled": False}}},
         "monitor: at least one of event, threshold or pressure must stay enabled",
     ),
+    (
+        {**VALID, "monitor": {"hostMemory": {"enabled": True, "usagePercent": 0}}},
+        "monitor.hostMemory.usagePercent must be greater than 0 and at most 100",
+    ),
+    (
+        {**VALID, "monitor": {"hostMemory": {"intervalMilliseconds": 5}}},
+        "monitor.hostMemory.intervalMilliseconds must be between 10 and 60000",
+    ),
     ({**VALID, "eviction": {"policy": "OldestFirst"}}, 'Unsupported value: "OldestFirst"'),
     (
         {**VALID, "eviction": {"gracePeriodSeconds": -1}},

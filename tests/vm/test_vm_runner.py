@@ -445,3 +445,23 @@ def test_watchdog_kills_the_whole_group_when_the_host_side_dies(tmp_path):
     ):
         assert time.monotonic() < deadline, "the grandchild outlived the watchdog"
         time.sleep(0.05)
+
+
+class _Item:
+    """Just enough of a pytest item for batch_memory."""
+
+    def __init__(self, **kernel_kwargs):
+        self.marker = pytest.mark.kernel(**kernel_kwargs).mark
+
+    def get_closest_marker(self, name):
+        return self.marker if name == "kernel" else None
+
+
+def test_batch_memory_is_the_largest_a_test_asks_for():
+    assert vm_pytest_plugin.batch_memory([_Item(), _Item()]) == vm_runner.DEFAULT_MEMORY
+    assert vm_pytest_plugin.batch_memory([_Item(), _Item(memory="6G"), _Item(memory="3072M")]) == (
+        "6G"
+    )
+    assert vm_pytest_plugin.batch_memory([_Item(memory="1G")]) == vm_runner.DEFAULT_MEMORY
+    with pytest.raises(pytest.UsageError, match="2G or 6144M"):
+        vm_pytest_plugin.batch_memory([_Item(memory="lots")])

@@ -167,6 +167,26 @@ def _kernel_items(session: pytest.Session) -> list[pytest.Item]:
     return [item for item in session.items if item.get_closest_marker("kernel") is not None]
 
 
+def _size_bytes(size: str) -> int:
+    """``2G``/``6144M`` (qemu's spelling) in bytes."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    number, unit = size[:-1], size[-1:].upper()
+    if unit not in units or not number.isdigit():
+        raise pytest.UsageError(f"VM memory must look like 2G or 6144M, not {size!r}")
+    return int(number) * units[unit]
+
+
+def batch_memory(items: Sequence[pytest.Item]) -> str:
+    """The VM's memory for a batch: the largest ``@pytest.mark.kernel(memory=...)`` among its
+    tests (the real-node tier needs a node's worth), else the test bed's default."""
+    sizes = [vm_runner.DEFAULT_MEMORY]
+    for item in items:
+        marker = item.get_closest_marker("kernel")
+        if marker is not None and marker.kwargs.get("memory"):
+            sizes.append(str(marker.kwargs["memory"]))
+    return max(sizes, key=_size_bytes)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
     config = session.config
@@ -210,7 +230,8 @@ def _run_batch(config: pytest.Config, items: Sequence[pytest.Item]) -> Batch:
         *[item.nodeid for item in items],
     ]
     timeout = float(os.environ.get(TIMEOUT_ENV, DEFAULT_BATCH_TIMEOUT))
-    _say(config, f"kernel tests: running {len(items)} in a VM (output: {log}) ...")
+    memory = batch_memory(items)
+    _say(config, f"kernel tests: running {len(items)} in a {memory} VM (output: {log}) ...")
     start = time.monotonic()
     error: str | None = None
     with log.open("wb") as output:
@@ -219,6 +240,7 @@ def _run_batch(config: pytest.Config, items: Sequence[pytest.Item]) -> Batch:
                 argv,
                 cwd=rootdir,
                 env={RESULTS_ENV: str(results)},
+                memory=memory,
                 rwdirs=[workdir],
                 timeout=timeout,
                 stdout=output,

@@ -3,6 +3,7 @@ import sys
 import time
 
 import pytest
+from monitor_fakes import wait_for
 
 from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget, pid_of
 
@@ -42,15 +43,6 @@ def procs():
     for p in started:
         p.kill()
         p.wait()
-
-
-def wait_for(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_candidates_describe_live_processes(procs):

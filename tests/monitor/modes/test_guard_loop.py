@@ -3,6 +3,8 @@
 import threading
 import time
 
+from monitor_fakes import FakeCgroup, FakeTarget
+
 from oomguard.monitor.decision.candidate import Candidate
 from oomguard.monitor.decision.newest_first import Outcome
 from oomguard.monitor.modes.guard import RECHECK, Guard, GuardSettings
@@ -13,33 +15,6 @@ MiB = 2**20
 SETTINGS = GuardSettings(
     memory_high=200 * MiB, memory_max=None, buffer=10 * MiB, grace=1.0, in_flight_timeout=3.0
 )
-
-
-class FakeCgroup:
-    def __init__(self, usage):
-        self.usage = usage
-        self.path = "/fake"
-
-    def working_set(self):
-        return self.usage
-
-
-class FakeTarget:
-    """Processes hold memory; stopping removes them and their memory from the cgroup."""
-
-    def __init__(self, cgroup, procs):
-        self.cgroup = cgroup
-        self.procs = {c.id: c for c in procs}
-        self.stopped = []
-
-    def candidates(self):
-        return list(self.procs.values())
-
-    def stop(self, victims, detected_at):
-        self.stopped.append(([v.id for v in victims], detected_at))
-        for v in victims:
-            del self.procs[v.id]
-            self.cgroup.usage -= v.memory_bytes
 
 
 class OneShotMonitor:

@@ -9,6 +9,7 @@ import time
 import urllib.request
 
 import pytest
+from monitor_fakes import FakeCgroup, FakeTarget
 
 from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.decision.candidate import Candidate
@@ -23,29 +24,6 @@ MiB = 2**20
 SETTINGS = GuardSettings(
     memory_high=200 * MiB, memory_max=None, buffer=10 * MiB, grace=1.0, in_flight_timeout=3.0
 )
-
-
-class FakeCgroup:
-    def __init__(self, usage):
-        self.usage = usage
-        self.path = "/fake"
-
-    def working_set(self):
-        return self.usage
-
-
-class FakeTarget:
-    def __init__(self, cgroup, procs):
-        self.cgroup = cgroup
-        self.procs = {c.id: c for c in procs}
-
-    def candidates(self):
-        return list(self.procs.values())
-
-    def stop(self, victims, detected_at):
-        for v in victims:
-            del self.procs[v.id]
-            self.cgroup.usage -= v.memory_bytes
 
 
 class OneTrigger:

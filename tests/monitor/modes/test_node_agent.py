@@ -3,91 +3,37 @@ decide, evict, fall back and memory.high handling. The real kernel runs in the k
 
 import threading
 import time
-import uuid
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import pytest
+from monitor_fakes import MI, Api, Clock, Pods, pod, write_cgroup
 
 from oomguard.monitor.actions.pod_evictor import ApiUnreachableError, PodEvictor
 from oomguard.monitor.decision.newest_first import Outcome as D
 from oomguard.monitor.decision.rate_limit import TokenBucket
-from oomguard.monitor.kube.pod_candidates import PodInfo
+from oomguard.monitor.kernel.cgroupfs import walk_cgroups
 from oomguard.monitor.kube.pod_cgroups import (
     CgroupDriver,
     KubepodsLocation,
-    QosClass,
     pod_cgroup_path,
 )
-from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent, walk_cgroups
+from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
 from oomguard.monitor.settings import EvictionSettings, NodeSettings
 from oomguard.monitor.triggers.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import Trigger, TriggerKind
 
-MI = 2**20
 LOC = KubepodsLocation(CgroupDriver.SYSTEMD, PurePosixPath("kubepods.slice"))
-
-
-def write_cgroup(path: Path, current: int, high="max", maximum="max"):
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "memory.current").write_text(f"{current}\n")
-    (path / "memory.stat").write_text("anon 0\ninactive_file 0\nactive_file 0\n")
-    (path / "memory.high").write_text(f"{high}\n")
-    (path / "memory.max").write_text(f"{maximum}\n")
-    (path / "cgroup.kill").write_text("")
-
-
-class Pods:
-    def __init__(self, pods):
-        self.pods = {p.uid: p for p in pods}
-        self.connected = True
-
-    def snapshot(self):
-        return dict(self.pods)
-
-
-class Api:
-    def __init__(self, statuses=None):
-        self.statuses = statuses or {}
-        self.calls = []
-
-    def evict(self, namespace, name, grace):
-        self.calls.append(name)
-        answer = self.statuses.get(name, 201)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-def pod(name, started, qos=QosClass.BURSTABLE, **kw):
-    return PodInfo(
-        uid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
-        namespace="apps",
-        name=name,
-        node_name="node-a",
-        qos=qos,
-        started_at=started,
-        has_start_time=True,
-        **kw,
-    )
-
-
-class Clock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
 
 
 @pytest.fixture
 def tree(tmp_path):
-    write_cgroup(tmp_path / "kubepods.slice", 0, maximum=str(1000 * MI))
+    write_cgroup(tmp_path / "kubepods.slice", 0, maximum=str(1000 * MI), kill_file=True)
     return tmp_path
 
 
 def make_agent(tree, pods, memory, api, eviction=None, usage=None, dry_run=False):
     for p in pods:
-        write_cgroup(tree / pod_cgroup_path(p.uid, p.qos, LOC), memory[p.name])
+        write_cgroup(tree / pod_cgroup_path(p.uid, p.qos, LOC), memory[p.name], kill_file=True)
     total = usage if usage is not None else sum(memory.values())
     (tree / "kubepods.slice" / "memory.current").write_text(f"{total}\n")
     settings = NodeSettings(
@@ -112,7 +58,9 @@ def make_agent(tree, pods, memory, api, eviction=None, usage=None, dry_run=False
 
 def test_walk_finds_pods_and_containers(tree):
     p = pod("a", 1)
-    write_cgroup(tree / pod_cgroup_path(p.uid, p.qos, LOC) / "cri-containerd-abc.scope", 0)
+    write_cgroup(
+        tree / pod_cgroup_path(p.uid, p.qos, LOC) / "cri-containerd-abc.scope", 0, kill_file=True
+    )
     dirs = walk_cgroups(tree, PurePosixPath("kubepods.slice"), depth=3)
     assert pod_cgroup_path(p.uid, p.qos, LOC) / "cri-containerd-abc.scope" in dirs
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -37,6 +38,7 @@ from k8s_helpers import (
 from kubernetes import client
 from kubernetes.client import CoreV1Api, CustomObjectsApi, PolicyV1Api, RbacAuthorizationV1Api
 from kubernetes.client.rest import ApiException
+from monitor_fakes import write_cgroup as fake_cgroup_files
 from prometheus_client.parser import text_string_to_metric_families
 
 from oomguard.monitor.decision.newest_first import Outcome as Decided
@@ -166,15 +168,8 @@ def test_the_test_identity_has_exactly_the_chart_rules(
 # ------------------------------------------------------------------ a node with pods
 
 
-def write_cgroup(path: Path, current: int, maximum: str = "max") -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "memory.current").write_text(f"{current}\n")
-    (path / "memory.stat").write_text("anon 0\ninactive_file 0\nactive_file 0\n")
-    (path / "memory.high").write_text("max\n")
-    (path / "memory.max").write_text(f"{maximum}\n")
-    (path / "memory.events").write_text("low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n")
-    (path / "cgroup.kill").write_text("")
-    (path / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+# a pod's or kubepods' cgroup as the agent reads it: populated, idle memory.events, cgroup.kill
+write_cgroup = partial(fake_cgroup_files, events_high=0, kill_file=True, populated=True)
 
 
 @dataclass

@@ -2,66 +2,25 @@
 and /metrics on the agent's HTTP server, on a plain-file imitation of a kubepods tree."""
 
 import urllib.request
-import uuid
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
+from monitor_fakes import MI, Api, Pods, pod, write_cgroup
 from prometheus_client.parser import text_string_to_metric_families
 
 from oomguard.monitor.actions.pod_evictor import PodEvictor
 from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
-from oomguard.monitor.kube.pod_candidates import PodInfo
 from oomguard.monitor.kube.pod_cgroups import (
     CgroupDriver,
     KubepodsLocation,
-    QosClass,
     pod_cgroup_path,
 )
 from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
 from oomguard.monitor.modes.node_runtime import build_agent
 from oomguard.monitor.settings import EvictionSettings, NodeSettings
 
-MI = 2**20
 LOC = KubepodsLocation(CgroupDriver.SYSTEMD, PurePosixPath("kubepods.slice"))
-
-
-def write_cgroup(path: Path, current: int, maximum: str = "max") -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "memory.current").write_text(f"{current}\n")
-    (path / "memory.stat").write_text("anon 0\ninactive_file 0\nactive_file 0\n")
-    (path / "memory.high").write_text("max\n")
-    (path / "memory.max").write_text(f"{maximum}\n")
-    (path / "memory.events").write_text("low 0\nhigh 3\nmax 0\noom 0\noom_kill 0\n")
-
-
-class Pods:
-    def __init__(self, pods):
-        self.pods = {p.uid: p for p in pods}
-        self.connected = True
-
-    def snapshot(self):
-        return dict(self.pods)
-
-
-class Api:
-    def __init__(self, statuses):
-        self.statuses = statuses
-
-    def evict(self, namespace, name, grace):
-        return self.statuses.get(name, 201)
-
-
-def pod(name, started):
-    return PodInfo(
-        uid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
-        namespace="apps",
-        name=name,
-        node_name="node-a",
-        qos=QosClass.BURSTABLE,
-        started_at=started,
-        has_start_time=True,
-    )
 
 
 def settings():
@@ -74,11 +33,11 @@ def settings():
 
 
 def test_agent_records_decisions_actions_and_bytes(tmp_path):
-    write_cgroup(tmp_path / "kubepods.slice", 0, maximum=str(1000 * MI))
+    write_cgroup(tmp_path / "kubepods.slice", 0, maximum=str(1000 * MI), events_high=3)
     pods = [pod("old", 1), pod("mid", 2), pod("new", 3)]
     memory = {"old": 500 * MI, "mid": 300 * MI, "new": 200 * MI}
     for p in pods:
-        write_cgroup(tmp_path / pod_cgroup_path(p.uid, p.qos, LOC), memory[p.name])
+        write_cgroup(tmp_path / pod_cgroup_path(p.uid, p.qos, LOC), memory[p.name], events_high=3)
     (tmp_path / "kubepods.slice" / "memory.current").write_text(f"{1000 * MI}\n")
     evictor = PodEvictor(
         Api({"new": 429}), None, TokenBucket(per_minute=10, burst=10, now=0.0), sleep=lambda s: 0
@@ -106,7 +65,7 @@ def test_agent_records_decisions_actions_and_bytes(tmp_path):
 
 
 def test_build_agent_serves_metrics_next_to_the_probes(tmp_path):
-    write_cgroup(tmp_path / "kubepods.slice", 123 * MI, maximum=str(1000 * MI))
+    write_cgroup(tmp_path / "kubepods.slice", 123 * MI, maximum=str(1000 * MI), events_high=3)
     options = AgentOptions(cgroup_root=tmp_path, kubepods=LOC)
     http = HttpEndpoints("127.0.0.1", 0)
     parts = build_agent(object(), options, settings(), monitors=[], http=http)

@@ -2,9 +2,10 @@
 restarts the monitors the settings ask for; status and report say where settings came from."""
 
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
+
+from monitor_fakes import MI, Pods, wait_for, write_cgroup
 
 from oomguard.monitor.actions.pod_evictor import PodEvictor
 from oomguard.monitor.decision.rate_limit import TokenBucket
@@ -26,30 +27,13 @@ from oomguard.monitor.settings import (
 from oomguard.monitor.triggers.factory import build_monitors
 from oomguard.monitor.triggers.stop_signal import StopSignal
 
-MI = 2**20
 LOC = KubepodsLocation(CgroupDriver.SYSTEMD, PurePosixPath("kubepods.slice"))
 
 
 def write_kubepods(root: Path, current: int, maximum: int) -> Path:
-    path = root / "kubepods.slice"
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "memory.current").write_text(f"{current}\n")
-    (path / "memory.stat").write_text("anon 0\ninactive_file 0\nactive_file 0\n")
-    (path / "memory.high").write_text("max\n")
-    (path / "memory.max").write_text(f"{maximum}\n")
-    (path / "memory.events").write_text("low 0\nhigh 7\nmax 0\noom 0\noom_kill 0\n")
-    (path / "memory.pressure").write_text(
-        "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
-        "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+    return write_cgroup(
+        root / "kubepods.slice", current, maximum=str(maximum), events_high=7, pressure=True
     )
-    return path
-
-
-class NoPods:
-    connected = True
-
-    def snapshot(self):
-        return {}
 
 
 class NoApi:
@@ -75,7 +59,7 @@ def make_agent(tmp_path, fixed_monitors=None, builder=build_monitors, set_high=T
         tmp_path, LOC, set_memory_high=set_high, tick_seconds=0.05, **options
     )
     return NodeAgent(
-        agent_options, fallback, NoPods(), evictor, fixed_monitors, monitor_builder=builder
+        agent_options, fallback, Pods(), evictor, fixed_monitors, monitor_builder=builder
     )
 
 
@@ -146,15 +130,6 @@ def run_agent(agent):
     thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
     thread.start()
     return stop, thread
-
-
-def wait_for(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def count_steps(agent):

@@ -8,11 +8,13 @@ from oomguard.monitor.kernel.memory_pressure import PsiTrigger
 from oomguard.monitor.modes.node_monitors import node_monitor_plan
 from oomguard.monitor.settings import (
     EventMonitorSettings,
+    HostMemoryMonitorSettings,
     MonitorSettings,
     PressureMonitorSettings,
     SettingsError,
     ThresholdMonitorSettings,
 )
+from oomguard.monitor.triggers.factory import UsageScope
 
 
 def settings(event=True, threshold=True, pressure=False):
@@ -85,3 +87,18 @@ def test_every_combination_runs_something_and_never_event_without_memory_high(
 
 def test_target_zero_still_gives_a_valid_threshold():
     assert node_monitor_plan(settings(), 0, True).config.threshold.limit_bytes == 1
+
+
+def test_host_memory_monitor_watches_a_share_of_the_node_memory_when_enabled():
+    assert (
+        node_monitor_plan(settings(), 900, True, node_memory_bytes=2000).config.host_memory is None
+    )
+    host = HostMemoryMonitorSettings(enabled=True, usage_percent=90, interval_ms=500)
+    wanted = MonitorSettings(host_memory=host)
+    plan = node_monitor_plan(wanted, 900, memory_high_set=True, node_memory_bytes=2000)
+    assert plan.config.host_memory is not None
+    assert plan.config.host_memory.limit_bytes == 1800
+    assert plan.config.host_memory.interval_s == 0.5
+    assert plan.config.host_memory.scope is UsageScope.HOST
+    unknown = node_monitor_plan(wanted, 900, memory_high_set=True)  # node memory not known
+    assert unknown.config.host_memory is None

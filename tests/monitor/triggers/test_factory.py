@@ -1,7 +1,9 @@
 import queue
+import threading
 import time
 
 import pytest
+from monitor_threads import blocked_in_poll, wait_until
 
 from oomguard.monitor.kernel.memory_pressure import PsiTrigger
 from oomguard.monitor.triggers.event_monitor import EventMonitor
@@ -69,9 +71,20 @@ class Quitter:
 
 
 def test_runner_forwards_triggers_and_surfaces_failures_without_stopping_others():
+    got = []
+
+    def failures():
+        return {item.monitor: item.error for item in got if isinstance(item, MonitorFailure)}
+
     with MonitorRunner([Ticker(), Broken(), Quitter()]) as runner:
-        got = [runner.output.get(timeout=2) for _ in range(8)]
-    failures = {item.monitor: item.error for item in got if isinstance(item, MonitorFailure)}
+        # until both failures arrived and the ticker kept going: the threads start in any
+        # order, so the first items may all be the ticker's
+        while not (
+            failures().keys() >= {"broken", "quitter"}
+            and sum(isinstance(item, Trigger) for item in got) >= 6
+        ):
+            got.append(runner.output.get(timeout=60))
+    failures = failures()
     assert str(failures["broken"]) == "cgroup /x is gone"
     assert "returned without being stopped" in str(failures["quitter"])
     assert sum(isinstance(item, Trigger) for item in got) >= 6
@@ -86,20 +99,30 @@ def test_runner_stops_real_monitors(fake_cgroup):
     )
     sink = queue.Queue()
     runner = MonitorRunner(build_monitors(fake_cgroup, config), sink)
+    before = set(threading.enumerate())
     runner.start()
-    time.sleep(0.3)
+    started = set(threading.enumerate()) - before
+    polling = {t for t in started if t.name in ("monitor-event", "monitor-pressure")}
+    assert len(polling) == 2
+    assert wait_until(lambda: all(blocked_in_poll(t) for t in polling))
     assert runner.stop(30) == []
     assert sink.empty()
     assert runner.stop() == []  # idempotent
 
 
 def test_runner_reports_monitors_that_ignore_stop():
+    release = threading.Event()
+
     class Stubborn:
         name = "stubborn"
 
         def run(self, sink, stop):
-            time.sleep(1.5)
+            release.wait(60)  # ignores ``stop`` until the test lets it go
 
     runner = MonitorRunner([Stubborn()])
     runner.start()
-    assert runner.stop(timeout=0.1) == ["stubborn"]
+    try:
+        assert runner.stop(timeout=0.1) == ["stubborn"]
+    finally:
+        release.set()
+    assert runner.stop(timeout=60) == []

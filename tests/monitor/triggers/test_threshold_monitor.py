@@ -1,7 +1,8 @@
+import itertools
 import threading
-import time
 
 import pytest
+from monitor_threads import wait_until
 
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.triggers.stop_signal import StopSignal
@@ -48,32 +49,34 @@ def test_junk_is_skipped_and_a_missing_cgroup_is_an_error(fake_cgroup, tmp_path)
         ThresholdMonitor(HostMemoryUsed(tmp_path / "none"), 1).poll_once(triggers.append)
 
 
-def run_then_stop(monitor, seconds):
-    """Run ``monitor`` in a thread for ``seconds``, then stop it: its triggers, and whether
-    its thread ended within 30 s of the stop signal."""
+def run_then_stop(monitor, count):
+    """Run ``monitor`` in a thread until it sent ``count`` triggers, then stop it: its
+    triggers, and whether its thread ended within 30 s of the stop signal."""
     stop = StopSignal()
     triggers = []
     thread = threading.Thread(target=monitor.run, args=(triggers.append, stop))
     thread.start()
-    time.sleep(seconds)
+    assert wait_until(lambda: len(triggers) >= count), f"only {len(triggers)} triggers"
     stop.set()
     thread.join(30)
     return triggers, not thread.is_alive()
 
 
 def test_polls_at_the_interval(fake_cgroup):
+    """Never faster than the interval (a slow machine may only make the gaps longer)."""
     monitor = ThresholdMonitor(CgroupWorkingSet(fake_cgroup), 1, interval=0.05)
-    triggers, ended = run_then_stop(monitor, 0.5)
+    triggers, ended = run_then_stop(monitor, 4)
     assert ended
-    assert 3 <= len(triggers) <= 12  # about one per 50 ms; fewer on a busy machine
+    times = [t.detected_at for t in triggers]
+    assert all(later - earlier >= 0.049 for earlier, later in itertools.pairwise(times)), times
 
 
 def test_stop_ends_the_wait_between_polls(fake_cgroup):
     """An hour between polls: the thread ends only if the stop signal cut the wait short."""
     monitor = ThresholdMonitor(CgroupWorkingSet(fake_cgroup), 1, interval=3600)
-    triggers, ended = run_then_stop(monitor, 0.2)
+    triggers, ended = run_then_stop(monitor, 1)  # the first poll, at once
     assert ended, "the monitor slept through its stop signal"
-    assert len(triggers) == 1  # the first poll, at once
+    assert len(triggers) == 1
 
 
 @pytest.mark.parametrize(("limit", "interval"), [(0, 0.1), (1, 0), (1, -1)])

@@ -5,13 +5,13 @@ import time
 
 from oomguard.monitor.triggers.factory import MonitorFailure
 from oomguard.monitor.triggers.stop_signal import StopSignal
-from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind
+from oomguard.monitor.triggers.trigger import MonitorError, StepTrigger, Trigger, TriggerKind
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox
 
 
 def test_timeout_is_a_timed_out_wakeup():
     wakeup = TriggerInbox().next(0.01)
-    assert wakeup.timed_out and not wakeup.triggers and wakeup.kinds is None
+    assert wakeup.timed_out and not wakeup.triggers and wakeup.kinds == frozenset()
 
 
 def test_pending_items_coalesce_into_one_wakeup():
@@ -22,7 +22,7 @@ def test_pending_items_coalesce_into_one_wakeup():
     failure = MonitorFailure("pressure", MonitorError("gone"), 6.0)
     inbox.queue.put(failure)
     wakeup = inbox.next(None)
-    assert wakeup.kinds == "event,threshold"
+    assert wakeup.kinds == {TriggerKind.EVENT, TriggerKind.THRESHOLD}
     assert wakeup.earliest == Trigger(TriggerKind.EVENT, 3.0)
     assert wakeup.failures == (failure,)
     assert not wakeup.timed_out and not wakeup.woken
@@ -49,7 +49,7 @@ def test_runner_delivers_into_the_inbox():
     runner = inbox.runner([Once()])
     runner.start()
     try:
-        assert inbox.next(5).kinds == "event"
+        assert inbox.next(5).kinds == {TriggerKind.EVENT}
     finally:
         assert runner.stop(2.0) == []
 
@@ -91,7 +91,7 @@ def test_triggers_right_after_a_step_wait_for_the_spacing_then_come_together():
     inbox.sink(Trigger(TriggerKind.THRESHOLD, 3.0))
     wakeup = inbox.next(None)
     assert time.monotonic() - started >= 0.45
-    assert len(wakeup.triggers) == 2 and wakeup.kinds == "event,threshold"
+    assert len(wakeup.triggers) == 2 and wakeup.kinds == {TriggerKind.EVENT, TriggerKind.THRESHOLD}
 
 
 def test_the_first_trigger_after_a_quiet_spell_is_handed_over_at_once():
@@ -107,7 +107,7 @@ def test_the_first_trigger_after_a_quiet_spell_is_handed_over_at_once():
 
     threading.Thread(target=later).start()
     wakeup = inbox.next(5.0)
-    assert wakeup.kinds == "event"
+    assert wakeup.kinds == {TriggerKind.EVENT}
     assert time.monotonic() - sent[0] < 0.2  # not held for another spacing
 
 
@@ -115,7 +115,7 @@ def test_the_very_first_trigger_is_not_held():
     inbox = TriggerInbox(min_spacing=5.0)
     inbox.sink(Trigger(TriggerKind.EVENT, 1.0))
     started = time.monotonic()
-    assert inbox.next(None).kinds == "event"
+    assert inbox.next(None).kinds == {TriggerKind.EVENT}
     assert time.monotonic() - started < 2.5  # held, it would have taken 5 s
 
 
@@ -127,7 +127,7 @@ def test_a_wake_up_is_never_held():
     inbox.wake()
     started = time.monotonic()
     wakeup = inbox.next(None)
-    assert wakeup.woken and wakeup.kinds == "event"
+    assert wakeup.woken and wakeup.kinds == {TriggerKind.EVENT}
     assert time.monotonic() - started < 2.5  # held, it would have taken 5 s
 
 
@@ -137,5 +137,16 @@ def test_without_hold_a_trigger_right_after_a_step_is_handed_over_at_once():
     inbox.next(None)  # a step happened; the loop says the episode is over
     inbox.sink(Trigger(TriggerKind.EVENT, 2.0))
     started = time.monotonic()
-    assert inbox.next(None, hold=False).kinds == "event"
+    assert inbox.next(None, hold=False).kinds == {TriggerKind.EVENT}
     assert time.monotonic() - started < 2.5  # held, it would have taken 5 s
+
+
+def test_a_step_answers_the_monitor_that_notices_first_by_design_or_is_a_recheck():
+    inbox = TriggerInbox()
+    inbox.sink(Trigger(TriggerKind.THRESHOLD, 1.0))
+    inbox.sink(Trigger(TriggerKind.PRESSURE, 2.0))
+    assert inbox.next(None).step_trigger is StepTrigger.PRESSURE
+    inbox.sink(Trigger(TriggerKind.THRESHOLD, 3.0))
+    inbox.sink(Trigger(TriggerKind.EVENT, 4.0))
+    assert inbox.next(None).step_trigger is StepTrigger.EVENT
+    assert inbox.next(0.01).step_trigger is StepTrigger.RECHECK

@@ -1,0 +1,167 @@
+"""One process guard, as ``guard -- CMD``, ``guard --cgroup`` and the sidecar all run it.
+
+Each of them gets a cgroup ready its own way (creates one for a command, takes an existing
+one, splits a pod's workload into a workers leaf), applies limits and sets up metrics; then
+the same assembly follows: a :class:`ProcessTarget` over the cgroup's processes (some
+protected), the monitors the settings ask for (tracked in the metrics), the :class:`Guard`
+loop in its own thread, and on the way out the loop stopped, its victims waited for, and
+the run described for ``--report``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Mapping
+
+from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget
+from oomguard.monitor.feedback.metrics_registry import GuardMetrics
+from oomguard.monitor.feedback.report import GuardReport
+from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
+from oomguard.monitor.modes.guard import Guard, GuardSettings
+from oomguard.monitor.modes.guard_cgroup import tree_pids
+from oomguard.monitor.runtime.stop_signal import StopSignal
+from oomguard.monitor.triggers.factory import build_monitors
+
+VICTIM_WAIT_AFTER_GRACE = 12.0  # seconds: SIGKILL's exit wait and some slack
+
+
+def guard_settings(
+    memory_high: int,
+    memory_max: int | None,
+    buffer: int | None,
+    grace: float,
+    dry_run: bool,
+    *,
+    threshold_interval: float = 0.1,
+    event_monitor: bool = True,
+    threshold_monitor: bool = True,
+    set_memory_high: bool = True,
+) -> GuardSettings:
+    """GuardSettings with the defaults every process guard uses: a buffer of 5% of
+    memory.high, and victims counted in flight for the grace period plus 2 s."""
+    return GuardSettings(
+        memory_high=memory_high,
+        memory_max=memory_max,
+        buffer=buffer if buffer is not None else memory_high // 20,
+        grace=grace,
+        in_flight_timeout=grace + 2.0,
+        dry_run=dry_run,
+        threshold_interval=threshold_interval,
+        event_monitor=event_monitor,
+        threshold_monitor=threshold_monitor,
+        set_memory_high=set_memory_high,
+    )
+
+
+def victim_recorder(
+    metrics: GuardMetrics, log_victim: Callable[[KillRecord], None]
+) -> Callable[[KillRecord], None]:
+    """ProcessTarget's ``on_record``: log the victim, and count it in the metrics."""
+
+    def record(victim: KillRecord) -> None:
+        log_victim(victim)
+        metrics.record_kill(victim)
+
+    return record
+
+
+class ProcessGuard:
+    """The guard loop over one cgroup's processes, running in its own thread."""
+
+    def __init__(
+        self,
+        cgroup: Cgroup,
+        settings: GuardSettings,
+        metrics: GuardMetrics,
+        stop: StopSignal,
+        log_victim: Callable[[KillRecord], None],
+        protected: frozenset[int] = frozenset(),
+        thread_name: str = "oomguard-guard",
+    ) -> None:
+        self.cgroup = cgroup
+        self.settings = settings
+        self.stop = stop
+        self.target = ProcessTarget(
+            lambda: tree_pids(cgroup),
+            protected,
+            grace=settings.grace,
+            dry_run=settings.dry_run,
+            on_record=victim_recorder(metrics, log_victim),
+        )
+        monitors = metrics.tracked(build_monitors(cgroup, settings.monitors))
+        self.guard = Guard(cgroup, self.target, monitors, settings, metrics=metrics)
+        self.thread = threading.Thread(target=self.guard.run, args=(stop,), name=thread_name)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def wait(self) -> None:
+        """Until the loop ends (its stop signal was set, e.g. by a signal handler)."""
+        while self.thread.is_alive():
+            self.thread.join(0.2)
+
+    def finish(self) -> None:
+        """Stop the loop and wait for the victims it is still stopping."""
+        self.stop.set()
+        self.thread.join(5.0)
+        self.target.wait_idle(self.settings.grace + VICTIM_WAIT_AFTER_GRACE)
+
+    def report(
+        self,
+        *,
+        command: tuple[str, ...] | None,
+        exit_status: int | None,
+        started_at: float,
+        events_start: Mapping[str, int],
+        events_final: Mapping[str, int],
+    ) -> GuardReport:
+        return run_report(
+            self.settings,
+            self.cgroup,
+            self.guard,
+            self.target,
+            command=command,
+            exit_status=exit_status,
+            started_at=started_at,
+            events_start=events_start,
+            events_final=events_final,
+        )
+
+
+def run_report(
+    settings: GuardSettings,
+    cgroup: Cgroup,
+    guard: Guard,
+    target: ProcessTarget,
+    *,
+    command: tuple[str, ...] | None,
+    exit_status: int | None,
+    started_at: float,
+    events_start: Mapping[str, int],
+    events_final: Mapping[str, int],
+) -> GuardReport:
+    """What one run did, for ``--report`` (a command run and a guarded cgroup alike)."""
+    return GuardReport(
+        command=command,
+        cgroup=str(cgroup.path),
+        memory_high=settings.memory_high,
+        memory_max=settings.memory_max,
+        buffer=settings.buffer,
+        grace=settings.grace,
+        dry_run=settings.dry_run,
+        exit_status=exit_status,
+        started_at=started_at,
+        victims=target.records,
+        decisions=guard.decisions,
+        memory_events_start=events_start,
+        memory_events_final=events_final,
+        errors=guard.errors,
+    )
+
+
+def events_or_empty(cgroup: Cgroup) -> dict[str, int]:
+    """memory.events' counters; empty once the cgroup is gone or unreadable."""
+    with contextlib.suppress(CgroupError, ValueError):
+        return dict(cgroup.memory_events().counters)
+    return {}

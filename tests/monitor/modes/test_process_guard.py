@@ -1,0 +1,39 @@
+"""The one process-guard assembly (guard -- CMD, guard --cgroup, sidecar) on a plain-file
+cgroup: the defaults every process guard shares, and the loop's life from start to finish."""
+
+from oomguard.monitor.feedback.metrics_registry import GuardMetrics
+from oomguard.monitor.modes.process_guard import ProcessGuard, events_or_empty, guard_settings
+from oomguard.monitor.runtime.stop_signal import StopSignal
+
+MiB = 2**20
+
+
+def test_settings_defaults_are_written_once():
+    settings = guard_settings(200 * MiB, None, None, 2.0, False)
+    assert settings.buffer == 10 * MiB  # 5% of memory.high
+    assert settings.in_flight_timeout == 4.0  # grace + 2 s
+    assert guard_settings(200 * MiB, None, 3 * MiB, 2.0, False).buffer == 3 * MiB
+
+
+def test_sidecar_without_memory_high_runs_only_the_threshold_monitor():
+    settings = guard_settings(200 * MiB, None, None, 1.0, False, event_monitor=False)
+    assert not settings.monitors.event and settings.monitors.threshold is not None
+
+
+def test_the_loop_runs_its_monitors_until_finished(fake_cgroup):
+    metrics = GuardMetrics("guard", fake_cgroup)
+    stop = StopSignal()
+    settings = guard_settings(200 * MiB, None, None, 0.1, False)
+    running = ProcessGuard(fake_cgroup, settings, metrics, stop, lambda record: None)
+    running.start()
+    try:
+        assert running.thread.is_alive()
+    finally:
+        running.finish()
+        stop.close()
+    assert not running.thread.is_alive()
+    assert stop.is_set()
+    assert running.guard.errors == []
+    up = metrics.registry.get_sample_value("oomguard_monitor_up", {"monitor": "event"})
+    assert up == 0  # it ran, and stopped with the loop
+    assert events_or_empty(fake_cgroup)["high"] == 0

@@ -1,0 +1,153 @@
+"""Fakes the monitor tests share: plain-file cgroups, a guard's cgroup and target, a node's
+pods and eviction API, a settable clock, and polling for a condition.
+
+One place for them, so a change to what the loops need from their collaborators is made
+once. Tests import them as ``from monitor_fakes import ...`` (``tests/monitor/conftest.py``
+puts this folder on the path, as ``tests/conftest.py`` does for ``k8s_helpers``).
+"""
+
+import time
+import uuid
+from pathlib import Path
+
+from oomguard.monitor.kube.pod_candidates import PodInfo
+from oomguard.monitor.kube.pod_cgroups import QosClass
+
+MI = 2**20
+
+
+def wait_for(predicate, timeout=60.0):
+    """True as soon as ``predicate()`` is; False when ``timeout`` seconds passed first (a
+    generous bound: it costs nothing when the condition holds, and a loaded machine is slow)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# -- plain-file cgroups -------------------------------------------------------------------
+
+EVENTS_LINE = "low 0\nhigh {high}\nmax 0\noom 0\noom_kill 0\n"
+IDLE_PRESSURE = (
+    "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+    "full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+)
+
+
+def write_cgroup(
+    path: Path,
+    current: int,
+    high="max",
+    maximum="max",
+    *,
+    events_high: int | None = None,
+    kill_file: bool = False,
+    populated: bool | None = None,
+    pressure: bool = False,
+) -> Path:
+    """A directory with the memory files a cgroup v2 memory cgroup has (working set =
+    ``current``: no inactive file pages). Optional files only when asked for, so each test
+    sees exactly the tree it describes: ``memory.events`` with ``high`` at ``events_high``,
+    ``cgroup.kill``, ``cgroup.events``, an idle ``memory.pressure``."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "memory.current").write_text(f"{current}\n")
+    (path / "memory.stat").write_text("anon 0\ninactive_file 0\nactive_file 0\n")
+    (path / "memory.high").write_text(f"{high}\n")
+    (path / "memory.max").write_text(f"{maximum}\n")
+    if events_high is not None:
+        (path / "memory.events").write_text(EVENTS_LINE.format(high=events_high))
+    if pressure:
+        (path / "memory.pressure").write_text(IDLE_PRESSURE)
+    if kill_file:
+        (path / "cgroup.kill").write_text("")
+    if populated is not None:
+        (path / "cgroup.events").write_text(f"populated {int(populated)}\nfrozen 0\n")
+    return path
+
+
+# -- the process guard's collaborators ----------------------------------------------------
+
+
+class FakeCgroup:
+    """A guarded cgroup whose working set is whatever the test says."""
+
+    def __init__(self, usage):
+        self.usage = usage
+        self.path = "/fake"
+
+    def working_set(self):
+        return self.usage
+
+
+class FakeTarget:
+    """Processes hold memory; stopping removes them and their memory from the cgroup."""
+
+    def __init__(self, cgroup, procs):
+        self.cgroup = cgroup
+        self.procs = {c.id: c for c in procs}
+        self.stopped = []
+
+    def candidates(self):
+        return list(self.procs.values())
+
+    def stop(self, victims, detected_at):
+        self.stopped.append(([v.id for v in victims], detected_at))
+        for v in victims:
+            del self.procs[v.id]
+            self.cgroup.usage -= v.memory_bytes
+
+
+# -- the node agent's collaborators -------------------------------------------------------
+
+
+class Pods:
+    """The pod watch: a fixed set of pods, connected."""
+
+    def __init__(self, pods=()):
+        self.pods = {p.uid: p for p in pods}
+        self.connected = True
+
+    def snapshot(self):
+        return dict(self.pods)
+
+
+class Api:
+    """The Eviction API: answers a status per pod name (201 unless told; an exception is
+    raised) and records which pods were asked for."""
+
+    def __init__(self, statuses=None):
+        self.statuses = statuses or {}
+        self.calls = []
+
+    def evict(self, namespace, name, grace):
+        self.calls.append(name)
+        answer = self.statuses.get(name, 201)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def pod(name, started, qos=QosClass.BURSTABLE, **kw):
+    """A running pod on node-a in namespace apps, its uid derived from its name."""
+    return PodInfo(
+        uid=str(uuid.uuid5(uuid.NAMESPACE_DNS, name)),
+        namespace="apps",
+        name=name,
+        node_name="node-a",
+        qos=qos,
+        started_at=started,
+        has_start_time=True,
+        **kw,
+    )
+
+
+class Clock:
+    """A monotonic clock that moves only when the test sets ``now``."""
+
+    def __init__(self, now=100.0):
+        self.now = now
+
+    def __call__(self):
+        return self.now
