@@ -26,6 +26,7 @@ from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 from oomguard.monitor.feedback.kube_events import KubeEventPoster
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
+from oomguard.monitor.feedback.node_state_collector import NodeStateCollector
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.kernel.meminfo import parse_meminfo
 from oomguard.monitor.kube.node_reserve import (
@@ -108,6 +109,7 @@ def build_agent(
     kubepods = Cgroup(options.cgroup_root / options.kubepods.path)
     metrics = GuardMetrics("node", kubepods)
     agent = NodeAgent(options, settings, watch, evictor, monitors, metrics=metrics)
+    metrics.registry.register(NodeStateCollector(agent))
     reserve_watch = reporter = None
     if custom_api is not None:
         reserve_watch = NodeReserveWatcher(
