@@ -34,6 +34,12 @@ from oomguard.wire.sizes import format_size
 
 log = logging.getLogger(__name__)
 
+# Longer than the eviction webhook's timeoutSeconds (chart default 5 s, at most 30): with
+# failurePolicy Ignore the apiserver lets an eviction through after the webhook times out, so
+# an agent giving up at the same moment would count an eviction that happened as failed and
+# act again. The chart passes `--eviction-timeout` as timeoutSeconds + 10.
+EVICTION_REQUEST_TIMEOUT = 15.0
+
 TOO_MANY_REQUESTS = 429
 NOT_FOUND = 404
 
@@ -97,7 +103,7 @@ class EventSink(Protocol):
 class KubernetesEvictionApi:
     """EvictionApi over ``CoreV1Api.create_namespaced_pod_eviction``."""
 
-    def __init__(self, core_api: Any, request_timeout: float = 5.0) -> None:
+    def __init__(self, core_api: Any, request_timeout: float = EVICTION_REQUEST_TIMEOUT) -> None:
         self._core = core_api
         self._timeout = request_timeout
 

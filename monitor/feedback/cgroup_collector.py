@@ -27,11 +27,19 @@ from oomguard.monitor.kernel.memory_events import MemoryEvents
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
 from oomguard.monitor.kernel.memory_stat import MemoryStat, working_set_bytes
 from oomguard.monitor.kernel.parse_error import ParseError
+from oomguard.monitor.kernel.vmstat import VMSTAT, Vmstat, parse_vmstat
 
 log = logging.getLogger(__name__)
 
 PREFIX = "oomguard"
-FILES = ("memory.current", "memory.events", "memory.high", "memory.max", "memory.stat")
+FILES = (
+    "memory.current",
+    "memory.events",
+    "memory.events.local",
+    "memory.high",
+    "memory.max",
+    "memory.stat",
+)
 """The cgroupfs files read on each scrape (the ``file`` label of the read-error counter)."""
 
 _T = TypeVar("_T")
@@ -56,11 +64,16 @@ class CgroupCollector(Collector):
     (a path or a :class:`Cgroup`); a scrape uses whichever is set when it starts.
     """
 
-    def __init__(self, cgroup: Cgroup | Path | None = None) -> None:
+    def __init__(
+        self, cgroup: Cgroup | Path | None = None, vmstat: Path | None = Path(VMSTAT)
+    ) -> None:
         self._cgroup: Cgroup | None = None
         self.cgroup = cgroup
+        self._vmstat = vmstat
         self._lock = threading.Lock()
         self._errors: dict[str, int] = dict.fromkeys(FILES, 0)
+        if vmstat is not None:
+            self._errors[str(vmstat)] = 0
         self._failing: set[str] = set()
 
     @property
@@ -80,6 +93,8 @@ class CgroupCollector(Collector):
             GaugeMetricFamily(f"{PREFIX}_memory_usage_bytes", ""),
             GaugeMetricFamily(f"{PREFIX}_memory_working_set_bytes", ""),
             CounterMetricFamily(f"{PREFIX}_memory_events", ""),
+            CounterMetricFamily(f"{PREFIX}_memory_events_local", ""),
+            CounterMetricFamily(f"{PREFIX}_node_oom_kills", ""),
             CounterMetricFamily(f"{PREFIX}_cgroup_read_errors", ""),
         ]
 
@@ -87,6 +102,13 @@ class CgroupCollector(Collector):
         cgroup = self.cgroup
         if cgroup is not None:
             yield from self._collect_cgroup(cgroup)
+        vmstat = self._vmstat
+        if vmstat is not None:
+            read = self._read_file(
+                str(vmstat), lambda: parse_vmstat(vmstat.read_bytes(), str(vmstat))
+            )
+            if read is not None:
+                yield from _node_oom_kills(read)
         errors = CounterMetricFamily(
             f"{PREFIX}_cgroup_read_errors",
             "Scrapes in which a file of the guarded cgroup could not be read or parsed "
@@ -125,23 +147,30 @@ class CgroupCollector(Collector):
         events = self._read(cgroup, "memory.events", Cgroup.memory_events)
         if events is not None:
             yield _events_family(events)
+        local = self._read(cgroup, "memory.events.local", Cgroup.memory_events_local)
+        if local is not None:
+            yield _events_family(local, local=True)
 
     def _read(self, cgroup: Cgroup, name: str, read: Callable[[Cgroup], _T]) -> _T | None:
+        """Read and parse one file of the cgroup (see :meth:`_read_file`)."""
+        return self._read_file(name, lambda: read(cgroup), f" of {cgroup.path}")
+
+    def _read_file(self, name: str, read: Callable[[], _T], where: str = "") -> _T | None:
         """Read and parse one file; on any failure count it, log the first one, return None."""
         try:
-            value = read(cgroup)
+            value = read()
         except (CgroupError, OSError, ParseError) as exc:
             with self._lock:
                 self._errors[name] = self._errors.get(name, 0) + 1
                 first = name not in self._failing
                 self._failing.add(name)
             if first:
-                log.warning("cannot read %s of %s for metrics: %s", name, cgroup.path, exc)
+                log.warning("cannot read %s%s for metrics: %s", name, where, exc)
             return None
         if name in self._failing:
             with self._lock:
                 self._failing.discard(name)
-            log.info("%s of %s is readable again", name, cgroup.path)
+            log.info("%s%s is readable again", name, where)
         return value
 
 
@@ -152,13 +181,34 @@ def _stat_with_working_set(cgroup: Cgroup) -> MemoryStat:
     return stat
 
 
-def _events_family(events: MemoryEvents) -> CounterMetricFamily:
-    family = CounterMetricFamily(
-        f"{PREFIX}_memory_events",
-        "memory.events counters of the guarded cgroup as the kernel keeps them, by event "
-        "(low, high, max, oom, oom_kill, oom_group_kill, and any key a newer kernel adds).",
-        labels=["event"],
-    )
+def _events_family(events: MemoryEvents, local: bool = False) -> CounterMetricFamily:
+    if local:
+        family = CounterMetricFamily(
+            f"{PREFIX}_memory_events_local",
+            "memory.events.local counters of the guarded cgroup, by event: its own events, "
+            "not its descendants'. oom rises only when the guarded cgroup's own limit was "
+            "the OOM domain, never for a pod or container hitting its own memory.max.",
+            labels=["event"],
+        )
+    else:
+        family = CounterMetricFamily(
+            f"{PREFIX}_memory_events",
+            "memory.events counters of the guarded cgroup and everything below it, by event "
+            "(low, high, max, oom, oom_kill, oom_group_kill, and any key a newer kernel adds); "
+            "oom_kill counts every container OOM kill in the subtree.",
+            labels=["event"],
+        )
     for key, value in events.counters.items():
         family.add_metric([key], value)
     return family
+
+
+def _node_oom_kills(vmstat: Vmstat) -> Iterator[CounterMetricFamily]:
+    """/proc/vmstat oom_kill; a kernel older than 4.13 has none and gets no series."""
+    if "oom_kill" in vmstat.counters:
+        yield CounterMetricFamily(
+            f"{PREFIX}_node_oom_kills",
+            "OOM kills on the whole machine since boot (/proc/vmstat oom_kill): machine-wide "
+            "OOMs and every cgroup OOM, inside the guarded cgroup or not.",
+            value=vmstat.oom_kill,
+        )

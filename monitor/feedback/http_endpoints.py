@@ -17,6 +17,11 @@ Response = tuple[int, str, bytes]
 Route = Callable[[], Response]
 Check = Callable[[], tuple[bool, str]]
 
+# The agent's port, here alone: `--http-port`, `oomguard status` and the chart's `agent.port`
+# (a test holds the chart to it) all take it from here, so `kubectl exec ... oomguard status`
+# finds the agent without `--url`.
+AGENT_PORT = 9610
+
 
 def check_route(check: Check) -> Route:
     """A route answering 200 ``ok`` or 503 with the reason the check gives."""
@@ -29,7 +34,7 @@ def check_route(check: Check) -> Route:
 
 
 class HttpEndpoints:
-    def __init__(self, host: str = "0.0.0.0", port: int = 8080) -> None:  # noqa: S104 - a pod port
+    def __init__(self, host: str = "0.0.0.0", port: int = AGENT_PORT) -> None:  # noqa: S104 - a pod port
         self._routes: dict[str, Route] = {}
         routes = self._routes
 

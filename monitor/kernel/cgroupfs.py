@@ -244,6 +244,12 @@ class Cgroup:
     def memory_events(self) -> MemoryEvents:
         return parse_memory_events(self.read("memory.events"), str(self.file("memory.events")))
 
+    def memory_events_local(self) -> MemoryEvents:
+        """``memory.events.local`` (5.2+): this cgroup's own events, not its descendants':
+        ``oom`` here means this cgroup's own limit was the OOM domain."""
+        name = "memory.events.local"
+        return parse_memory_events(self.read(name), str(self.file(name)))
+
     def memory_pressure(self) -> MemoryPressure:
         name = "memory.pressure"
         return parse_memory_pressure(self.read(name), str(self.file(name)))

@@ -24,6 +24,7 @@ from oomguard.wire.conditions import condition, stamp_transitions
 from oomguard.wire.crd import GROUP, RESERVE_PLURAL, VERSION
 from oomguard.wire.list_watch import WatchGoneError, WatchStream, list_json
 from oomguard.wire.node_settings import NodeSettings, SettingsError, default_node_settings
+from oomguard.wire.sizes import format_size
 from oomguard.wire.times import rfc3339
 
 log = logging.getLogger(__name__)
@@ -260,6 +261,9 @@ def reserve_status(
     status: dict[str, Any] = {
         "guardedCgroup": report.guarded_cgroup,
         "usageBytes": report.usage_bytes,
+        # the same in binary units, for `kubectl get` (printer columns cannot format integers)
+        "usage": format_size(report.usage_bytes),
+        "reserve": format_size(state.settings.reserve_bytes),
         "memoryEvents": {
             _EVENT_KEYS[key]: value
             for key, value in report.memory_events.items()
@@ -274,6 +278,7 @@ def reserve_status(
         status["observedGeneration"] = state.generation
     if report.memory_high_bytes is not None:
         status["memoryHighBytes"] = report.memory_high_bytes
+        status["memoryHigh"] = format_size(report.memory_high_bytes)
     if report.memory_max_bytes is not None:
         status["memoryMaxBytes"] = report.memory_max_bytes
     if report.last_decision is not None:

@@ -14,6 +14,8 @@ import os
 import sys
 from pathlib import Path, PurePosixPath
 
+from oomguard.monitor.actions.pod_evictor import EVICTION_REQUEST_TIMEOUT
+from oomguard.monitor.feedback.http_endpoints import AGENT_PORT
 from oomguard.monitor.feedback.logs import LOG_FORMATS, log_event, setup_logging
 from oomguard.monitor.runtime.kernel_release import kernel_version as kernel_version
 from oomguard.monitor.runtime.kernel_release import memory_high_is_safe
@@ -62,7 +64,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-memory", help="node memory (default: MemTotal)")
     parser.add_argument("--margin", default="64Mi", help="memory.high stays this far below max")
     parser.add_argument("--dry-run", action="store_true", help="log decisions, act on nothing")
-    parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument(
+        "--eviction-timeout",
+        type=float,
+        default=EVICTION_REQUEST_TIMEOUT,
+        help="seconds to wait for one eviction request; longer than the eviction webhook's "
+        "timeoutSeconds (default: %(default)s)",
+    )
+    parser.add_argument("--http-port", type=int, default=AGENT_PORT)
     parser.add_argument("--http-host", default="0.0.0.0")  # noqa: S104 - the pod's probe port
     parser.add_argument("--kubeconfig", help="default: in-cluster service account")
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
@@ -92,7 +101,7 @@ def run_sidecar_mode(args: argparse.Namespace) -> int:
 
 
 def run_node(args: argparse.Namespace) -> int:
-    from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupV2Unavailable, find_cgroup2_mount
+    from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, find_cgroup2_mount
     from oomguard.monitor.kube.pod_cgroups import (
         CgroupDriver,
         KubepodsLocation,
@@ -103,13 +112,17 @@ def run_node(args: argparse.Namespace) -> int:
 
     if not args.node_name:
         return _fail("NODE_NAME is not set (give it through the downward API: spec.nodeName)")
+    root = args.cgroup_root
     try:
-        root = args.cgroup_root or find_cgroup2_mount()
+        root = root or find_cgroup2_mount()
         Cgroup(root).require_memory_controller()
-    except (CgroupV2Unavailable, OSError) as exc:
+    except (CgroupError, OSError) as exc:
+        # CgroupError too: a v1 tmpfs or a wrong --cgroup-root has no cgroup.controllers
         return _fail(
-            f"this node does not run cgroup v2 with the memory controller ({exc}); "
-            "oomguard needs the unified hierarchy (systemd.unified_cgroup_hierarchy=1)"
+            f"this node does not run cgroup v2 with the memory controller at "
+            f"{root or 'any mount'} ({exc}); oomguard needs the unified hierarchy "
+            "(systemd.unified_cgroup_hierarchy=1); keep the agent off cgroup v1 nodes "
+            "(docs/compatibility.md)"
         )
     try:
         if args.kubepods_cgroup:

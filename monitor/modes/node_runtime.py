@@ -16,12 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from oomguard.monitor.actions.pod_evictor import KubernetesEvictionApi, PodEvictor
+from oomguard.monitor.actions.pod_evictor import (
+    EVICTION_REQUEST_TIMEOUT,
+    KubernetesEvictionApi,
+    PodEvictor,
+)
 from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 from oomguard.monitor.feedback.kube_events import KubeEventPoster
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
+from oomguard.monitor.feedback.node_state_collector import NodeStateCollector
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.kernel.meminfo import parse_meminfo
 from oomguard.monitor.kube.node_reserve import (
@@ -83,6 +88,7 @@ def build_agent(
     http: HttpEndpoints | None = None,
     custom_api: Any | None = None,
     status_intervals: tuple[float, float] = (2.0, 60.0),
+    eviction_timeout: float = EVICTION_REQUEST_TIMEOUT,
 ) -> AgentParts:
     """``custom_api`` (a CustomObjectsApi) turns on the NodeMemoryReserve watch and status;
     ``monitors=None`` lets the agent build them from its settings."""
@@ -90,7 +96,7 @@ def build_agent(
     events = KubeEventPoster(core_api, settings.node_name)
     eviction = settings.eviction
     evictor = PodEvictor(
-        KubernetesEvictionApi(core_api),
+        KubernetesEvictionApi(core_api, eviction_timeout),
         events,
         TokenBucket(
             per_minute=eviction.max_evictions_per_minute,
@@ -103,6 +109,7 @@ def build_agent(
     kubepods = Cgroup(options.cgroup_root / options.kubepods.path)
     metrics = GuardMetrics("node", kubepods)
     agent = NodeAgent(options, settings, watch, evictor, monitors, metrics=metrics)
+    metrics.registry.register(NodeStateCollector(agent))
     reserve_watch = reporter = None
     if custom_api is not None:
         reserve_watch = NodeReserveWatcher(
@@ -192,7 +199,14 @@ def run_agent(
     core = CoreV1Api(client)
     custom = None if args.no_reserve_watch else CustomObjectsApi(client)
     http = HttpEndpoints(args.http_host, args.http_port)
-    parts = build_agent(core, options, settings, http=http, custom_api=custom)
+    parts = build_agent(
+        core,
+        options,
+        settings,
+        http=http,
+        custom_api=custom,
+        eviction_timeout=args.eviction_timeout,
+    )
     log_event(
         log,
         logging.INFO,

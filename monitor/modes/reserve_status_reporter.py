@@ -21,7 +21,7 @@ from oomguard.monitor.runtime.stop_signal import StopSignal
 log = logging.getLogger("oomguard.node")
 
 # Fields whose change alone does not warrant a write before the refresh interval.
-_VOLATILE = ("lastUpdateTime", "usageBytes")
+_VOLATILE = ("lastUpdateTime", "usageBytes", "usage")
 
 
 class StatusWriter(Protocol):

@@ -14,11 +14,14 @@ import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
+from oomguard.monitor.feedback.http_endpoints import AGENT_PORT
 from oomguard.wire.sizes import format_size
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", default="http://127.0.0.1:8080/status", help="the agent's /status")
+    parser.add_argument(
+        "--url", default=f"http://127.0.0.1:{AGENT_PORT}/status", help="the agent's /status"
+    )
     parser.add_argument("--json", action="store_true", help="print the raw JSON")
 
 

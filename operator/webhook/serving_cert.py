@@ -126,16 +126,35 @@ def load(cert_dir: Path) -> ServingCert:
 
 
 def ssl_context(cert: ServingCert) -> ssl.SSLContext:
-    """A TLS 1.2+ server context; the key only touches disk in a private temp dir, briefly."""
+    """A TLS 1.2+ server context serving ``cert``."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    _load_chain(context, cert)
+    return context
+
+
+def load_into(context: ssl.SSLContext, cert: ServingCert) -> None:
+    """Serve ``cert`` from ``context`` from the next handshake on (a renewal needs no new
+    listener). Raises ssl.SSLError, leaving ``context`` as it was, when the key does not
+    match the certificate: OpenSSL would keep the new certificate without a usable key, so
+    the pair is tried on a scratch context first."""
+    ssl_context(cert)
+    _load_chain(context, cert)
+
+
+def _load_chain(context: ssl.SSLContext, cert: ServingCert) -> None:
+    """The key only touches disk in a private temp dir, briefly."""
     with tempfile.TemporaryDirectory(prefix="oomguard-webhook-") as tmp:
         cert_file, key_file = Path(tmp) / "tls.crt", Path(tmp) / "tls.key"
         cert_file.write_bytes(cert.cert_pem)
         key_file.touch(mode=0o600)
         key_file.write_bytes(cert.key_pem)
         context.load_cert_chain(cert_file, key_file)
-    return context
+
+
+def not_after(cert: ServingCert) -> dt.datetime:
+    """When the serving certificate (the first in ``cert_pem``) expires."""
+    return x509.load_pem_x509_certificate(cert.cert_pem).not_valid_after_utc
 
 
 def merged_ca_bundle(

@@ -25,7 +25,25 @@ class WebhookMetrics:
             "oomguard_operator_webhook_review_duration_seconds",
             "Time from receiving a review to sending the answer (server side).",
             registry=self.registry,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            # up to 30 s, the apiserver's longest timeoutSeconds: the chart's OOMGuardWebhookSlow
+            # alert compares the 99th percentile with half the configured timeout
+            buckets=(
+                0.0005,
+                0.001,
+                0.0025,
+                0.005,
+                0.01,
+                0.025,
+                0.05,
+                0.1,
+                0.25,
+                0.5,
+                1,
+                2.5,
+                5,
+                10,
+                30,
+            ),
         )
         self.cache_misses = Counter(
             "oomguard_operator_webhook_cache_misses_total",
@@ -36,6 +54,11 @@ class WebhookMetrics:
         self.cached_pods = Gauge(
             "oomguard_operator_webhook_cached_pods",
             "Pods in the webhook's placement cache.",
+            registry=self.registry,
+        )
+        self.cert_expiry = Gauge(
+            "oomguard_operator_webhook_cert_expiry_timestamp_seconds",
+            "When the serving certificate in use expires (Unix time); renewals move it on.",
             registry=self.registry,
         )
         for reason in Reason:

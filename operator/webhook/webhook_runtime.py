@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 
 from oomguard.operator.webhook import serving_cert
 from oomguard.operator.webhook.ca_bundle_patch import publish_ca
+from oomguard.operator.webhook.cert_reload import CertReloader
 from oomguard.operator.webhook.pod_placements import PodPlacementCache
 from oomguard.operator.webhook.webhook_metrics import WebhookMetrics
 from oomguard.operator.webhook.webhook_server import EvictionWebhook, WebhookServer
@@ -36,6 +37,7 @@ class WebhookOptions:
     configuration: str | None = None  # ValidatingWebhookConfiguration to publish the CA in
     webhook_names: tuple[str, ...] = field(default=(WEBHOOK_NAME,))
     fetch_timeout: float = 2.0  # cache miss: how long the one GET may take
+    cert_check_seconds: float = 60.0  # how often the certificate is reloaded/renewed/re-published
 
     def __post_init__(self) -> None:
         if not self.agent_usernames:
@@ -66,6 +68,7 @@ class RunningWebhook:
     webhook: EvictionWebhook
     placements: PodPlacementCache
     cert: serving_cert.ServingCert
+    reloader: CertReloader
 
 
 @contextlib.asynccontextmanager
@@ -85,26 +88,46 @@ async def running_webhook(
         cert = serving_cert.generate(hosts)
     placements = PodPlacementCache(api_client)
     placements.start()
+    metrics = WebhookMetrics(registry)
     webhook = EvictionWebhook(
         placements,
         options.agent_usernames,
-        WebhookMetrics(registry),
+        metrics,
         fetch_timeout=options.fetch_timeout,
     )
-    server = WebhookServer(webhook, options.host, options.port, serving_cert.ssl_context(cert))
+    context = serving_cert.ssl_context(cert)
+    server = WebhookServer(webhook, options.host, options.port, context)
+    configuration = options.configuration
+
+    def publish(ca_pem: bytes) -> None:
+        assert configuration is not None
+        publish_ca(api_client, configuration, options.webhook_names, ca_pem)
+
+    reloader = CertReloader(
+        context,
+        cert,
+        cert_dir=options.cert_dir,
+        hosts=options.cert_hosts(),
+        publish=publish if cert.ca_pem is not None and configuration else None,
+        metrics=metrics,
+    )
+    stop_reloads = asyncio.Event()
+    reloads: asyncio.Task[None] | None = None
     try:
         # Serve at once: until the cache is listed, misses fall back to one GET each.
         await server.start()
-        if cert.ca_pem is not None and options.configuration:
-            await asyncio.to_thread(
-                publish_ca, api_client, options.configuration, options.webhook_names, cert.ca_pem
-            )
+        if cert.ca_pem is not None and configuration:
+            await asyncio.to_thread(publish, cert.ca_pem)
+        reloads = asyncio.create_task(reloader.run(stop_reloads, options.cert_check_seconds))
         synced = await asyncio.to_thread(placements.synced.wait, wait_for_sync)
         if not synced:
             logger.warning(
                 "pod cache not listed after %.0fs; serving with GET fallback", wait_for_sync
             )
-        yield RunningWebhook(server, webhook, placements, cert)
+        yield RunningWebhook(server, webhook, placements, cert, reloader)
     finally:
+        stop_reloads.set()
+        if reloads is not None:
+            await reloads
         await server.stop()
         await asyncio.to_thread(placements.stop)

@@ -59,6 +59,8 @@ _RELABELINGS = {
             },
             "regex": _STRING,
             "replacement": _STRING,
+            "separator": _STRING,
+            "modulus": {"type": "integer", "format": "int64"},
         },
     },
 }
@@ -70,6 +72,7 @@ _ENDPOINT = {
         "interval": _DURATION,
         "scrapeTimeout": _DURATION,
         "relabelings": _RELABELINGS,
+        "metricRelabelings": _RELABELINGS,
     },
 }
 _RULE = {
@@ -80,6 +83,7 @@ _RULE = {
         "record": _STRING,
         "expr": {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, _STRING]},
         "for": _DURATION,
+        "keep_firing_for": _DURATION,
         "labels": {"type": "object", "additionalProperties": _STRING},
         "annotations": {"type": "object", "additionalProperties": _STRING},
     },

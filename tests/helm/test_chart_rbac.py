@@ -9,8 +9,9 @@ and the kopf operator run with those ServiceAccounts' tokens (TokenRequest) with
 from __future__ import annotations
 
 import json
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from chart_tools import by_kind, one, render
 from control_plane import ControlPlane
 from k8s_helpers import (
     PAUSE_IMAGE,
+    create_namespace,
     create_node,
     create_pod_on_node,
     request_token,
@@ -139,9 +141,20 @@ def chart_rbac(control_plane: ControlPlane, helm_home: Path) -> Iterator[dict[st
         sa["metadata"]["labels"]["app.kubernetes.io/component"]: sa["metadata"]["name"]
         for sa in by_kind(objects, "ServiceAccount")
     }
+    # The RBAC authorizer reads bindings from an informer: wait until it has seen ours, or a
+    # review right after creation is denied for a reason that is not the chart's.
+    for component, needs in (("agent", AGENT_NEEDS), ("operator", OPERATOR_NEEDS)):
+        _wait_until(lambda c=component, n=needs: _allowed(cp, namespace, accounts[c], *n[0]))
     yield {"namespace": namespace, "objects": objects, "accounts": accounts, "release": release}
     for obj in reversed(created):
         api.delete(obj, namespace)
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "RBAC bindings not in effect after 30 s"
+        time.sleep(0.05)
 
 
 def _allowed(
@@ -277,8 +290,8 @@ def test_agent_adapters_run_as_the_chart_service_account(
     admin = CoreV1Api(cp.api_client)
     ns = chart_rbac["namespace"]
     node = create_node(admin).metadata.name
-    workload_ns = unique_name("work")
-    admin.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=workload_ns)))
+    # waits for the namespace's default ServiceAccount, without which the pod is refused
+    workload_ns = create_namespace(admin, unique_name("work"))
     victim = create_pod_on_node(admin, workload_ns, node)
     agent_pod = _agent_pod(admin, ns, node, chart_rbac["accounts"]["agent"])
     token = request_token(admin, ns, chart_rbac["accounts"]["agent"], bound_pod=agent_pod)

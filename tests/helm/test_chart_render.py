@@ -212,7 +212,7 @@ def test_monitoring_objects_follow_their_toggles(rendered: dict[str, Objects]) -
         assert not by_kind(rendered["defaults"], kind), kind
     mon = rendered["monitoring"]
     assert len(by_kind(mon, "ServiceMonitor")) == 2
-    assert len(by_kind(mon, "PodMonitor")) == 2
+    assert len(by_kind(rendered["pod-monitoring"], "PodMonitor")) == 2
     rule = one(mon, "PrometheusRule")
     alerts = {r["alert"] for g in rule["spec"]["groups"] for r in g["rules"]}
     assert alerts >= {

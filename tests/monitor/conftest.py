@@ -21,6 +21,7 @@ FAKE_FILES = {
     "memory.current": b"104857600\n",
     "memory.stat": b"anon 83886080\nfile 20971520\nactive_file 1048576\ninactive_file 19922944\n",
     "memory.events": MEMORY_EVENTS,
+    "memory.events.local": MEMORY_EVENTS,
     "memory.high": b"max\n",
     "memory.max": b"max\n",
     "memory.pressure": (

@@ -17,13 +17,13 @@
 {{- end -}}
 
 {{- define "oomguard.webhook.agentUsername" -}}
-{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "oomguard.agent.serviceAccountName" .) -}}
+{{- printf "system:serviceaccount:%s:%s" (include "oomguard.namespace" .) (include "oomguard.agent.serviceAccountName" .) -}}
 {{- end -}}
 
 {{- define "oomguard.webhook.operatorArgs" -}}
 {{- if include "oomguard.webhook.enabled" . -}}
 - --webhook-port={{ .Values.evictionWebhook.port }}
-- --webhook-agent={{ .Release.Namespace }}:{{ include "oomguard.agent.serviceAccountName" . }}
+- --webhook-agent={{ include "oomguard.namespace" . }}:{{ include "oomguard.agent.serviceAccountName" . }}
 {{- if eq .Values.evictionWebhook.tls.mode "generate" }}
 - --webhook-service={{ include "oomguard.webhook.serviceName" . }}
 - --webhook-configuration={{ include "oomguard.webhook.configurationName" . }}

@@ -17,6 +17,11 @@
 {{- end -}}
 {{- end -}}
 
+{{/* The namespace of every namespaced object: namespaceOverride, else the release's. */}}
+{{- define "oomguard.namespace" -}}
+{{- default .Release.Namespace .Values.namespaceOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "oomguard.agent.fullname" -}}
 {{- printf "%s-agent" (include "oomguard.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -70,11 +75,77 @@ helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace 
 {{- end }}
 {{- end -}}
 
+{{/*
+The image reference. global.imageRegistry (a mirror) replaces the repository's registry: the
+first path part when it names a host (has a "." or ":", or is localhost), else it is prefixed.
+*/}}
 {{- define "oomguard.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag -}}
-{{- if .Values.image.digest -}}
-{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
-{{- else -}}
-{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- $repository := .Values.image.repository -}}
+{{- with (.Values.global | default dict).imageRegistry -}}
+{{- $parts := splitList "/" $repository -}}
+{{- $first := first $parts -}}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq $first "localhost")) -}}
+{{- $parts = rest $parts -}}
 {{- end -}}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) (join "/" $parts) -}}
+{{- end -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" $repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* imagePullSecrets: global.imagePullSecrets then imagePullSecrets; names or {name: ...}. */}}
+{{- define "oomguard.imagePullSecrets" -}}
+{{- $names := list -}}
+{{- range concat ((.Values.global | default dict).imagePullSecrets | default list) (.Values.imagePullSecrets | default list) -}}
+{{- $name := . -}}
+{{- if kindIs "map" . }}{{ $name = get . "name" }}{{ end -}}
+{{- if not (has $name $names) -}}
+{{- $names = append $names $name -}}
+{{- end -}}
+{{- end -}}
+{{- range $names }}
+- name: {{ . }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+agent.affinity, with nodes labelled agent.cgroupV1NodeLabel ruled out: the label's DoesNotExist
+is added to every required nodeSelectorTerm (terms are ORed, their expressions ANDed).
+*/}}
+{{- define "oomguard.agent.affinity" -}}
+{{- $affinity := deepCopy (.Values.agent.affinity | default dict) -}}
+{{- with .Values.agent.cgroupV1NodeLabel -}}
+{{- $expr := dict "key" . "operator" "DoesNotExist" -}}
+{{- $node := get $affinity "nodeAffinity" | default dict -}}
+{{- $required := get $node "requiredDuringSchedulingIgnoredDuringExecution" | default dict -}}
+{{- $terms := get $required "nodeSelectorTerms" | default (list dict) -}}
+{{- $merged := list -}}
+{{- range $terms -}}
+{{- $term := deepCopy . -}}
+{{- $_ := set $term "matchExpressions" (append (get $term "matchExpressions" | default list) $expr) -}}
+{{- $merged = append $merged $term -}}
+{{- end -}}
+{{- $_ := set $required "nodeSelectorTerms" $merged -}}
+{{- $_ := set $node "requiredDuringSchedulingIgnoredDuringExecution" $required -}}
+{{- $_ := set $affinity "nodeAffinity" $node -}}
+{{- end -}}
+{{- if $affinity -}}
+{{- toYaml $affinity -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Annotations of a metrics Service: prometheus.io/* when asked, then serviceAnnotations. */}}
+{{- define "oomguard.serviceAnnotations" -}}
+{{- $annotations := dict -}}
+{{- if .root.Values.monitoring.scrapeAnnotations -}}
+{{- $_ := set $annotations "prometheus.io/scrape" "true" -}}
+{{- $_ := set $annotations "prometheus.io/port" (toString .port) -}}
+{{- $_ := set $annotations "prometheus.io/path" "/metrics" -}}
+{{- end -}}
+{{- $annotations = mergeOverwrite $annotations (deepCopy .root.Values.monitoring.serviceAnnotations) -}}
+{{- if $annotations }}{{ toYaml $annotations }}{{ end -}}
 {{- end -}}

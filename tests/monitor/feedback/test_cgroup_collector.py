@@ -12,6 +12,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from oomguard.monitor.feedback.cgroup_collector import FILES, CgroupCollector
 
 EVENTS = "low 0\nhigh 12\nmax 3\noom 1\noom_kill 2\noom_group_kill 0\n"
+LOCAL_EVENTS = "low 0\nhigh 12\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n"
+VMSTAT = "nr_free_pages 1000\npgfault 77\noom_kill 5\nthp_fault_alloc 0\n"
 STAT = "anon 4096\nfile 900000\nactive_file 100000\ninactive_file 800000\npgfault 77\n"
 
 
@@ -19,12 +21,14 @@ def fake_cgroup(root: Path, **files: str) -> Path:
     """A directory holding cgroupfs-like files; keyword ``memory_high`` -> ``memory.high``."""
     contents = {
         "memory.events": EVENTS,
+        "memory.events.local": LOCAL_EVENTS,
         "memory.high": "268435456\n",
         "memory.max": "max\n",
         "memory.current": "1000000\n",
         "memory.stat": STAT,
     }
-    contents.update({name.replace("_", ".", 1): text for name, text in files.items()})
+    for name, text in files.items():
+        contents[name.replace("_", ".")] = text
     cgroup = root / "guarded.slice"
     cgroup.mkdir()
     for name, text in contents.items():
@@ -97,6 +101,7 @@ def test_missing_file_omits_its_metric_and_counts_an_error(tmp_path: Path, missi
         "memory.current": {"oomguard_memory_usage_bytes", "oomguard_memory_working_set_bytes"},
         "memory.stat": {"oomguard_memory_working_set_bytes"},
         "memory.events": {"oomguard_memory_events_total"},
+        "memory.events.local": {"oomguard_memory_events_local_total"},
     }[missing]
     names = {name for name, _ in samples}
     assert not gone & names
@@ -107,11 +112,14 @@ def test_missing_file_omits_its_metric_and_counts_an_error(tmp_path: Path, missi
         "oomguard_memory_usage_bytes",
         "oomguard_memory_working_set_bytes",
         "oomguard_memory_events_total",
+        "oomguard_memory_events_local_total",
     } - gone <= names
     assert value(samples, "oomguard_cgroup_read_errors_total", file=missing) == 1
     assert value(scrape(collector), "oomguard_cgroup_read_errors_total", file=missing) == 2
     (cgroup / missing).write_text(
-        {"memory.events": EVENTS, "memory.stat": STAT}.get(missing, "7\n")
+        {"memory.events": EVENTS, "memory.events.local": LOCAL_EVENTS, "memory.stat": STAT}.get(
+            missing, "7\n"
+        )
     )
     samples = scrape(collector)
     assert gone <= {name for name, _ in samples}
@@ -142,7 +150,7 @@ def test_unparsable_file_omits_its_metric_and_counts_an_error(
 
 
 def test_vanished_cgroup_never_fails_the_scrape(tmp_path: Path) -> None:
-    collector = CgroupCollector(tmp_path / "removed")
+    collector = CgroupCollector(tmp_path / "removed", vmstat=None)
     samples = scrape(collector)
     assert {name for name, _ in samples} == {"oomguard_cgroup_read_errors_total"}
     for name in FILES:
@@ -150,7 +158,7 @@ def test_vanished_cgroup_never_fails_the_scrape(tmp_path: Path) -> None:
 
 
 def test_no_cgroup_yet_exports_only_the_error_counter(tmp_path: Path) -> None:
-    collector = CgroupCollector(None)
+    collector = CgroupCollector(None, vmstat=None)
     samples = scrape(collector)
     assert {name for name, _ in samples} == {"oomguard_cgroup_read_errors_total"}
     assert all(v == 0 for v in samples.values())
@@ -164,3 +172,44 @@ def test_cgroup_directory_instead_of_file_counts_an_error(tmp_path: Path) -> Non
     (cgroup / "memory.max").mkdir()
     samples = scrape(CgroupCollector(cgroup))
     assert value(samples, "oomguard_cgroup_read_errors_total", file="memory.max") == 1
+
+
+def test_local_events_are_the_cgroups_own(tmp_path: Path) -> None:
+    """memory.events.local is its own series: the subtree's oom does not leak into it."""
+    samples = scrape(CgroupCollector(fake_cgroup(tmp_path), vmstat=None))
+    assert value(samples, "oomguard_memory_events_total", event="oom") == 1
+    assert value(samples, "oomguard_memory_events_local_total", event="oom") == 0
+    assert value(samples, "oomguard_memory_events_local_total", event="high") == 12
+
+
+def test_node_oom_kills_come_from_vmstat(tmp_path: Path) -> None:
+    vmstat = tmp_path / "vmstat"
+    vmstat.write_text(VMSTAT)
+    collector = CgroupCollector(None, vmstat=vmstat)
+    samples = scrape(collector)
+    assert value(samples, "oomguard_node_oom_kills_total") == 5
+    assert value(samples, "oomguard_cgroup_read_errors_total", file=str(vmstat)) == 0
+    vmstat.write_text(VMSTAT.replace("oom_kill 5", "oom_kill 6"))
+    assert value(scrape(collector), "oomguard_node_oom_kills_total") == 6
+
+
+def test_vmstat_without_oom_kill_exports_nothing_and_is_no_error(tmp_path: Path) -> None:
+    """Kernels before 4.13 have no oom_kill line: no series rather than a zero."""
+    vmstat = tmp_path / "vmstat"
+    vmstat.write_text("nr_free_pages 1000\npgfault 77\n")
+    samples = scrape(CgroupCollector(None, vmstat=vmstat))
+    assert not [n for n, _ in samples if n == "oomguard_node_oom_kills_total"]
+    assert value(samples, "oomguard_cgroup_read_errors_total", file=str(vmstat)) == 0
+
+
+@pytest.mark.parametrize("content", [None, "oom_kill lots\n"])
+def test_unreadable_vmstat_counts_an_error_and_keeps_the_cgroup_series(
+    tmp_path: Path, content: str | None
+) -> None:
+    vmstat = tmp_path / "vmstat"
+    if content is not None:
+        vmstat.write_text(content)
+    samples = scrape(CgroupCollector(fake_cgroup(tmp_path), vmstat=vmstat))
+    assert value(samples, "oomguard_cgroup_read_errors_total", file=str(vmstat)) == 1
+    assert not [n for n, _ in samples if n == "oomguard_node_oom_kills_total"]
+    assert value(samples, "oomguard_memory_usage_bytes") == 1000000

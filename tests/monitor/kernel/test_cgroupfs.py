@@ -200,3 +200,18 @@ def test_junk_in_plain_files_is_a_parse_error(fake_cgroup):
         fake_cgroup.memory_current()
     fake_cgroup.file("cgroup.controllers").write_bytes(b"\xffmemory\n")
     assert "memory" not in fake_cgroup.controllers()
+
+
+def test_memory_events_local_is_its_own_file(fake_cgroup):
+    """memory.events.local, not memory.events: the subtree's oom must not be read as ours."""
+    (fake_cgroup.path / "memory.events").write_bytes(
+        b"low 0\nhigh 0\nmax 4\noom 4\noom_kill 4\noom_group_kill 0\n"
+    )
+    (fake_cgroup.path / "memory.events.local").write_bytes(
+        b"low 0\nhigh 0\nmax 1\noom 1\noom_kill 0\noom_group_kill 0\n"
+    )
+    assert fake_cgroup.memory_events_local().oom == 1
+    assert fake_cgroup.memory_events().oom == 4
+    (fake_cgroup.path / "memory.events.local").unlink()
+    with pytest.raises(CgroupError, match=r"memory\.events\.local"):
+        fake_cgroup.memory_events_local()
