@@ -2,8 +2,9 @@
 changed it, restore what was there on the way out.
 
 The value itself is pure (``decision/kubepods_high.py``); this is the one place that reads
-and writes it. With ``enabled`` off (kernels older than 5.9) nothing is written, and the
-value is still worked out: it is the line the threshold monitor watches.
+and writes it. With ``enabled`` off (kernels older than 5.9) or in dry run nothing is
+written, and the value is still worked out: it is the line the threshold monitor watches,
+and what ``/status`` says would be set. A switch to dry run puts back what was there.
 """
 
 from __future__ import annotations
@@ -42,13 +43,20 @@ class KubepodsLimit:
             self.high = self.compute(settings)
         return self.high.bytes
 
+    def writes(self, settings: NodeSettings) -> bool:
+        """Whether memory.high is ours to write under ``settings`` (never in dry run)."""
+        return self.enabled and not settings.dry_run
+
     def assert_high(self, settings: NodeSettings) -> bool:
         """Set memory.high, or put it back if something else changed it; True when it was
-        put back (someone else had changed the value we set)."""
+        put back (someone else had changed the value we set). In dry run nothing is
+        written, and a value set before the switch is restored."""
         high = self.compute(settings)
         changed = self.high is not None and high != self.high
         self.high = high
-        if not self.enabled:
+        if not self.writes(settings):
+            if self._set_by_us:
+                self.restore()
             return False
         current = self.kubepods.memory_high()
         if self._previous is None:
@@ -90,6 +98,7 @@ class KubepodsLimit:
         return events, maximum
 
     def restore(self) -> None:
-        if self._previous is not None and self.kubepods.exists():
+        if self._set_by_us and self._previous is not None and self.kubepods.exists():
             self.kubepods.set_memory_high(self._previous)
+            self._set_by_us = False
             log_event(log, logging.INFO, "kubepods memory.high restored", value=str(self._previous))

@@ -271,7 +271,7 @@ class NodeAgent:
                 str(self.kubepods.path),
                 self.options.kubepods.driver.value,
                 high.bytes if high is not None else None,
-                self.options.set_memory_high,
+                self._limit.writes(self.settings),
                 self.target_bytes() if high is not None else None,
                 self.last,
                 self.rules(),
@@ -279,6 +279,7 @@ class NodeAgent:
                 self.pods.connected,
                 self.counters,
                 self.errors,
+                self.last_decision,
             )
 
     def report(self) -> ReserveReport | None:
@@ -286,12 +287,13 @@ class NodeAgent:
         state (nothing to report into yet)."""
         with self._lock:
             state, high, m, options = self.reserve_state, self._limit.high, self.last, self.options
+            writes = self._limit.writes(self.settings)
             problem = degraded(options.set_memory_high, self.measure_error, self.monitor_failures)
             last = self.last_decision
         if state is None:
             return None
         events, maximum = self._limit.kernel_counters()
-        applied = high.bytes if high is not None and options.set_memory_high else None
+        applied = high.bytes if high is not None and writes else None
         usage = m.usage if m is not None else 0
         cgroup = str(options.kubepods.path)
         return reserve_report(state, cgroup, applied, maximum, usage, events, problem, last)
@@ -308,7 +310,7 @@ class NodeAgent:
             plan = node_monitor_plan(
                 self.settings.monitor,
                 target,
-                self.options.set_memory_high,
+                self._limit.writes(self.settings),
                 pressure_available,
                 self.settings.node_memory_bytes,
             )

@@ -120,8 +120,11 @@ def status_json(
     api_connected: bool,
     counters: dict[str, int],
     errors: Sequence[str],
+    last: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The node agent's ``/status`` (``oomguard status`` renders it as a table)."""
+    """The node agent's ``/status`` (``oomguard status`` renders it as a table).
+    ``memory_high``: the value set, or in dry run the value that would be set;
+    ``last_decision``: whom the last decision chose (in dry run: whom it would evict)."""
     return {
         "mode": "node",
         "node": settings.node_name,
@@ -139,6 +142,7 @@ def status_json(
         "eviction_order": order_status(eviction_order(m.candidates) if m else []),
         "protected": protected_status(m, rules),
         "errors": list(errors[-10:]),
+        "last_decision": dict(last) if last is not None else None,
     }
 
 

@@ -160,6 +160,22 @@ def test_dry_run_acts_on_nothing(tree):
     assert api.calls == [] and agent.counters["dry_run"] == 2
 
 
+def test_dry_run_leaves_memory_high_alone_and_says_what_it_would_do(tree):
+    pods = [pod("a", 1), pod("b", 2)]
+    api = Api()
+    agent, _ = make_agent(tree, pods, {"a": 600 * MI, "b": 500 * MI}, api, dry_run=True)
+    high_file = tree / "kubepods.slice" / "memory.high"
+    agent.assert_memory_high()
+    agent.step("event")
+    assert high_file.read_text() == "max\n"  # the node is untouched
+    status = agent.status()
+    assert status["memory_high_set"] is False
+    assert status["memory_high"] == 936 * MI  # what it would set
+    assert status["last_decision"]["action"] == "DryRun"
+    assert status["last_decision"]["victims"] == ["apps/b"]  # whom it would evict
+    assert api.calls == []
+
+
 def test_status_lists_order_and_protected(tree):
     pods = [pod("a", 1), pod("b", 2, owner_kinds=("DaemonSet",)), pod("c", 3)]
     agent, _ = make_agent(tree, pods, {"a": 10 * MI, "b": 10 * MI, "c": 10 * MI}, Api())
