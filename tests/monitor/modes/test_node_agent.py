@@ -141,6 +141,26 @@ def test_kill_fallback_when_the_api_is_unreachable(tree):
     ).read_text() == "1"
 
 
+def test_stuck_victims_are_killed_before_anyone_new_is_chosen(tree):
+    pods = [pod("a", 1), pod("b", 2), pod("c", 3)]
+    memory = {"a": 400 * MI, "b": 400 * MI, "c": 300 * MI}
+    api = Api()
+    eviction = EvictionSettings(
+        buffer_bytes=0, grace_period_seconds=5, kill_fallback_wait_seconds=10
+    )
+    agent, clock = make_agent(tree, pods, memory, api, eviction)
+    agent.step("event")
+    assert api.calls == ["c"]  # 211Mi to free: the newest covers it
+    # "c" was evicted but never goes away; past the in-flight timeout (grace + wait)
+    clock.now += 16
+    agent.step("event")
+    kill = {p.name: tree / pod_cgroup_path(p.uid, p.qos, LOC) / "cgroup.kill" for p in pods}
+    assert kill["c"].read_text() == "1"  # the stuck victim is killed first
+    assert kill["a"].read_text() == kill["b"].read_text() == ""
+    assert api.calls == ["c"]  # and nobody new was chosen
+    assert agent.counters["killed"] == 1
+
+
 def test_kill_fallback_can_be_disabled(tree):
     pods = [pod("a", 1)]
     eviction = EvictionSettings(buffer_bytes=0, kill_fallback=False, kill_fallback_wait_seconds=1)
