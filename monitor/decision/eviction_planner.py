@@ -145,7 +145,8 @@ class EvictionPlanner:
         self, evicted: Iterable[str], blocked: Iterable[str], now: float, limits: EvictionLimits
     ) -> None:
         """After an eviction walk: ``evicted`` (accepted, or the API unreachable) are chosen
-        and in flight; ``blocked`` (by a PDB) are chosen and protected for a while."""
+        and in flight; ``blocked`` (by a PDB, or the eviction failed) are chosen and
+        protected for a while: a per-pod backoff, and the kill fallback's to act on."""
         acted = frozenset(evicted)
         for uid in acted:
             self.chosen_at[uid] = now

@@ -171,9 +171,12 @@ class NodeEvictions:
             self.planner.killed((v.candidate.id for v in plan.kills), plan.now)
         else:
             evicted = (Outcome.EVICTED, Outcome.UNREACHABLE)
+            # a failed eviction (403, 409, 5xx) backs off and counts toward the fallback
+            # exactly like a PDB block; the API server's throttling chose nobody
+            refused = (Outcome.BLOCKED, Outcome.FAILED)
             self.planner.evicted(
                 [r.victim.candidate.id for r in results if r.outcome in evicted],
-                [r.victim.candidate.id for r in results if r.outcome is Outcome.BLOCKED],
+                [r.victim.candidate.id for r in results if r.outcome in refused],
                 plan.now,
                 plan.limits,
             )

@@ -190,7 +190,12 @@ def protected_status(m: Measurement | None, rules: ProtectionRules) -> list[dict
         pod = m.pods.get(c.id)
         reason = protection_reason(pod, rules) if pod is not None else None
         if c.protected:
-            protected.append({"pod": c.name, "why": reason or "blocked by a PDB"})
+            protected.append(
+                {
+                    "pod": c.name,
+                    "why": reason or "blocked by a PDB or a failed eviction (backing off)",
+                }
+            )
     return protected
 
 
