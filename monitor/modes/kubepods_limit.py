@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from oomguard.monitor.decision.kubepods_high import KubepodsHigh, kubepods_high
+from oomguard.monitor.decision.settings_floor import unsafe_settings
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
@@ -35,6 +36,17 @@ class KubepodsLimit:
         maximum = self.kubepods.memory_max().bytes
         return kubepods_high(
             settings.node_memory_bytes, settings.reserve_bytes, maximum, self.margin_bytes
+        )
+
+    def unsafe(self, settings: NodeSettings) -> str | None:
+        """Why ``settings`` must not be enforced here (``settings_floor``), or None."""
+        return unsafe_settings(
+            settings.node_memory_bytes,
+            settings.reserve_bytes,
+            self.kubepods.memory_max().bytes,
+            self.margin_bytes,
+            settings.monitor.threshold.usage_percent,
+            settings.eviction.buffer_bytes,
         )
 
     def limit_bytes(self, settings: NodeSettings) -> int:

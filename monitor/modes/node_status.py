@@ -224,9 +224,14 @@ def reserve_report(
 
 
 def degraded(
-    memory_high_supported: bool, measure_error: str | None, monitor_failures: Sequence[str]
+    memory_high_supported: bool,
+    measure_error: str | None,
+    monitor_failures: Sequence[str],
+    settings_refused: str | None = None,
 ) -> tuple[str, str] | None:
     """The ``Degraded`` condition's reason and message, None when all is as expected."""
+    if settings_refused is not None:
+        return ("UnsafeSettings", f"last good settings kept: {settings_refused}")
     if not memory_high_supported:
         return (
             "MemoryHighUnsupported",
