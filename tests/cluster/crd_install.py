@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import yaml
-from kubernetes.client import ApiClient, ApiextensionsV1Api
+from kubernetes.client import ApiClient, ApiextensionsV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 
 CRD_DIR = Path(__file__).resolve().parents[2] / "helm" / "oomguard" / "crds"
@@ -19,13 +19,13 @@ def install_crds(
     """Creates (or replaces) every CRD in ``crd_dir``; returns their names once Established."""
     ext = ApiextensionsV1Api(api_client)
     names = []
-    served: list[str] = []  # /apis/<group>/<version>/<plural> of every served version
+    served: list[tuple[str, str, str]] = []  # (group, version, plural) of every served version
     for path in sorted(crd_dir.glob("*.yaml")):
         body = yaml.safe_load(path.read_text())
         name = body["metadata"]["name"]
         spec = body["spec"]
         served += [
-            f"/apis/{spec['group']}/{v['name']}/{spec['names']['plural']}"
+            (spec["group"], v["name"], spec["names"]["plural"])
             for v in spec["versions"]
             if v.get("served", True)
         ]
@@ -50,12 +50,13 @@ def install_crds(
             time.sleep(0.1)
     # The apiserver's handlers may trail Established by a moment: wait until each served
     # version answers a list (a 404 until then).
-    for url in served:
+    # (GET /apis/<group>/<version>/<plural>, through the typed client: ApiClient.call_api's
+    # signature differs between client versions)
+    custom = CustomObjectsApi(api_client)
+    for group, version, plural in served:
         while True:
             try:
-                api_client.call_api(
-                    url, "GET", auth_settings=["BearerToken"], response_type="object"
-                )
+                custom.list_cluster_custom_object(group, version, plural)
                 break
             except ApiException as exc:
                 if exc.status != 404 or time.monotonic() > deadline:
