@@ -96,7 +96,10 @@ def test_evicts_newest_unprotected_and_skips_pdb_blocked(tree):
     ]
     memory = {"old": 500 * MI, "mid": 300 * MI, "new": 200 * MI, "newest": 100 * MI}
     api = Api({"new": 429})
-    agent, _ = make_agent(tree, pods, memory, api)
+    eviction = EvictionSettings(
+        buffer_bytes=0, kill_fallback_wait_seconds=10, protect_annotation_namespaces=("apps",)
+    )
+    agent, _ = make_agent(tree, pods, memory, api, eviction)
     decision = agent.step("event")
     assert decision.outcome is D.VICTIMS
     # target = 936Mi * 95% = 889Mi; usage 1100Mi: 211Mi to free -> "new" (blocked) then "mid"
