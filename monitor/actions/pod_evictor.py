@@ -103,13 +103,19 @@ class Situation:
     limit_bytes: int
     trigger: str
     order_note: str = "newest unprotected pod first"
+    protected_bytes: int = 0  # what protected pods hold: they stay while this one goes
 
     def message(self, victim: PodVictim, verb: str) -> str:
+        protected = (
+            f"; protected pods hold {format_size(self.protected_bytes)} and were passed over"
+            if self.protected_bytes > 0
+            else ""
+        )
         return (
             f"{verb} by oomguard on node {self.node_name}: pods use "
             f"{format_size(self.usage_bytes)} of the {format_size(self.limit_bytes)} limit "
             f"({self.trigger}); this pod holds {format_size(victim.candidate.memory_bytes)} "
-            f"({victim.pod.qos.value}) and was chosen as the {self.order_note}"
+            f"({victim.pod.qos.value}) and was chosen as the {self.order_note}{protected}"
         )
 
 

@@ -93,7 +93,10 @@ class NodeEvictions:
             eviction.kill_fallback,
         )
         order_note = victim_order.description(eviction.policy)
-        situation = Situation(settings.node_name, m.usage, limit_bytes, trigger.value, order_note)
+        protected = sum(c.memory_bytes for c in m.candidates if c.protected)
+        situation = Situation(
+            settings.node_name, m.usage, limit_bytes, trigger.value, order_note, protected
+        )
         planner = self.planner
         fallback = planner.fallback(now, m.usage, m.candidates, api_connected, limits)
         if fallback.victims:

@@ -141,6 +141,7 @@ def status_json(
         "counters": dict(counters),
         "eviction_order": order_status(eviction_order(m.candidates) if m else []),
         "protected": protected_status(m, rules),
+        "protected_memory": sum(c.memory_bytes for c in m.candidates if c.protected) if m else 0,
         "errors": list(errors[-10:]),
         "last_decision": dict(last) if last is not None else None,
     }

@@ -111,6 +111,31 @@ def test_evicts_newest_unprotected_and_skips_pdb_blocked(tree):
     assert api.calls == []
 
 
+class Events:
+    def __init__(self):
+        self.messages = []
+
+    def post(self, pod, message, reason="", event_type="", action=""):
+        self.messages.append((pod.name, message))
+        return True
+
+
+def test_protected_memory_is_said_in_the_event_and_status(tree):
+    pods = [pod("old", 1), pod("new", 2, annotations={"oomguard.io/protect": "true"})]
+    memory = {"old": 700 * MI, "new": 400 * MI}
+    eviction = EvictionSettings(
+        buffer_bytes=0, kill_fallback_wait_seconds=10, protect_annotation_namespaces=("apps",)
+    )
+    agent, _ = make_agent(tree, pods, memory, Api(), eviction)
+    agent.evictor.events = events = Events()
+    agent.step("event")
+    # the old pod goes to make room while the newer, protected one stays: say so
+    [(name, message)] = events.messages
+    assert name == "old"
+    assert "protected pods hold 400.0Mi" in message
+    assert agent.status()["protected_memory"] == 400 * MI
+
+
 def test_kill_fallback_when_everything_is_blocked(tree):
     pods = [pod("a", 1), pod("b", 2)]
     memory = {"a": 600 * MI, "b": 500 * MI}
