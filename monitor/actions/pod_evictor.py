@@ -4,8 +4,14 @@ Why the Eviction API first: it honours PodDisruptionBudgets and graceful termina
 pod's controller sees an ordinary eviction. Outcomes per pod:
 
 - 201/200: evicted. 404: already gone, counts as done.
-- 429: a PodDisruptionBudget blocks it: move on to the next candidate in newest-first order.
-- other errors: retried with backoff a few times, then the next candidate.
+- 429 naming a disruption budget: a PodDisruptionBudget blocks it: move on to the next
+  candidate in newest-first order.
+- 429 without one (API Priority and Fairness throttling, ``Retry-After``): not a block. The
+  round ends as if rate limited, nobody is chosen (so nobody can be killed for it), and no
+  eviction is tried before the server's ``Retry-After`` has passed.
+- other errors (403, 409, 500, 503, 504...): retried a few times, then FAILED and the next
+  candidate; the node agent backs a failed pod off and counts it toward the kill fallback
+  exactly like a PDB-blocked one.
 - API unreachable: the pod stays chosen (its memory counts as covered) and the agent falls back
   to ``cgroup.kill`` for it after the bounded wait; no further API calls this round.
 
@@ -18,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +52,31 @@ NOT_FOUND = 404
 
 class ApiUnreachableError(Exception):
     """The API server could not be reached at all (connection refused, timeout, DNS)."""
+
+
+class ApiThrottledError(Exception):
+    """429 from API Priority and Fairness: the server is busy, not a disruption budget."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"API server throttling: retry after {retry_after:g}s")
+        self.retry_after = retry_after
+
+
+PDB_MESSAGE = "disruption budget"
+PDB_CAUSE = "DisruptionBudget"
+
+
+def eviction_429(body: str, headers: Mapping[str, str]) -> float | None:
+    """What a 429 on an eviction means: None for a PodDisruptionBudget block (the status
+    names a ``DisruptionBudget`` cause, or its message the pod's disruption budget), else
+    the seconds to wait (``Retry-After``, 1 s when absent): API Priority and Fairness."""
+    if PDB_CAUSE in body or PDB_MESSAGE in body.lower():
+        return None
+    retry = {k.lower(): v for k, v in headers.items()}.get("retry-after", "1")
+    try:
+        return max(0.0, float(retry))
+    except ValueError:
+        return 1.0
 
 
 FREEING = frozenset({Outcome.EVICTED, Outcome.GONE, Outcome.KILLED})
@@ -78,13 +109,19 @@ class Situation:
     limit_bytes: int
     trigger: str
     order_note: str = "newest unprotected pod first"
+    protected_bytes: int = 0  # what protected pods hold: they stay while this one goes
 
     def message(self, victim: PodVictim, verb: str) -> str:
+        protected = (
+            f"; protected pods hold {format_size(self.protected_bytes)} and were passed over"
+            if self.protected_bytes > 0
+            else ""
+        )
         return (
             f"{verb} by oomguard on node {self.node_name}: pods use "
             f"{format_size(self.usage_bytes)} of the {format_size(self.limit_bytes)} limit "
             f"({self.trigger}); this pod holds {format_size(victim.candidate.memory_bytes)} "
-            f"({victim.pod.qos.value}) and was chosen as the {self.order_note}"
+            f"({victim.pod.qos.value}) and was chosen as the {self.order_note}{protected}"
         )
 
 
@@ -124,6 +161,11 @@ class KubernetesEvictionApi:
         except ApiException as exc:
             if exc.status == 0 or exc.status is None:
                 raise ApiUnreachableError(str(exc)) from exc
+            if exc.status == TOO_MANY_REQUESTS:
+                text = exc.body.decode() if isinstance(exc.body, bytes) else str(exc.body or "")
+                retry_after = eviction_429(text, dict(exc.headers or {}))
+                if retry_after is not None:
+                    raise ApiThrottledError(retry_after) from exc
             return int(exc.status)
         except (HTTPError, OSError) as exc:
             raise ApiUnreachableError(str(exc)) from exc
@@ -154,6 +196,7 @@ class PodEvictor:
         self._clock = clock
         self._sleep = sleep
         self.counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+        self.throttled_until = 0.0  # the API server's Retry-After, on our clock
 
     def evict_until_covered(
         self, ordered: Sequence[PodVictim], amount: int, situation: Situation
@@ -174,6 +217,11 @@ class PodEvictor:
                 result = ActionResult(victim, Outcome.UNREACHABLE, "API server unreachable")
             elif self.dry_run:
                 result = ActionResult(victim, Outcome.DRY_RUN, "dry run: not evicted")
+            elif self._clock() < self.throttled_until:
+                wait = self.throttled_until - self._clock()
+                detail = f"API server throttling: retry in {wait:.1f}s"
+                self._record(ActionResult(victim, Outcome.RATE_LIMITED, detail))
+                break
             elif self.rate.available(self._clock()) < 1:
                 wait = self.rate.seconds_until_next(self._clock())
                 result = ActionResult(victim, Outcome.RATE_LIMITED, f"next eviction in {wait:.1f}s")
@@ -182,6 +230,9 @@ class PodEvictor:
             else:
                 result = self._evict(victim, situation)
                 unreachable = result.outcome is Outcome.UNREACHABLE
+                if result.outcome is Outcome.RATE_LIMITED:  # throttled by the API server
+                    self._record(result)
+                    break
             self._record(result)
             results.append(result)
             if result.outcome in FREEING or result.outcome in (
@@ -222,6 +273,9 @@ class PodEvictor:
                 )
             except ApiUnreachableError as exc:
                 return ActionResult(victim, Outcome.UNREACHABLE, str(exc))
+            except ApiThrottledError as exc:
+                self.throttled_until = self._clock() + exc.retry_after
+                return ActionResult(victim, Outcome.RATE_LIMITED, str(exc))
             if status in (200, 201):
                 self.rate.try_take(self._clock())
                 if self.events is not None:

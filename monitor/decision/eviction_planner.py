@@ -9,7 +9,9 @@ outcome of the last decision. One step then applies, in this order:
 1. forget pods that are gone from the node (:meth:`forget_gone`);
 2. count a pod blocked by a PDB as protected for a while (:meth:`with_blocked`), longer
    than the kill-fallback wait, so the fallback can see that nothing evictable is left;
-3. the last resort (:meth:`fallback`, ``kill_fallback.py``) before any new decision;
+3. the last resort (:meth:`fallback`, ``kill_fallback.py``) before any new decision:
+   first evicted pods still alive past the in-flight timeout (``evicted_at``), then pods
+   chosen but not evictable once nothing evictable is left;
 4. one newest-first decision over the pods not chosen yet, plus those in flight
    (:meth:`decide`), and the eviction walk: its victims, then every other eligible pod
    not chosen yet, in policy order, to pass over PDB-blocked ones (:meth:`walk`).
@@ -22,7 +24,7 @@ from dataclasses import dataclass, replace
 
 from oomguard.monitor.decision.candidate import Candidate, newest_first_key
 from oomguard.monitor.decision.episode import episode_lasts
-from oomguard.monitor.decision.kill_fallback import FallbackDecision, kill_fallback
+from oomguard.monitor.decision.kill_fallback import FallbackDecision, kill_fallback, stuck_kill
 from oomguard.monitor.decision.newest_first import Decision, InFlight, Limits, Outcome, decide
 
 
@@ -57,6 +59,7 @@ def eviction_order(candidates: Iterable[Candidate]) -> list[Candidate]:
 class EvictionPlanner:
     def __init__(self) -> None:
         self.chosen_at: dict[str, float] = {}
+        self.evicted_at: dict[str, float] = {}  # evictions accepted, the pod not gone yet
         self.blocked_until: dict[str, float] = {}
         self.in_flight: InFlight | None = None
         self.last_outcome: Outcome | None = None
@@ -64,6 +67,8 @@ class EvictionPlanner:
     def forget_gone(self, alive: Collection[str]) -> None:
         for uid in [u for u in self.chosen_at if u not in alive]:
             del self.chosen_at[uid]
+        for uid in [u for u in self.evicted_at if u not in alive]:
+            del self.evicted_at[uid]
         for uid in [u for u in self.blocked_until if u not in alive]:
             del self.blocked_until[uid]
 
@@ -84,6 +89,18 @@ class EvictionPlanner:
         api_connected: bool,
         limits: EvictionLimits,
     ) -> FallbackDecision:
+        stuck = stuck_kill(
+            now,
+            usage,
+            limits.target,
+            limits.buffer,
+            limits.decision_limits.in_flight_timeout,
+            self.evicted_at,
+            candidates,
+            limits.kill_fallback,
+        )
+        if stuck.victims:
+            return stuck
         order = eviction_order(candidates)
         evictable_left = api_connected and any(c.id not in self.chosen_at for c in order)
         return kill_fallback(
@@ -121,16 +138,19 @@ class EvictionPlanner:
         ids = frozenset(victims)
         for uid in ids:
             self.chosen_at.pop(uid, None)
+            self.evicted_at.pop(uid, None)
         self.in_flight = InFlight(ids, now)
 
     def evicted(
         self, evicted: Iterable[str], blocked: Iterable[str], now: float, limits: EvictionLimits
     ) -> None:
         """After an eviction walk: ``evicted`` (accepted, or the API unreachable) are chosen
-        and in flight; ``blocked`` (by a PDB) are chosen and protected for a while."""
+        and in flight; ``blocked`` (by a PDB, or the eviction failed) are chosen and
+        protected for a while: a per-pod backoff, and the kill fallback's to act on."""
         acted = frozenset(evicted)
         for uid in acted:
             self.chosen_at[uid] = now
+            self.evicted_at[uid] = now
         for uid in blocked:
             self.chosen_at[uid] = now
             self.blocked_until[uid] = now + limits.blocked_for

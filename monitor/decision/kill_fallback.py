@@ -8,6 +8,11 @@ The last resort fires only when all of these hold:
 - a pod we already chose (evicted, blocked or unreachable) has waited at least ``wait``
   seconds since we chose it and still holds memory.
 Then the newest such pods are killed, as few as cover ``usage - target + buffer``.
+
+Stuck victims come before all of that (:func:`stuck_kill`): a pod whose eviction was
+accepted and that still holds memory after the in-flight timeout (grace period plus the
+fallback wait) is killed before any new pod is chosen, evictable pods left or not, so one
+pod that never dies does not cost the node every other pod.
 """
 
 from __future__ import annotations
@@ -57,4 +62,35 @@ def kill_fallback(
         tuple(victims),
         f"usage {usage} still above target {target} after {wait_seconds}s and nothing evictable "
         f"left: killing {len(victims)} pod cgroup(s) holding {covered} bytes",
+    )
+
+
+def stuck_kill(
+    now: float,
+    usage: int,
+    target: int,
+    buffer: int,
+    timeout: float,
+    evicted_at: Mapping[str, float],
+    candidates: Sequence[Candidate],
+    enabled: bool = True,
+) -> FallbackDecision:
+    """``evicted_at``: candidate id -> when its eviction was accepted. The newest stuck
+    victims that cover ``usage - target + buffer``, or none."""
+    if not enabled or usage <= target:
+        return FallbackDecision((), "no stuck victim to kill")
+    stuck = [
+        c
+        for c in candidates
+        if c.id in evicted_at and now - evicted_at[c.id] >= timeout and c.memory_bytes > 0
+    ]
+    if not stuck:
+        return FallbackDecision((), f"no evicted pod still alive after {timeout}s")
+    stuck.sort(key=newest_first_key)
+    victims, covered = first_covering(stuck, amount_to_free(usage, target, buffer))
+    return FallbackDecision(
+        tuple(victims),
+        f"usage {usage} above target {target} and {len(stuck)} evicted pod(s) still alive "
+        f"after {timeout}s: killing {len(victims)} stuck pod cgroup(s) holding {covered} "
+        "bytes before choosing anyone new",
     )

@@ -66,6 +66,9 @@ class ProtectionRules:
     self_key: str | None = None  # namespace/name of the agent's own pod, when the uid is unknown
     protect_daemonset_pods: bool = True
     protected_namespaces: frozenset[str] = frozenset()
+    # where the oomguard.io/protect annotation counts ("*": everywhere); nowhere by default,
+    # so a pod author cannot make a pod unevictable on their own
+    annotation_namespaces: frozenset[str] = frozenset()
 
 
 def parse_time(value: str) -> float:
@@ -145,7 +148,9 @@ def protection_reason(pod: PodInfo, rules: ProtectionRules) -> str | None:
         rules.self_key is not None and pod.key == rules.self_key
     ):
         return "the oomguard agent itself"
-    if pod.annotations.get(PROTECT_ANNOTATION, "").strip().lower() == "true":
+    if pod.annotations.get(PROTECT_ANNOTATION, "").strip().lower() == "true" and (
+        "*" in rules.annotation_namespaces or pod.namespace in rules.annotation_namespaces
+    ):
         return f'annotation {PROTECT_ANNOTATION}: "true"'
     if pod.namespace in rules.protected_namespaces:
         return f"namespace {pod.namespace} is protected"

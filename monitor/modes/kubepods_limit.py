@@ -2,8 +2,9 @@
 changed it, restore what was there on the way out.
 
 The value itself is pure (``decision/kubepods_high.py``); this is the one place that reads
-and writes it. With ``enabled`` off (kernels older than 5.9) nothing is written, and the
-value is still worked out: it is the line the threshold monitor watches.
+and writes it. With ``enabled`` off (kernels older than 5.9) or in dry run nothing is
+written, and the value is still worked out: it is the line the threshold monitor watches,
+and what ``/status`` says would be set. A switch to dry run puts back what was there.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from oomguard.monitor.decision.kubepods_high import KubepodsHigh, kubepods_high
+from oomguard.monitor.decision.settings_floor import unsafe_settings
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
@@ -36,19 +38,37 @@ class KubepodsLimit:
             settings.node_memory_bytes, settings.reserve_bytes, maximum, self.margin_bytes
         )
 
+    def unsafe(self, settings: NodeSettings) -> str | None:
+        """Why ``settings`` must not be enforced here (``settings_floor``), or None."""
+        return unsafe_settings(
+            settings.node_memory_bytes,
+            settings.reserve_bytes,
+            self.kubepods.memory_max().bytes,
+            self.margin_bytes,
+            settings.monitor.threshold.usage_percent,
+            settings.eviction.buffer_bytes,
+        )
+
     def limit_bytes(self, settings: NodeSettings) -> int:
         """The guarded line: the memory.high we set, or what we would set without setting it."""
         if self.high is None:
             self.high = self.compute(settings)
         return self.high.bytes
 
+    def writes(self, settings: NodeSettings) -> bool:
+        """Whether memory.high is ours to write under ``settings`` (never in dry run)."""
+        return self.enabled and not settings.dry_run
+
     def assert_high(self, settings: NodeSettings) -> bool:
         """Set memory.high, or put it back if something else changed it; True when it was
-        put back (someone else had changed the value we set)."""
+        put back (someone else had changed the value we set). In dry run nothing is
+        written, and a value set before the switch is restored."""
         high = self.compute(settings)
         changed = self.high is not None and high != self.high
         self.high = high
-        if not self.enabled:
+        if not self.writes(settings):
+            if self._set_by_us:
+                self.restore()
             return False
         current = self.kubepods.memory_high()
         if self._previous is None:
@@ -90,6 +110,7 @@ class KubepodsLimit:
         return events, maximum
 
     def restore(self) -> None:
-        if self._previous is not None and self.kubepods.exists():
+        if self._set_by_us and self._previous is not None and self.kubepods.exists():
             self.kubepods.set_memory_high(self._previous)
+            self._set_by_us = False
             log_event(log, logging.INFO, "kubepods memory.high restored", value=str(self._previous))

@@ -119,6 +119,7 @@ class NodeAgent:
         )
         self.reserve_state: ReserveState | None = None
         self.measure_error: str | None = None
+        self.settings_refused: str | None = None  # why the last reserve was not enforced
         self.last: Measurement | None = None
         self.errors: list[str] = []
         self.last_step_at: float | None = None
@@ -172,8 +173,23 @@ class NodeAgent:
         if state.error is not None:
             self._error(f"NodeMemoryReserve unusable, previous settings kept: {state.error}")
         settings = effective_settings(state, self.fallback_settings, self.options.force_dry_run)
-        if settings != self.settings:
-            self.update_settings(settings)
+        if settings == self.settings:
+            with self._lock:
+                self.settings_refused = None  # back to what is enforced
+            return
+        try:
+            refused = self._limit.unsafe(settings)
+        except (CgroupError, ParseError, OSError) as exc:
+            refused = f"cannot read {self.kubepods.path} memory.max: {exc}"
+        with self._lock:
+            self.settings_refused = refused
+            if refused is not None:  # status and the CRD: not applied, last good kept
+                kept = dataclasses.replace(state, settings=self.settings, error=refused)
+                self.reserve_state = kept
+        if refused is not None:
+            self._error(f"settings refused, last good settings kept: {refused}")
+            return
+        self.update_settings(settings)
 
     def limit_bytes(self) -> int:
         """The guarded line: the memory.high we set, or what we would set without setting it."""
@@ -271,7 +287,7 @@ class NodeAgent:
                 str(self.kubepods.path),
                 self.options.kubepods.driver.value,
                 high.bytes if high is not None else None,
-                self.options.set_memory_high,
+                self._limit.writes(self.settings),
                 self.target_bytes() if high is not None else None,
                 self.last,
                 self.rules(),
@@ -279,6 +295,7 @@ class NodeAgent:
                 self.pods.connected,
                 self.counters,
                 self.errors,
+                self.last_decision,
             )
 
     def report(self) -> ReserveReport | None:
@@ -286,12 +303,18 @@ class NodeAgent:
         state (nothing to report into yet)."""
         with self._lock:
             state, high, m, options = self.reserve_state, self._limit.high, self.last, self.options
-            problem = degraded(options.set_memory_high, self.measure_error, self.monitor_failures)
+            writes = self._limit.writes(self.settings)
+            problem = degraded(
+                options.set_memory_high,
+                self.measure_error,
+                self.monitor_failures,
+                self.settings_refused,
+            )
             last = self.last_decision
         if state is None:
             return None
         events, maximum = self._limit.kernel_counters()
-        applied = high.bytes if high is not None and options.set_memory_high else None
+        applied = high.bytes if high is not None and writes else None
         usage = m.usage if m is not None else 0
         cgroup = str(options.kubepods.path)
         return reserve_report(state, cgroup, applied, maximum, usage, events, problem, last)
@@ -308,7 +331,7 @@ class NodeAgent:
             plan = node_monitor_plan(
                 self.settings.monitor,
                 target,
-                self.options.set_memory_high,
+                self._limit.writes(self.settings),
                 pressure_available,
                 self.settings.node_memory_bytes,
             )

@@ -93,7 +93,10 @@ class NodeEvictions:
             eviction.kill_fallback,
         )
         order_note = victim_order.description(eviction.policy)
-        situation = Situation(settings.node_name, m.usage, limit_bytes, trigger.value, order_note)
+        protected = sum(c.memory_bytes for c in m.candidates if c.protected)
+        situation = Situation(
+            settings.node_name, m.usage, limit_bytes, trigger.value, order_note, protected
+        )
         planner = self.planner
         fallback = planner.fallback(now, m.usage, m.candidates, api_connected, limits)
         if fallback.victims:
@@ -171,9 +174,12 @@ class NodeEvictions:
             self.planner.killed((v.candidate.id for v in plan.kills), plan.now)
         else:
             evicted = (Outcome.EVICTED, Outcome.UNREACHABLE)
+            # a failed eviction (403, 409, 5xx) backs off and counts toward the fallback
+            # exactly like a PDB block; the API server's throttling chose nobody
+            refused = (Outcome.BLOCKED, Outcome.FAILED)
             self.planner.evicted(
                 [r.victim.candidate.id for r in results if r.outcome in evicted],
-                [r.victim.candidate.id for r in results if r.outcome is Outcome.BLOCKED],
+                [r.victim.candidate.id for r in results if r.outcome in refused],
                 plan.now,
                 plan.limits,
             )

@@ -41,7 +41,9 @@ def node_monitor_plan(
     notes: list[str] = []
     event = settings.event.enabled and memory_high_set
     if settings.event.enabled and not memory_high_set:
-        notes.append("event monitor off: memory.high is not set on kernels older than 5.9")
+        notes.append(
+            "event monitor off: memory.high is not set (dry run, or a kernel older than 5.9)"
+        )
     threshold_on = settings.threshold.enabled or not memory_high_set
     if not settings.threshold.enabled and not memory_high_set:
         notes.append("threshold monitor on although disabled: it is the guard without memory.high")

@@ -47,4 +47,5 @@ def protection_rules(options: AgentOptions, settings: NodeSettings) -> Protectio
         self_key=options.self_key,
         protect_daemonset_pods=eviction.protect_daemonset_pods,
         protected_namespaces=frozenset(eviction.protected_namespaces),
+        annotation_namespaces=frozenset(eviction.protect_annotation_namespaces),
     )

@@ -120,8 +120,11 @@ def status_json(
     api_connected: bool,
     counters: dict[str, int],
     errors: Sequence[str],
+    last: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The node agent's ``/status`` (``oomguard status`` renders it as a table)."""
+    """The node agent's ``/status`` (``oomguard status`` renders it as a table).
+    ``memory_high``: the value set, or in dry run the value that would be set;
+    ``last_decision``: whom the last decision chose (in dry run: whom it would evict)."""
     return {
         "mode": "node",
         "node": settings.node_name,
@@ -138,7 +141,9 @@ def status_json(
         "counters": dict(counters),
         "eviction_order": order_status(eviction_order(m.candidates) if m else []),
         "protected": protected_status(m, rules),
+        "protected_memory": sum(c.memory_bytes for c in m.candidates if c.protected) if m else 0,
         "errors": list(errors[-10:]),
+        "last_decision": dict(last) if last is not None else None,
     }
 
 
@@ -186,7 +191,12 @@ def protected_status(m: Measurement | None, rules: ProtectionRules) -> list[dict
         pod = m.pods.get(c.id)
         reason = protection_reason(pod, rules) if pod is not None else None
         if c.protected:
-            protected.append({"pod": c.name, "why": reason or "blocked by a PDB"})
+            protected.append(
+                {
+                    "pod": c.name,
+                    "why": reason or "blocked by a PDB or a failed eviction (backing off)",
+                }
+            )
     return protected
 
 
@@ -215,9 +225,14 @@ def reserve_report(
 
 
 def degraded(
-    memory_high_supported: bool, measure_error: str | None, monitor_failures: Sequence[str]
+    memory_high_supported: bool,
+    measure_error: str | None,
+    monitor_failures: Sequence[str],
+    settings_refused: str | None = None,
 ) -> tuple[str, str] | None:
     """The ``Degraded`` condition's reason and message, None when all is as expected."""
+    if settings_refused is not None:
+        return ("UnsafeSettings", f"last good settings kept: {settings_refused}")
     if not memory_high_supported:
         return (
             "MemoryHighUnsupported",

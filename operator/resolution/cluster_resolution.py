@@ -59,7 +59,7 @@ def resolve_cluster(
         winner = resolution.winner
         if winner is None:
             continue
-        if winner.reserve.needs_node_memory and node.memory_bytes is None:
+        if not node.memory_bytes:  # unknown (or 0): memory.high cannot be worked out yet
             waiting.add(node.name)
             tallies[winner.name].waiting_for_memory.add(node.name)
             continue

@@ -33,6 +33,7 @@ def full_spec() -> dict:
             "maxEvictionsPerMinute": 30,
             "killFallback": {"enabled": False, "waitSeconds": 5},
             "protectedNamespaces": ["monitoring", "kube-system"],
+            "protectAnnotationNamespaces": ["team-a"],
             "protectDaemonSetPods": False,
         },
         "dryRun": True,

@@ -68,8 +68,8 @@ INVALID = [
     ),
     ({"reserve": {}}, "reserve: set exactly one of absolute or percent"),
     ({}, "spec.reserve: Required value"),
-    ({"reserve": {"percent": 0}}, "reserve.percent must be greater than 0 and less than 100"),
-    ({"reserve": {"percent": 100}}, "reserve.percent must be greater than 0 and less than 100"),
+    ({"reserve": {"percent": 0}}, "reserve.percent must be greater than 0 and at most 50"),
+    ({"reserve": {"percent": 100}}, "reserve.percent must be greater than 0 and at most 50"),
     ({"reserve": {"percent": 10, "min": "2Gi", "max": "1Gi"}}, "reserve: min must not exceed max"),
     ({"reserve": {"percent": 10, "min": 3 * GI, "max": "2Gi"}}, "reserve: min must not exceed max"),
     ({"reserve": {"absolute": "1Gi", "max": "2Gi"}}, "min and max bound a percent reserve"),
@@ -94,11 +94,11 @@ INVALID = [
     ),
     (
         {**VALID, "monitor": {"threshold": {"usagePercent": 0}}},
-        "monitor.threshold.usagePercent must be greater than 0 and at most 100",
+        "monitor.threshold.usagePercent must be between 50 and 100",
     ),
     (
         {**VALID, "monitor": {"threshold": {"usagePercent": 100.5}}},
-        "monitor.threshold.usagePercent must be greater than 0 and at most 100",
+        "monitor.threshold.usagePercent must be between 50 and 100",
     ),
     (
         {**VALID, "monitor": {"event": {"enabled": False}, "threshold": {"enabled": False}}},
@@ -106,7 +106,7 @@ INVALID = [
     ),
     (
         {**VALID, "monitor": {"hostMemory": {"enabled": True, "usagePercent": 0}}},
-        "monitor.hostMemory.usagePercent must be greater than 0 and at most 100",
+        "monitor.hostMemory.usagePercent must be between 50 and 100",
     ),
     (
         {**VALID, "monitor": {"hostMemory": {"intervalMilliseconds": 5}}},
@@ -115,9 +115,34 @@ INVALID = [
     ({**VALID, "eviction": {"policy": "OldestFirst"}}, 'Unsupported value: "OldestFirst"'),
     (
         {**VALID, "eviction": {"gracePeriodSeconds": -1}},
-        "eviction.gracePeriodSeconds must not be negative",
+        "eviction.gracePeriodSeconds must be between 0 and 300",
     ),
-    ({**VALID, "eviction": {"buffer": -1}}, "eviction.buffer must not be negative"),
+    ({**VALID, "eviction": {"buffer": -1}}, "eviction.buffer must be between 0 and 4Gi"),
+    # the safe envelope (docs/safety.md): values that would drain a node
+    ({"reserve": {"percent": 99.9}}, "reserve.percent must be greater than 0 and at most 50"),
+    ({"reserve": {"percent": 50.1}}, "reserve.percent must be greater than 0 and at most 50"),
+    (
+        {**VALID, "monitor": {"threshold": {"usagePercent": 5}}},
+        "monitor.threshold.usagePercent must be between 50 and 100",
+    ),
+    (
+        {**VALID, "monitor": {"threshold": {"usagePercent": 49.9}}},
+        "monitor.threshold.usagePercent must be between 50 and 100",
+    ),
+    (
+        {**VALID, "monitor": {"hostMemory": {"usagePercent": 10}}},
+        "monitor.hostMemory.usagePercent must be between 50 and 100",
+    ),
+    (
+        {**VALID, "eviction": {"gracePeriodSeconds": 301}},
+        "eviction.gracePeriodSeconds must be between 0 and 300",
+    ),
+    (
+        {**VALID, "eviction": {"gracePeriodSeconds": 86400}},
+        "eviction.gracePeriodSeconds must be between 0 and 300",
+    ),
+    ({**VALID, "eviction": {"buffer": "5Gi"}}, "eviction.buffer must be between 0 and 4Gi"),
+    ({**VALID, "eviction": {"buffer": 4 * GI + 1}}, "eviction.buffer must be between 0 and 4Gi"),
     (
         {**VALID, "eviction": {"maxEvictionsPerMinute": 0}},
         "eviction.maxEvictionsPerMinute must be between 1 and 600",
@@ -159,6 +184,12 @@ def test_server_rejects_invalid_policies(custom, spec, message):
         {"reserve": {"absolute": "1e9"}},
         {"reserve": {"percent": 10, "min": "512Mi", "max": "10Gi"}},
         {"reserve": {"percent": 7.5, "min": 0, "max": GI}},
+        # the envelope's edges are inside it
+        {
+            "reserve": {"percent": 50},
+            "monitor": {"threshold": {"usagePercent": 50}, "hostMemory": {"usagePercent": 50}},
+            "eviction": {"gracePeriodSeconds": 300, "buffer": "4Gi"},
+        },
         {
             "priority": -3,
             "reserve": {"percent": 10},

@@ -81,6 +81,8 @@ class EvictionSettings:
     kill_fallback: bool = True
     kill_fallback_wait_seconds: int = 10
     protected_namespaces: tuple[str, ...] = ("kube-system",)
+    # where pods may protect themselves with oomguard.io/protect ("*": every namespace)
+    protect_annotation_namespaces: tuple[str, ...] = ()
     protect_daemonset_pods: bool = True
 
     def __post_init__(self) -> None:
@@ -110,6 +112,15 @@ class EvictionSettings:
             f"{path}.protectedNamespaces",
             f"expected a list of namespace names, got {namespaces!r}",
         )
+        annotation_namespaces = spec.get(
+            "protectAnnotationNamespaces", list(base.protect_annotation_namespaces)
+        )
+        require(
+            isinstance(annotation_namespaces, list | tuple)
+            and all(isinstance(name, str) and name for name in annotation_namespaces),
+            f"{path}.protectAnnotationNamespaces",
+            f'expected a list of namespace names or "*", got {annotation_namespaces!r}',
+        )
         return cls(
             policy=EvictionPolicy(policy_text),
             grace_period_seconds=int_field(
@@ -124,6 +135,7 @@ class EvictionSettings:
                 kill, "waitSeconds", base.kill_fallback_wait_seconds, f"{path}.killFallback"
             ),
             protected_namespaces=tuple(sorted(set(namespaces))),
+            protect_annotation_namespaces=tuple(sorted(set(annotation_namespaces))),
             protect_daemonset_pods=bool_field(
                 spec, "protectDaemonSetPods", base.protect_daemonset_pods, path
             ),
@@ -140,6 +152,7 @@ class EvictionSettings:
                 "waitSeconds": self.kill_fallback_wait_seconds,
             },
             "protectedNamespaces": list(self.protected_namespaces),
+            "protectAnnotationNamespaces": list(self.protect_annotation_namespaces),
             "protectDaemonSetPods": self.protect_daemonset_pods,
         }
 

@@ -143,7 +143,11 @@ def test_qos_from_spec(containers, expected):
     assert pod_info_from_dict(pod_dict(qos=None, spec={"containers": containers})).qos is expected
 
 
-RULES = ProtectionRules(self_uid="me", protected_namespaces=frozenset({"kube-system"}))
+RULES = ProtectionRules(
+    self_uid="me",
+    protected_namespaces=frozenset({"kube-system"}),
+    annotation_namespaces=frozenset({"*"}),
+)
 
 
 @pytest.mark.parametrize(
@@ -178,6 +182,21 @@ def test_unprotected_pods(pod):
     assert protection_reason(pod, RULES) is None
 
 
+@pytest.mark.parametrize(
+    ("allowed", "protected"),
+    [
+        (frozenset(), False),  # the default: a pod author cannot make a pod unevictable
+        (frozenset({"other"}), False),
+        (frozenset({"apps"}), True),
+        (frozenset({"*"}), True),
+    ],
+)
+def test_protect_annotation_honoured_only_in_allowed_namespaces(allowed, protected):
+    pod = info(namespace="apps", annotations={"oomguard.io/protect": "true"})
+    rules = ProtectionRules(annotation_namespaces=allowed)
+    assert (protection_reason(pod, rules) is not None) is protected
+
+
 def test_daemonset_pods_may_be_allowed():
     pod = info(owner_kinds=("DaemonSet",))
     assert protection_reason(pod, ProtectionRules(protect_daemonset_pods=False)) is None
@@ -199,7 +218,8 @@ def test_candidates_carry_memory_start_protection_and_dying():
         info(uid="f", name="f", started_at=6.0, phase="Failed"),
     ]
     memory = {"a": 10, "b": 20, "c": 30, "e": 50}
-    assert pod_candidates(pods, memory, ProtectionRules()) == [
+    rules = ProtectionRules(annotation_namespaces=frozenset({"default"}))
+    assert pod_candidates(pods, memory, rules) == [
         Candidate("a", "default/a", 1.0, 10),
         Candidate("b", "default/b", 2.0, 20, dying=True),
         Candidate("c", "default/c", 3.0, 30, protected=True),

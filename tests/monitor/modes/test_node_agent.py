@@ -96,7 +96,10 @@ def test_evicts_newest_unprotected_and_skips_pdb_blocked(tree):
     ]
     memory = {"old": 500 * MI, "mid": 300 * MI, "new": 200 * MI, "newest": 100 * MI}
     api = Api({"new": 429})
-    agent, _ = make_agent(tree, pods, memory, api)
+    eviction = EvictionSettings(
+        buffer_bytes=0, kill_fallback_wait_seconds=10, protect_annotation_namespaces=("apps",)
+    )
+    agent, _ = make_agent(tree, pods, memory, api, eviction)
     decision = agent.step("event")
     assert decision.outcome is D.VICTIMS
     # target = 936Mi * 95% = 889Mi; usage 1100Mi: 211Mi to free -> "new" (blocked) then "mid"
@@ -106,6 +109,31 @@ def test_evicts_newest_unprotected_and_skips_pdb_blocked(tree):
     api.calls.clear()
     assert agent.step().outcome is D.WAITING
     assert api.calls == []
+
+
+class Events:
+    def __init__(self):
+        self.messages = []
+
+    def post(self, pod, message, reason="", event_type="", action=""):
+        self.messages.append((pod.name, message))
+        return True
+
+
+def test_protected_memory_is_said_in_the_event_and_status(tree):
+    pods = [pod("old", 1), pod("new", 2, annotations={"oomguard.io/protect": "true"})]
+    memory = {"old": 700 * MI, "new": 400 * MI}
+    eviction = EvictionSettings(
+        buffer_bytes=0, kill_fallback_wait_seconds=10, protect_annotation_namespaces=("apps",)
+    )
+    agent, _ = make_agent(tree, pods, memory, Api(), eviction)
+    agent.evictor.events = events = Events()
+    agent.step("event")
+    # the old pod goes to make room while the newer, protected one stays: say so
+    [(name, message)] = events.messages
+    assert name == "old"
+    assert "protected pods hold 400.0Mi" in message
+    assert agent.status()["protected_memory"] == 400 * MI
 
 
 def test_kill_fallback_when_everything_is_blocked(tree):
@@ -141,6 +169,26 @@ def test_kill_fallback_when_the_api_is_unreachable(tree):
     ).read_text() == "1"
 
 
+def test_stuck_victims_are_killed_before_anyone_new_is_chosen(tree):
+    pods = [pod("a", 1), pod("b", 2), pod("c", 3)]
+    memory = {"a": 400 * MI, "b": 400 * MI, "c": 300 * MI}
+    api = Api()
+    eviction = EvictionSettings(
+        buffer_bytes=0, grace_period_seconds=5, kill_fallback_wait_seconds=10
+    )
+    agent, clock = make_agent(tree, pods, memory, api, eviction)
+    agent.step("event")
+    assert api.calls == ["c"]  # 211Mi to free: the newest covers it
+    # "c" was evicted but never goes away; past the in-flight timeout (grace + wait)
+    clock.now += 16
+    agent.step("event")
+    kill = {p.name: tree / pod_cgroup_path(p.uid, p.qos, LOC) / "cgroup.kill" for p in pods}
+    assert kill["c"].read_text() == "1"  # the stuck victim is killed first
+    assert kill["a"].read_text() == kill["b"].read_text() == ""
+    assert api.calls == ["c"]  # and nobody new was chosen
+    assert agent.counters["killed"] == 1
+
+
 def test_kill_fallback_can_be_disabled(tree):
     pods = [pod("a", 1)]
     eviction = EvictionSettings(buffer_bytes=0, kill_fallback=False, kill_fallback_wait_seconds=1)
@@ -158,6 +206,22 @@ def test_dry_run_acts_on_nothing(tree):
     agent.step("event")
     agent.step("event")
     assert api.calls == [] and agent.counters["dry_run"] == 2
+
+
+def test_dry_run_leaves_memory_high_alone_and_says_what_it_would_do(tree):
+    pods = [pod("a", 1), pod("b", 2)]
+    api = Api()
+    agent, _ = make_agent(tree, pods, {"a": 600 * MI, "b": 500 * MI}, api, dry_run=True)
+    high_file = tree / "kubepods.slice" / "memory.high"
+    agent.assert_memory_high()
+    agent.step("event")
+    assert high_file.read_text() == "max\n"  # the node is untouched
+    status = agent.status()
+    assert status["memory_high_set"] is False
+    assert status["memory_high"] == 936 * MI  # what it would set
+    assert status["last_decision"]["action"] == "DryRun"
+    assert status["last_decision"]["victims"] == ["apps/b"]  # whom it would evict
+    assert api.calls == []
 
 
 def test_status_lists_order_and_protected(tree):

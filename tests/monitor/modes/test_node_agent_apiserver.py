@@ -390,7 +390,7 @@ def test_evicts_newest_unprotected_skips_pdb_and_posts_events(node: Node, stop: 
 
     wait_for("the disruption controller to compute the PDB", pdb_computed, timeout=60)
 
-    parts = node.agent(settings_for(node))
+    parts = node.agent(settings_for(node, protect_annotation_namespaces=(node.namespace,)))
     start_watch(parts, stop)
     agent = parts.agent
     # usage 990Mi (incl. the agent's own 40Mi) vs target 889Mi: 101Mi to free = one pod.

@@ -1,3 +1,5 @@
+import pytest
+
 from oomguard.operator.resolution.cluster_resolution import NodeFacts, resolve_cluster
 from oomguard.operator.resolution.policy import parse_policy
 
@@ -53,8 +55,9 @@ def test_unselected_nodes_get_nothing():
     assert result.tallies["x"].selected == 0
 
 
-def test_percent_waits_for_memory_but_absolute_does_not():
-    nodes = [node("n1", memory=None, pool="p"), node("n2", memory=None)]
+@pytest.mark.parametrize("memory", [None, 0])
+def test_nodes_whose_memory_is_unknown_wait_whatever_the_reserve(memory):
+    nodes = [node("n1", memory=memory, pool="p"), node("n2", memory=memory), node("n3")]
     policies = [
         pol(
             "pct",
@@ -67,11 +70,12 @@ def test_percent_waits_for_memory_but_absolute_does_not():
         pol("abs", {"reserve": {"absolute": "1Gi"}}),
     ]
     result = resolve_cluster(nodes, policies)
-    assert result.waiting == frozenset({"n1"})
-    assert set(result.desired) == {"n2"}
-    assert result.desired["n2"].node_memory_bytes == 0
+    # no NodeMemoryReserve with nodeMemoryBytes 0: the agent could not work memory.high out
+    assert result.waiting == frozenset({"n1", "n2"})
+    assert set(result.desired) == {"n3"}
     assert result.tallies["pct"].waiting_for_memory == {"n1"}
-    assert result.tallies["pct"].won == 0
+    assert result.tallies["abs"].waiting_for_memory == {"n2"}
+    assert result.tallies["pct"].won == 0 and result.tallies["abs"].won == 1
 
 
 def test_conflicts_are_tallied_on_every_tied_policy():
