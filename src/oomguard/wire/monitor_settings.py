@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from oomguard.wire.spec_fields import (
     between,
@@ -37,15 +37,18 @@ class EventMonitorSettings:
 
 
 @dataclass(frozen=True)
-class ThresholdMonitorSettings:
-    """Poll usage against the limit; catches memory that escaped the cgroup (e.g. shmem)."""
+class PolledMonitorSettings:
+    """A monitor that polls a usage figure against a share of a limit: the knobs the
+    threshold and host-memory monitors share, and their spec codec."""
+
+    SPEC_PATH: ClassVar[str] = "monitor"
 
     enabled: bool = True
     usage_percent: float = 95.0
     interval_ms: int = 1000
 
     def __post_init__(self) -> None:
-        path = "monitor.threshold"
+        path = self.SPEC_PATH
         require(
             0 < self.usage_percent <= 100,
             f"{path}.usagePercent",
@@ -54,9 +57,7 @@ class ThresholdMonitorSettings:
         between(self.interval_ms, 10, 60_000, f"{path}.intervalMilliseconds")
 
     @classmethod
-    def from_spec(
-        cls, spec: Mapping[str, Any], base: ThresholdMonitorSettings, path: str
-    ) -> ThresholdMonitorSettings:
+    def from_spec(cls, spec: Mapping[str, Any], base: Self, path: str) -> Self:
         return cls(
             enabled=bool_field(spec, "enabled", base.enabled, path),
             usage_percent=number_field(spec, "usagePercent", base.usage_percent, path),
@@ -69,6 +70,13 @@ class ThresholdMonitorSettings:
             "usagePercent": self.usage_percent,
             "intervalMilliseconds": self.interval_ms,
         }
+
+
+@dataclass(frozen=True)
+class ThresholdMonitorSettings(PolledMonitorSettings):
+    """Poll usage against the limit; catches memory that escaped the cgroup (e.g. shmem)."""
+
+    SPEC_PATH: ClassVar[str] = "monitor.threshold"
 
 
 @dataclass(frozen=True)
@@ -116,40 +124,14 @@ class PressureMonitorSettings:
 
 
 @dataclass(frozen=True)
-class HostMemoryMonitorSettings:
+class HostMemoryMonitorSettings(PolledMonitorSettings):
     """Poll the whole machine's used memory (MemTotal - MemAvailable) against a share of the
     node's memory: notices memory taken outside kubepods (system daemons, the kernel) eating
     into the reserve, which kubepods' own counters never show. Off by default."""
 
+    SPEC_PATH: ClassVar[str] = "monitor.hostMemory"
+
     enabled: bool = False
-    usage_percent: float = 95.0
-    interval_ms: int = 1000
-
-    def __post_init__(self) -> None:
-        path = "monitor.hostMemory"
-        require(
-            0 < self.usage_percent <= 100,
-            f"{path}.usagePercent",
-            f"must be greater than 0 and at most 100, got {self.usage_percent}",
-        )
-        between(self.interval_ms, 10, 60_000, f"{path}.intervalMilliseconds")
-
-    @classmethod
-    def from_spec(
-        cls, spec: Mapping[str, Any], base: HostMemoryMonitorSettings, path: str
-    ) -> HostMemoryMonitorSettings:
-        return cls(
-            enabled=bool_field(spec, "enabled", base.enabled, path),
-            usage_percent=number_field(spec, "usagePercent", base.usage_percent, path),
-            interval_ms=int_field(spec, "intervalMilliseconds", base.interval_ms, path),
-        )
-
-    def to_spec(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "usagePercent": self.usage_percent,
-            "intervalMilliseconds": self.interval_ms,
-        }
 
 
 @dataclass(frozen=True)
