@@ -65,7 +65,17 @@ def kubepods_high() -> str:
 
 
 def pods_ready(core: CoreV1Api, selector: str) -> list[Any] | None:
+    """The pods when all are Running and Ready; fails at once, with the container's last
+    words, when one keeps crashing (the chart sets FallbackToLogsOnError)."""
     pods = core.list_namespaced_pod(NAMESPACE, label_selector=selector).items
+    for p in pods:
+        for c in p.status.container_statuses or []:
+            last = c.last_state.terminated if c.last_state else None
+            if c.restart_count >= 2 and last is not None:
+                raise AssertionError(
+                    f"{p.metadata.name}/{c.name} keeps crashing (exit {last.exit_code}, "
+                    f"{c.restart_count} restarts):\n{last.message}\n{container_logs(p)}"
+                )
     ready = [
         p
         for p in pods
@@ -74,6 +84,16 @@ def pods_ready(core: CoreV1Api, selector: str) -> list[Any] | None:
         and p.status.container_statuses
     ]
     return ready if ready and len(ready) == len(pods) else None
+
+
+def container_logs(pod: Any, lines: int = 40) -> str:
+    """The kubelet's log files of ``pod`` (the apiserver has no kubelet client certificate
+    here, so ``kubectl logs`` cannot fetch them)."""
+    out = []
+    for log in sorted(Path("/var/log/pods").glob(f"{NAMESPACE}_{pod.metadata.name}_*/*/*.log")):
+        text = log.read_text(errors="replace").splitlines()[-lines:]
+        out.append(f"--- {log}\n" + "\n".join(text))
+    return "\n".join(out)
 
 
 def test_chart_installs_and_guards_the_real_kubepods(node: Node) -> None:
