@@ -59,6 +59,10 @@ PAUSE_IMAGE = "localhost/pause:oomguard-test"
 OOMGUARD_IMAGE = "localhost/oomguard:node-test"
 PYTHON_IMAGE = "localhost/oomguard-python-base:bookworm"
 IMAGES = ("pause", "python-base", "oomguard")
+# Memory the kubelet keeps out of node allocatable: kubepods' memory.max is node memory less
+# this, so a storm the guard does not stop ends in kernel OOM kills inside kubepods, not in
+# a machine-wide OOM that could take the control plane with it.
+SYSTEM_RESERVED_MI = 2560
 
 
 class NodeError(RuntimeError):
@@ -225,6 +229,7 @@ def kubelet_config(pki: Path, socket: Path, healthz_port: int) -> dict[str, obje
         },
         "authorization": {"mode": "Webhook"},
         "failSwapOn": False,
+        "systemReserved": {"memory": f"{SYSTEM_RESERVED_MI}Mi"},
         "resolvConf": "/etc/resolv.conf",
         "clusterDomain": "cluster.local",
         # tmpfs state: disk-pressure eviction would read the VM's memory as disk
@@ -288,10 +293,8 @@ def running_node(
             ],
         ) as cp:
             timings = {"control plane": time.monotonic() - started}
-            say = lambda what: print(  # noqa: E731 - progress, in the captured output
-                f"node bed: {what} after {time.monotonic() - started:.0f} s",
-                file=sys.stderr,
-                flush=True,
+            say = lambda what: progress(  # noqa: E731
+                f"node bed: {what} after {time.monotonic() - started:.0f} s"
             )
             say("control plane ready")
             pki = cp.workdir / "pki"
@@ -371,11 +374,7 @@ def running_node(
             )
             _wait("the node to be Ready", lambda: node_ready(cp), deadline, procs)
             timings["node Ready"] = time.monotonic() - started
-            print(
-                "node bed: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()),
-                file=sys.stderr,
-                flush=True,
-            )
+            progress("node bed: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
             yield node
     except NodeError as exc:
         tails = "\n".join(f"--- {name} ---\n{procs.log_tail(name)}" for name, _ in procs.started)
@@ -385,6 +384,15 @@ def running_node(
         for mount in reversed(_mounts_under(state)):
             subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def progress(line: str) -> None:
+    """To stderr (the test's captured output) and, inside the VM, to its console, so that the
+    VM's output log shows how far a slow bring-up got while it is still running."""
+    print(line, file=sys.stderr, flush=True)
+    if os.environ.get("OOMGUARD_IN_VM") == "1":
+        with contextlib.suppress(OSError), open("/dev/console", "w") as console:
+            console.write(line + "\n")
 
 
 def _mounts_under(path: Path) -> list[str]:

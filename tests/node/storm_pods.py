@@ -1,0 +1,128 @@
+"""The storm's workload pods and how each one ended, as plain data.
+
+A storm is ``count`` bare pods (restartPolicy Never) in one namespace, each created once the
+one before runs (creation order is age order: pod 0 is the oldest), each growing to
+``size_mib`` of touched anonymous memory. A pod that has all of it says so with a file
+``<name>.full`` in a hostPath directory it shares with the test, then holds its memory until
+the test creates ``release`` there, and exits 0. So the storm peaks when every pod is full
+or gone, however slow the emulated node is, and the test waits on that, not on a clock.
+The pure parts (manifests, classification) are unit-tested on the host.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# Runs in the Python base image. ``bytearray(b"\x01") * n`` writes every page (calloc'd or
+# mmap'd zero pages would not be charged to the cgroup until touched).
+WORKLOAD = """
+import os, time
+size, step, name = int(os.environ["SIZE_MIB"]), 16, os.environ["POD_NAME"]
+held = []
+while len(held) * step < size:
+    held.append(bytearray(b"\\x01") * (step << 20))
+    time.sleep(0.1)
+open(f"/storm/{name}.full", "w").close()
+print("full", flush=True)
+while not os.path.exists("/storm/release"):
+    time.sleep(0.5)
+print("done", flush=True)
+"""
+
+
+class Ending(enum.Enum):
+    """How a storm pod ended."""
+
+    COMPLETED = "completed"  # exited 0: its work is kept
+    EVICTED = "evicted"  # the agent's Eviction (an OOMGuardEviction Event names it)
+    OOM_KILLED = "oom-killed"  # the kernel's OOM killer
+    OTHER = "other"  # anything else (failed, deleted by someone else, still running)
+
+
+@dataclass(frozen=True)
+class StormPlan:
+    namespace: str
+    count: int
+    size_mib: int
+    image: str
+    host_dir: str  # the hostPath shared with the test
+
+    @property
+    def release_file(self) -> str:
+        return f"{self.host_dir}/release"
+
+    def full_file(self, index: int) -> str:
+        return f"{self.host_dir}/{self.name(index)}.full"
+
+    def name(self, index: int) -> str:
+        return f"storm-{index:02d}"
+
+    def manifest(self, index: int) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": self.name(index),
+                "namespace": self.namespace,
+                "labels": {"app": "storm", "storm-index": str(index)},
+            },
+            "spec": {
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 5,
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "containers": [
+                    {
+                        "name": "work",
+                        "image": self.image,
+                        "imagePullPolicy": "Never",
+                        "command": ["python3", "-c", WORKLOAD],
+                        "env": [
+                            {"name": "SIZE_MIB", "value": str(self.size_mib)},
+                            {"name": "POD_NAME", "value": self.name(index)},
+                        ],
+                        "volumeMounts": [{"name": "storm", "mountPath": "/storm"}],
+                    }
+                ],
+                "volumes": [
+                    {
+                        "name": "storm",
+                        "hostPath": {"path": self.host_dir, "type": "DirectoryOrCreate"},
+                    }
+                ],
+            },
+        }
+
+
+def ending(pod: Mapping[str, Any] | None, evicted: bool) -> Ending:
+    """``pod`` is the pod's last state (None once deleted); ``evicted``: an OOMGuardEviction
+    Event names it."""
+    if evicted:
+        return Ending.EVICTED
+    if pod is None:
+        return Ending.OTHER
+    status = pod.get("status") or {}
+    for container in status.get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated") or {}
+        if terminated.get("reason") == "OOMKilled":
+            return Ending.OOM_KILLED
+    if status.get("phase") == "Succeeded":
+        return Ending.COMPLETED
+    return Ending.OTHER
+
+
+def is_final(pod: Mapping[str, Any] | None) -> bool:
+    """The pod will not change any more: gone, or Succeeded/Failed."""
+    if pod is None:
+        return True
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+
+def newest_first_holds(endings: Sequence[Ending]) -> bool:
+    """Every evicted pod is newer than every completed one (index order is age order)."""
+    evicted = [i for i, e in enumerate(endings) if e is Ending.EVICTED]
+    completed = [i for i, e in enumerate(endings) if e is Ending.COMPLETED]
+    return not evicted or not completed or min(evicted) > max(completed)

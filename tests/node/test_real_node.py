@@ -1,0 +1,333 @@
+"""The chart as it ships, guarding real pods on a real node (kubelet, containerd 2.x, runc,
+CNI, kube-proxy) inside the real-kernel VM.
+
+The tests run in file order against one node and one release (``conftest.py``): install,
+a storm the agent must stop newest-first, a live upgrade, the same storm with the agent in
+dry run (the control: the kernel OOM-kills), and an uninstall that restores kubepods.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chart_release import (
+    CHART,
+    MI,
+    NAMESPACE,
+    RELEASE,
+    agent_logs,
+    helm,
+    image_values,
+    kubepods_current,
+    kubepods_event,
+    kubepods_high,
+    kubepods_max,
+    node_memory_bytes,
+    pods_ready,
+    reserve_values,
+)
+from conftest import RESERVE_MI, Release
+from k8s_helpers import wait_for
+from kubernetes.client import AppsV1Api, CoreV1Api, CustomObjectsApi
+from kubernetes.client.exceptions import ApiException
+from node_bed import NODE_NAME, PYTHON_IMAGE, Node, progress
+from storm_pods import Ending, StormPlan, ending, is_final, newest_first_holds
+
+pytestmark = [pytest.mark.kernel(memory="7G"), pytest.mark.node, pytest.mark.timeout(1800)]
+
+STORM_POD_MIB = 256
+UPGRADED_RESERVE_MI = 2816
+EVICTED_SERIES = 'sum(oomguard_actions_total{outcome="evicted"})'
+
+
+def reserve_status(node: Node) -> dict[str, Any] | None:
+    """The node's NodeMemoryReserve once its agent reports Enforcing=True."""
+    custom = CustomObjectsApi(node.cp.api_client)
+    try:
+        obj = custom.get_cluster_custom_object(
+            "oomguard.io", "v1alpha1", "nodememoryreserves", NODE_NAME
+        )
+    except ApiException:
+        return None
+    status = obj.get("status") or {}
+    conditions = {c["type"]: c["status"] for c in status.get("conditions") or []}
+    return obj if conditions.get("Enforcing") == "True" else None
+
+
+def test_install_runs_the_agent_and_guards_the_kubelets_kubepods(release: Release) -> None:
+    node, core = release.node, release.core
+    wait_for(
+        "the agent pod Running and Ready",
+        lambda: pods_ready(core, "app.kubernetes.io/component=agent"),
+        timeout=600,
+    )
+    wait_for(
+        "the operator Deployment available",
+        lambda: (
+            (
+                d := AppsV1Api(node.cp.api_client).read_namespaced_deployment(
+                    "oomguard-operator", NAMESPACE
+                )
+            ).status.available_replicas
+            == d.spec.replicas
+        ),
+        timeout=600,
+    )
+    capacity = node_memory_bytes(core)
+    reserve = wait_for(
+        "the node's reserve applied by the agent",
+        lambda: (
+            r
+            if (r := reserve_status(node))
+            and r["status"].get("memoryHighBytes") == capacity - RESERVE_MI * MI
+            else None
+        ),
+        timeout=600,
+    )
+    assert reserve["spec"]["reserveBytes"] == RESERVE_MI * MI
+    assert kubepods_high() == str(capacity - RESERVE_MI * MI)
+    assert int(kubepods_high()) < kubepods_max(), "the guard's line must sit below the kernel's"
+
+
+# -- the storm -----------------------------------------------------------------------------
+
+
+def storm_plan(namespace: str, headroom_bytes: int) -> StormPlan:
+    """Enough pods to pass kubepods' memory.max by two pods' worth."""
+    return StormPlan(
+        namespace=namespace,
+        count=math.ceil(headroom_bytes / (STORM_POD_MIB * MI)) + 2,
+        size_mib=STORM_POD_MIB,
+        image=PYTHON_IMAGE,
+        host_dir=f"/run/oomguard-storm/{namespace}",
+    )
+
+
+def evicted_names(core: CoreV1Api, namespace: str) -> set[str]:
+    events = core.list_namespaced_event(namespace, field_selector="reason=OOMGuardEviction")
+    return {str(e.involved_object.name) for e in events.items}
+
+
+def run_storm(core: CoreV1Api, namespace: str) -> list[Ending]:
+    """Start the storm's pods one after another (each created once the one before runs, so
+    age order is creation order); once every pod is full or final, let them finish; say how
+    each ended."""
+    core.create_namespace({"metadata": {"name": namespace}})
+    wait_for(
+        f"the default ServiceAccount in {namespace}",
+        lambda: (
+            core.list_namespaced_service_account(
+                namespace, field_selector="metadata.name=default"
+            ).items
+        ),
+        timeout=120,
+    )
+    plan = storm_plan(namespace, kubepods_max() - kubepods_current())
+    api = core.api_client
+    for i in range(plan.count):
+        core.create_namespaced_pod(namespace, plan.manifest(i))
+        name = plan.name(i)
+        wait_for(f"{name} running", lambda n=name: started(core, namespace, n), timeout=300)
+        progress(f"{namespace}: {name} of {plan.count} started")
+
+    def last_states() -> list[dict[str, Any] | None]:
+        states: list[dict[str, Any] | None] = []
+        for i in range(plan.count):
+            try:
+                pod = core.read_namespaced_pod(plan.name(i), namespace)
+                states.append(api.sanitize_for_serialization(pod))
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                states.append(None)
+        return states
+
+    wait_for(
+        "every storm pod full (holding all its memory) or final",
+        lambda: all(
+            is_final(state) or Path(plan.full_file(i)).exists()
+            for i, state in enumerate(last_states())
+        ),
+        timeout=900,
+        interval=2,
+    )
+    Path(plan.release_file).touch()
+    progress(f"{namespace}: every pod full or final; released")
+
+    def all_final() -> list[dict[str, Any] | None] | None:
+        states = last_states()
+        return states if all(is_final(s) for s in states) else None
+
+    states = wait_for(
+        "every storm pod completed, evicted or killed", all_final, timeout=600, interval=2
+    )
+    evicted = evicted_names(core, namespace)
+    endings = [ending(s, plan.name(i) in evicted) for i, s in enumerate(states)]
+    progress(f"{namespace}: " + ", ".join(f"{i}={e.value}" for i, e in enumerate(endings)))
+    return endings
+
+
+def started(core: CoreV1Api, namespace: str, name: str) -> bool:
+    """Running, or already past it (a pod the guard stopped early counts as started)."""
+    try:
+        pod = core.read_namespaced_pod(name, namespace)
+    except ApiException as exc:
+        if exc.status == 404:
+            return True
+        raise
+    return pod.status.phase in ("Running", "Succeeded", "Failed")
+
+
+@pytest.fixture
+def prometheus(release: Release, tmp_path: Path) -> Iterator[str]:
+    """Debian's Prometheus finding the agent through the chart's metrics Service (endpoints
+    discovery on the real apiserver) and scraping the pod over the pod network."""
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        json.dumps(
+            {
+                "global": {"scrape_interval": "2s", "scrape_timeout": "2s"},
+                "scrape_configs": [
+                    {
+                        "job_name": "oomguard-agent",
+                        "kubernetes_sd_configs": [
+                            {
+                                "role": "endpoints",
+                                "kubeconfig_file": str(release.node.cp.kubeconfig),
+                                "namespaces": {"names": [NAMESPACE]},
+                            }
+                        ],
+                        "relabel_configs": [
+                            {
+                                "source_labels": [
+                                    "__meta_kubernetes_service_label_app_kubernetes_io_component"
+                                ],
+                                "regex": "agent",
+                                "action": "keep",
+                            }
+                        ],
+                    }
+                ],
+            }
+        )
+    )
+    port = 19090
+    log = (tmp_path / "prometheus.log").open("wb")
+    process = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    api = f"http://127.0.0.1:{port}"
+    try:
+        wait_for("prometheus ready", lambda: prometheus_ready(api, process), timeout=120)
+        yield api
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+        print((tmp_path / "prometheus.log").read_text(errors="replace")[-3000:])
+
+
+def prometheus_ready(api: str, process: subprocess.Popen[bytes]) -> bool:
+    if process.poll() is not None:
+        raise AssertionError(f"prometheus exited with {process.returncode}")
+    try:
+        with urllib.request.urlopen(f"{api}/-/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def prometheus_value(api: str, promql: str) -> float | None:
+    url = f"{api}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=5) as response:
+        result = json.load(response)["data"]["result"]
+    return float(result[0]["value"][1]) if result else None
+
+
+def test_storm_is_stopped_newest_first_and_the_oldest_pods_complete(
+    release: Release, prometheus: str
+) -> None:
+    core = release.core
+    wait_for("the node's reserve enforced", lambda: reserve_status(release.node), timeout=300)
+    oom_kills = kubepods_event("oom_kill")
+    endings = run_storm(core, "storm-guarded")
+    try:
+        assert kubepods_event("oom_kill") == oom_kills, f"kernel OOM kills in kubepods: {endings}"
+        evicted = endings.count(Ending.EVICTED)
+        assert evicted > 0, f"the storm passed memory.max yet nothing was evicted: {endings}"
+        assert Ending.OOM_KILLED not in endings and Ending.OTHER not in endings, endings
+        assert newest_first_holds(endings), f"an older pod went before a newer one: {endings}"
+        assert endings[0] is Ending.COMPLETED, endings
+        scraped = wait_for(
+            "the evictions scraped through the chart's Service",
+            lambda: (
+                v if (v := prometheus_value(prometheus, EVICTED_SERIES)) and v >= evicted else None
+            ),
+            timeout=120,
+        )
+        assert scraped == evicted
+    except AssertionError:
+        print(agent_logs(core))
+        raise
+
+
+def test_upgrade_applies_a_new_reserve_live(release: Release) -> None:
+    capacity = node_memory_bytes(release.core)
+    result = helm(
+        release.node, "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values",
+        *image_values(), *reserve_values(UPGRADED_RESERVE_MI),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = str(capacity - UPGRADED_RESERVE_MI * MI)
+    wait_for(
+        "kubepods memory.high at the new reserve", lambda: kubepods_high() == expected, timeout=300
+    )
+
+
+def test_without_the_guard_the_same_storm_gets_kernel_oom_kills(release: Release) -> None:
+    """The control: the agent in dry run writes no memory.high and evicts nobody."""
+    result = helm(
+        release.node, "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values",
+        "--set", "dryRun=true",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_for(
+        "kubepods memory.high restored by the dry-run agent",
+        lambda: kubepods_high() == release.high_before,
+        timeout=300,
+    )
+    wait_for(
+        "the dry-run agent Ready",
+        lambda: pods_ready(release.core, "app.kubernetes.io/component=agent"),
+        timeout=600,
+    )
+    oom_kills = kubepods_event("oom_kill")
+    endings = run_storm(release.core, "storm-unguarded")
+    assert Ending.EVICTED not in endings, endings
+    assert kubepods_event("oom_kill") > oom_kills, f"no kernel OOM kill: {endings}"
+
+
+def test_uninstall_restores_kubepods(release: Release) -> None:
+    result = helm(release.node, "uninstall", RELEASE, "-n", NAMESPACE, "--wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_for(
+        "kubepods memory.high as before the install",
+        lambda: kubepods_high() == release.high_before,
+        timeout=300,
+    )

@@ -1,0 +1,88 @@
+"""Sidecar mode on the real node: the chart README's example pod, run by the kubelet with
+containerd's defaults (a private cgroup namespace per container), against the same pool
+without its sidecar.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from k8s_helpers import wait_for
+from kubernetes.client import CoreV1Api
+from kubernetes.client.exceptions import ApiException
+from node_bed import OOMGUARD_IMAGE, PYTHON_IMAGE, Node
+from pool_pods import app_result, pool_pod
+
+pytestmark = [pytest.mark.kernel(memory="7G"), pytest.mark.node, pytest.mark.timeout(1800)]
+
+NAMESPACE = "pool"
+
+
+def pod_oom_kills(uid: str) -> int:
+    """``oom_kill`` of the pod's cgroup (the kubelet's cgroupfs layout, Burstable class)."""
+    events = Path(f"/sys/fs/cgroup/kubepods/burstable/pod{uid}/memory.events")
+    fields = dict(line.split() for line in events.read_text().splitlines())
+    return int(fields["oom_kill"])
+
+
+def run_pool(core: CoreV1Api, name: str, sidecar: bool) -> tuple[str, dict[str, str] | None, int]:
+    """Start the pool pod; once its app container has ended: its reason, the pool's report,
+    and the pod cgroup's ``oom_kill``."""
+    try:
+        core.create_namespace({"metadata": {"name": NAMESPACE}})
+        wait_for(
+            "the pool namespace's default ServiceAccount",
+            lambda: (
+                core.list_namespaced_service_account(
+                    NAMESPACE, field_selector="metadata.name=default"
+                ).items
+            ),
+            timeout=120,
+        )
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+    manifest = pool_pod(
+        name, python_image=PYTHON_IMAGE, sidecar_image=OOMGUARD_IMAGE if sidecar else None
+    )
+    created = core.create_namespaced_pod(NAMESPACE, manifest)
+    api = core.api_client
+
+    def ended() -> tuple[str, dict[str, str] | None, dict[str, Any]] | None:
+        pod = api.sanitize_for_serialization(core.read_namespaced_pod(name, NAMESPACE))
+        reason, report = app_result(pod)
+        return (reason, report, pod) if reason not in ("running", "waiting") else None
+
+    reason, report, pod = wait_for(f"{name}'s app container ended", ended, timeout=900, interval=2)
+    kills = pod_oom_kills(created.metadata.uid)
+    print(f"{name}: app {reason}, workers {report}, pod oom_kill {kills}")
+    if sidecar:
+        print(sidecar_log(pod))
+    return reason, report, kills
+
+
+def sidecar_log(pod: dict[str, Any]) -> str:
+    meta = pod["metadata"]
+    logs = Path("/var/log/pods").glob(f"{meta['namespace']}_{meta['name']}_*/oomguard/*.log")
+    return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(logs))
+
+
+def test_sidecar_stops_the_newest_workers_and_the_pod_is_never_oom_killed(node: Node) -> None:
+    core = CoreV1Api(node.cp.api_client)
+    reason, report, kills = run_pool(core, "pool-guarded", sidecar=True)
+    assert reason == "Completed", f"the pool's main process did not live: {reason}"
+    assert report is not None
+    stopped = sorted(int(i) for i, end in report.items() if end != "exit 0")
+    finished = sorted(int(i) for i, end in report.items() if end == "exit 0")
+    assert stopped, f"nothing was stopped: {report}"
+    assert finished and finished[0] == 0, f"the oldest worker did not finish: {report}"
+    assert max(finished) < min(stopped), f"an older worker went before a newer one: {report}"
+    assert kills == 0
+
+
+def test_without_its_sidecar_the_same_pool_is_oom_killed(node: Node) -> None:
+    core = CoreV1Api(node.cp.api_client)
+    reason, report, kills = run_pool(core, "pool-unguarded", sidecar=False)
+    assert kills > 0, f"the kernel did not OOM-kill: app {reason}, workers {report}"
