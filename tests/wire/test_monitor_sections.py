@@ -92,6 +92,48 @@ def section_fields(section: MonitorSection) -> list[str]:
     return [f.spec for f in section.settings.FIELDS]
 
 
+def values_fragment(section: MonitorSection) -> dict[str, Any]:
+    """What values.schema.json holds for a section (all of it follows from the registration)."""
+    fields: dict[str, Any] = {}
+    for f in section.settings.FIELDS:
+        fields[f.spec] = {"type": f.type.value}
+        fields[f.spec] |= {"minimum": f.minimum} if f.minimum is not None else {}
+        fields[f.spec] |= {"maximum": f.maximum} if f.maximum is not None else {}
+    return {"type": "object", "additionalProperties": False, "properties": fields}
+
+
+def policy_crd_fragment(section: MonitorSection) -> dict[str, Any]:
+    """A starting point for the policy CRD: types and range rules, messages to finish by hand."""
+    fields: dict[str, Any] = {}
+    for f in section.settings.FIELDS:
+        fields[f.spec] = {"type": f.type.value}
+        terms = [f"self >= {f.minimum}"] if f.minimum is not None else []
+        terms += [f"self <= {f.maximum}"] if f.maximum is not None else []
+        if terms:
+            message = f"monitor.{section.key}.{f.spec} must be in [{f.minimum}, {f.maximum}]"
+            rule = {"rule": " && ".join(terms), "message": message}
+            fields[f.spec]["x-kubernetes-validations"] = [rule]
+    return {"type": "object", "properties": fields}
+
+
+def reserve_crd_fragment(section: MonitorSection) -> dict[str, Any]:
+    fields = {f.spec: {"type": f.type.value} for f in section.settings.FIELDS}
+    return {"type": "object", "required": section_fields(section), "properties": fields}
+
+
+def to_paste(problems: list[str], fragment: Any, as_json: bool = False) -> str:
+    """The failure message: every difference, then how the file could state each section
+    that has one (YAML for the CRDs, JSON for the values schema)."""
+    missing = [s for s in MONITOR_SECTIONS if any(f".{s.key}:" in p for p in problems)]
+    hints = [
+        json.dumps({s.key: fragment(s)}, indent=2)
+        if as_json
+        else yaml.safe_dump({s.key: fragment(s)}, sort_keys=False)
+        for s in missing
+    ]
+    return "\n".join([*problems, "", "registered sections, as the file could state them:", *hints])
+
+
 def test_sections_are_monitor_settings_fields_and_round_trip() -> None:
     assert [s.attr for s in MONITOR_SECTIONS] == list(MonitorSettings.__dataclass_fields__)
     settings = MonitorSettings()
@@ -130,7 +172,7 @@ def test_the_policy_crd_states_every_section() -> None:
                 for c in checks
                 if not c["message"].startswith(f"monitor.{s.key}.{f.spec} ")
             ]
-    assert problems == [], "\n".join(problems)
+    assert problems == [], to_paste(problems, policy_crd_fragment)
 
 
 def test_the_node_memory_reserve_crd_states_every_section() -> None:
@@ -160,7 +202,7 @@ def test_the_node_memory_reserve_crd_states_every_section() -> None:
                     problems.append(
                         f"{path}: {bound} {schema[bound]}, registered {getattr(f, bound)}"
                     )
-    assert problems == [], "\n".join(problems)
+    assert problems == [], to_paste(problems, reserve_crd_fragment)
 
 
 def test_the_values_schema_states_every_section() -> None:
@@ -177,14 +219,11 @@ def test_the_values_schema_states_every_section() -> None:
                 f"{where}.{s.key}: fields {list(fields)}, registered {section_fields(s)}, "
                 "additionalProperties must be false"
             )
-        for f in s.settings.FIELDS:
-            expected: dict[str, Any] = {"type": f.type.value}
-            expected |= {"minimum": f.minimum} if f.minimum is not None else {}
-            expected |= {"maximum": f.maximum} if f.maximum is not None else {}
-            found = fields.get(f.spec)
+        for name, expected in values_fragment(s)["properties"].items():
+            found = fields.get(name)
             if found != expected:
-                problems.append(f"{where}.{s.key}.{f.spec}: {found}, registered {expected}")
-    assert problems == [], "\n".join(problems)
+                problems.append(f"{where}.{s.key}.{name}: {found}, registered {expected}")
+    assert problems == [], to_paste(problems, values_fragment, as_json=True)
 
 
 @pytest.mark.parametrize(
