@@ -142,6 +142,23 @@ def test_sections_are_monitor_settings_fields_and_round_trip() -> None:
     assert MonitorSettings.from_spec(settings.to_spec()) == settings
 
 
+@pytest.mark.parametrize(
+    ("section", "field"),
+    [(s, f) for s in MONITOR_SECTIONS for f in s.settings.FIELDS],
+    ids=lambda x: getattr(x, "key", getattr(x, "spec", "")),
+)
+def test_every_registered_field_is_read_and_written_by_the_codec(
+    section: MonitorSection, field: SpecField
+) -> None:
+    default = getattr(getattr(MonitorSettings(), section.attr), field.attr)
+    value = not default if field.type is FieldType.BOOLEAN else field.maximum or default + 1
+    if field.spec == "stallMilliseconds":
+        value = 1000  # at most windowMilliseconds (1000)
+    read = MonitorSettings.from_spec({section.key: {field.spec: value}})
+    assert getattr(getattr(read, section.attr), field.attr) == value
+    assert read.to_spec()[section.key][field.spec] == value
+
+
 def test_every_registered_monitor_has_a_section_and_a_metrics_label() -> None:
     assert [kind.name for kind in MONITOR_KINDS] == KEYS
     assert [name.value for name in MonitorName] == KEYS
