@@ -23,8 +23,11 @@ PREFIX = "oomguard"
 
 
 class NodeStateSource(Protocol):
-    settings: NodeSettings
-    reserve_state: ReserveState | None
+    @property
+    def settings(self) -> NodeSettings: ...
+
+    @property
+    def reserve_state(self) -> ReserveState | None: ...
 
     def limit_bytes(self) -> int: ...
 

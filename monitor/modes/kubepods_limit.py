@@ -39,11 +39,16 @@ class KubepodsLimit:
         )
 
     def unsafe(self, settings: NodeSettings) -> str | None:
-        """Why ``settings`` must not be enforced here (``settings_floor``), or None."""
+        """Why ``settings`` must not be enforced here (``settings_floor``, or memory.max
+        unreadable), or None."""
+        try:
+            maximum = self.kubepods.memory_max().bytes
+        except (CgroupError, ParseError, OSError) as exc:
+            return f"cannot read {self.kubepods.path} memory.max: {exc}"
         return unsafe_settings(
             settings.node_memory_bytes,
             settings.reserve_bytes,
-            self.kubepods.memory_max().bytes,
+            maximum,
             self.margin_bytes,
             settings.monitor.threshold.usage_percent,
             settings.eviction.buffer_bytes,
@@ -54,6 +59,11 @@ class KubepodsLimit:
         if self.high is None:
             self.high = self.compute(settings)
         return self.high.bytes
+
+    def target_bytes(self, settings: NodeSettings) -> int:
+        """Where usage must fall: ``threshold.usagePercent`` of the guarded line."""
+        percent = settings.monitor.threshold.usage_percent
+        return int(self.limit_bytes(settings) * percent / 100)
 
     def writes(self, settings: NodeSettings) -> bool:
         """Whether memory.high is ours to write under ``settings`` (never in dry run)."""

@@ -22,12 +22,14 @@ Monitors come from the settings (``node_monitors.node_monitor_plan``) and run un
 ``MonitorSupervisor``; when a NodeMemoryReserve changes them (or the target the threshold
 monitor watches), the loop stops the old set and starts the new one, without a restart.
 
-Each job has its own unit; this class only puts them in order: ``KubepodsLimit`` (step 1),
-``NodeMeasurer`` (2), ``NodeEvictions`` with the pure ``EvictionPlanner`` and what it
-remembers between steps (3, 4; the ``PodEvictor`` acts), ``node_status`` (``/status``,
-counters, the CRD's ``lastDecision``), ``MonitorSupervisor``, and ``NodeLoop``, its side of
-the loop it shares with the guard (``step_loop.py``). Its lock guards what status and
-reloads share with the loop; it is never held across an API call or a backoff sleep.
+Each job has its own unit; this class only puts them in order: ``ReserveKeeper`` (which
+settings are enforced, and why a reserve was refused), ``KubepodsLimit`` (step 1),
+``NodeMeasurer`` (2) and ``NodeLook`` (the last measurement, for status and ``/healthz``),
+``NodeEvictions`` with the pure ``EvictionPlanner`` and what it remembers between steps (3, 4;
+the ``PodEvictor`` acts), ``NodeStatusView`` with ``node_status`` (``/status``, counters, the
+CRD's ``lastDecision``), ``MonitorSupervisor``, and ``NodeLoop``, its side of the loop it
+shares with the guard (``step_loop.py``). Its lock guards what status and reloads share with
+the loop; it is never held across an API call or a backoff sleep.
 """
 
 from __future__ import annotations
@@ -54,16 +56,18 @@ from oomguard.monitor.modes.monitor_supervisor import (
     MonitorSupervisor,
 )
 from oomguard.monitor.modes.node_evictions import NodeEvictions
+from oomguard.monitor.modes.node_look import NodeLook
 from oomguard.monitor.modes.node_loop import NodeLoop
 from oomguard.monitor.modes.node_measurer import Measurement, NodeMeasurer, PodSnapshots
 from oomguard.monitor.modes.node_monitors import node_monitor_plan
 from oomguard.monitor.modes.node_options import (
     AgentOptions,
-    effective_settings,
     protection_rules,
 )
-from oomguard.monitor.modes.node_status import degraded, reserve_report, status_json
+from oomguard.monitor.modes.node_options import effective_settings as effective_settings
 from oomguard.monitor.modes.node_status import status_trigger as status_trigger
+from oomguard.monitor.modes.node_status_view import NodeStatusView
+from oomguard.monitor.modes.reserve_keeper import ReserveKeeper
 from oomguard.monitor.modes.step_loop import run_loop
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.factory import build_monitors
@@ -102,27 +106,23 @@ class NodeAgent:
         """``monitors=None``: built from the settings and rebuilt when they change; a list:
         exactly those, for the agent's whole run."""
         self.metrics = metrics
-        self.settings = settings
-        self.fallback_settings = settings
+        self.reserve = ReserveKeeper(settings)
         self.pods = pods
         self.evictor = evictor
         self.kubepods = Cgroup(options.cgroup_root / options.kubepods.path)
         self._clock = clock
         self._lock = threading.Lock()  # never held across an API call or a sleep
         self._inbox = TriggerInbox(min_spacing=options.min_step_interval)
-        self._limit = KubepodsLimit(self.kubepods, options.margin_bytes, options.set_memory_high)
+        self.limit = KubepodsLimit(self.kubepods, options.margin_bytes, options.set_memory_high)
         self.options = options
         self.evictions = NodeEvictions(evictor, metrics, clock)
         self.counters = self.evictions.counters  # the same dict: /status shows it
         self.monitors = MonitorSupervisor(
             self._inbox, self.kubepods, self._error, monitors, monitor_builder, metrics
         )
-        self.reserve_state: ReserveState | None = None
-        self.measure_error: str | None = None
-        self.settings_refused: str | None = None  # why the last reserve was not enforced
-        self.last: Measurement | None = None
+        self.look = NodeLook()
         self.errors: list[str] = []
-        self.last_step_at: float | None = None
+        self._view = NodeStatusView(self, self._lock)
 
     @property
     def options(self) -> AgentOptions:
@@ -131,18 +131,26 @@ class NodeAgent:
     @options.setter
     def options(self, options: AgentOptions) -> None:
         self._options = options
-        self._limit.margin_bytes = options.margin_bytes
-        self._limit.enabled = options.set_memory_high
+        self.limit.margin_bytes = options.margin_bytes
+        self.limit.enabled = options.set_memory_high
         self._measurer = NodeMeasurer(options.cgroup_root, options.kubepods, self.pods)
 
     # kept by the units, under the names callers know
     @property
-    def last_decision(self) -> dict[str, Any] | None:
-        return self.evictions.last_decision
+    def settings(self) -> NodeSettings:
+        return self.reserve.settings
 
     @property
-    def monitor_failures(self) -> list[str]:
-        return self.monitors.failures
+    def reserve_state(self) -> ReserveState | None:
+        return self.reserve.state
+
+    @property
+    def last(self) -> Measurement | None:
+        return self.look.last
+
+    @property
+    def last_decision(self) -> dict[str, Any] | None:
+        return self.evictions.last_decision
 
     # -- settings and the kubepods limit ---------------------------------------------------
 
@@ -150,7 +158,7 @@ class NodeAgent:
         """Live reload (a new NodeMemoryReserve): memory.high moves now, the monitors at the
         loop's next turn, everything else at the next step."""
         with self._lock:
-            self.settings = settings
+            self.reserve.settings = settings
             self.evictions.use_settings(settings)
             log_event(
                 log,
@@ -167,45 +175,32 @@ class NodeAgent:
         self._inbox.wake()  # the loop re-plans its monitors at once
 
     def apply_reserve(self, state: ReserveState) -> None:
-        """A new NodeMemoryReserve version (or its deletion): enforce what it says."""
+        """A new NodeMemoryReserve version (or its deletion): enforce what it says, unless
+        it is unsafe here (:class:`ReserveKeeper`)."""
         with self._lock:
-            self.reserve_state = state
+            settings = self.reserve.offer(state, self.options.force_dry_run, self.limit.unsafe)
+            refused = self.reserve.refused
         if state.error is not None:
             self._error(f"NodeMemoryReserve unusable, previous settings kept: {state.error}")
-        settings = effective_settings(state, self.fallback_settings, self.options.force_dry_run)
-        if settings == self.settings:
-            with self._lock:
-                self.settings_refused = None  # back to what is enforced
-            return
-        try:
-            refused = self._limit.unsafe(settings)
-        except (CgroupError, ParseError, OSError) as exc:
-            refused = f"cannot read {self.kubepods.path} memory.max: {exc}"
-        with self._lock:
-            self.settings_refused = refused
-            if refused is not None:  # status and the CRD: not applied, last good kept
-                kept = dataclasses.replace(state, settings=self.settings, error=refused)
-                self.reserve_state = kept
         if refused is not None:
             self._error(f"settings refused, last good settings kept: {refused}")
-            return
-        self.update_settings(settings)
+        elif settings is not None:
+            self.update_settings(settings)
 
     def limit_bytes(self) -> int:
         """The guarded line: the memory.high we set, or what we would set without setting it."""
-        return self._limit.limit_bytes(self.settings)
+        return self.limit.limit_bytes(self.settings)
 
     def target_bytes(self) -> int:
-        percent = self.settings.monitor.threshold.usage_percent
-        return int(self.limit_bytes() * percent / 100)
+        return self.limit.target_bytes(self.settings)
 
     def assert_memory_high(self) -> None:
         """Set kubepods memory.high, or put it back if something else changed it."""
-        if self._limit.assert_high(self.settings):
+        if self.limit.assert_high(self.settings):
             self.counters["memory_high_reasserted"] += 1
 
     def restore_memory_high(self) -> None:
-        self._limit.restore()
+        self.limit.restore()
 
     # -- one step --------------------------------------------------------------------------
 
@@ -254,85 +249,37 @@ class NodeAgent:
     def _look(self, now: float) -> Measurement | None:
         """memory.high re-asserted and the node measured; None (and why, for status and the
         CRD) when kubepods cannot be read."""
-        self.last_step_at = now
         try:
             self.assert_memory_high()
             m = self.measure(now)
         except (CgroupError, ParseError, OSError, ValueError) as exc:
-            self.measure_error = f"cannot measure {self.kubepods.path}: {exc}"
-            self._error(self.measure_error)
+            self._error(self.look.failed(now, f"cannot measure {self.kubepods.path}: {exc}"))
             return None
-        self.measure_error = None
-        self.last = m
+        self.look.saw(now, m)
         self.evictions.planner.forget_gone(m.alive)
         return m
 
-    # -- status ----------------------------------------------------------------------------
+    # -- status and the loop ---------------------------------------------------------------
 
     def healthy(self) -> tuple[bool, str]:
-        """Live while the loop keeps stepping (at least every few ticks)."""
-        if self.last_step_at is None:
-            return True, "starting"
-        late = self._clock() - self.last_step_at
-        limit = max(10.0, 5 * self.options.tick_seconds)
-        return late < limit, f"no loop step for {late:.1f}s"
+        return self.look.healthy(self._clock(), self.options.tick_seconds)
 
     def status(self) -> dict[str, Any]:
-        """The ``/status`` JSON."""
-        with self._lock:
-            high = self._limit.high
-            return status_json(
-                self.settings,
-                self.reserve_state,
-                str(self.kubepods.path),
-                self.options.kubepods.driver.value,
-                high.bytes if high is not None else None,
-                self._limit.writes(self.settings),
-                self.target_bytes() if high is not None else None,
-                self.last,
-                self.rules(),
-                self.monitors.status(),
-                self.pods.connected,
-                self.counters,
-                self.errors,
-                self.last_decision,
-            )
+        return self._view.status()
 
     def report(self) -> ReserveReport | None:
-        """What ``NodeMemoryReserve.status`` should say now; None before the first reserve
-        state (nothing to report into yet)."""
-        with self._lock:
-            state, high, m, options = self.reserve_state, self._limit.high, self.last, self.options
-            writes = self._limit.writes(self.settings)
-            problem = degraded(
-                options.set_memory_high,
-                self.measure_error,
-                self.monitor_failures,
-                self.settings_refused,
-            )
-            last = self.last_decision
-        if state is None:
-            return None
-        events, maximum = self._limit.kernel_counters()
-        applied = high.bytes if high is not None and writes else None
-        usage = m.usage if m is not None else 0
-        cgroup = str(options.kubepods.path)
-        return reserve_report(state, cgroup, applied, maximum, usage, events, problem, last)
-
-    # -- the loop --------------------------------------------------------------------------
+        return self._view.report()
 
     def run(self, stop: StopSignal) -> None:
         run_loop(NodeLoop(self), self._inbox, stop)
 
     def planned_monitors(self) -> MonitorPlan:
         with self._lock:
-            target = self.target_bytes()
-            pressure_available = self.kubepods.file("memory.pressure").exists()
             plan = node_monitor_plan(
                 self.settings.monitor,
-                target,
-                self._limit.writes(self.settings),
-                pressure_available,
+                self.target_bytes(),
+                self.limit.writes(self.settings),
+                self.kubepods.file("memory.pressure").exists(),
                 self.settings.node_memory_bytes,
             )
         return plan.config, plan.notes

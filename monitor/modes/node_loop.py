@@ -23,7 +23,9 @@ class Agent(Protocol):
     @property
     def options(self) -> AgentOptions: ...
 
-    last: Measurement | None
+    @property
+    def last(self) -> Measurement | None: ...
+
     evictions: NodeEvictions
     monitors: MonitorSupervisor
 

@@ -2,9 +2,13 @@
 name in ``/status``), the kind of trigger it sends, whether a configuration asks for it, and
 how it is built. ``build_monitors`` and the running names in status come from this list.
 
-Adding a kind still means its config field (``monitor_config.py``), its settings section
-and CRD schema, and when the node agent runs it (``modes/node_monitors.py``); see the "where
-do I change X" table in docs/architecture.md.
+A kind's name is also its settings section's key: ``oomguard.wire.monitor_settings``
+registers the section once (``MONITOR_SECTIONS``: fields, types, ranges), the spec codec is
+derived from it, and ``tests/wire/test_monitor_sections.py`` lists every place (this list,
+both CRDs, the chart's values schema, the metrics label, the docs) out of step with it.
+Adding a kind also means its config field (``monitor_config.py``) and when the node agent
+runs it (``modes/node_monitors.py``); see the "where do I change X" table in
+docs/architecture.md.
 """
 
 from __future__ import annotations

@@ -1,9 +1,20 @@
-"""The ``monitor`` section of a NodeMemoryReserve spec: which monitors run and their knobs."""
+"""The ``monitor`` section of a NodeMemoryReserve spec: which monitors run and their knobs.
+
+Every monitor's section is one settings class whose ``FIELDS`` say how the spec spells each
+knob, its JSON type and the range the CRDs and the chart's values schema allow (the safe
+envelope of docs/safety.md; ``__post_init__`` checks only what the agent needs to work).
+The codec (``from_spec``/``to_spec``) is derived from ``FIELDS``, and ``MonitorSettings``'
+from ``MONITOR_SECTIONS``, the one list of sections. ``tests/wire/test_monitor_sections.py``
+holds both CRDs, the values schema, the metrics label and the docs to that list, and names
+every place that is out of step with it.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any, ClassVar, Self
 
 from oomguard.wire.spec_fields import (
@@ -20,28 +31,73 @@ PSI_WINDOW_MIN_MS = 500
 PSI_WINDOW_MAX_MS = 10_000
 
 
+class FieldType(Enum):
+    """A knob's JSON type, as the CRDs' OpenAPI schema and the values schema spell it."""
+
+    BOOLEAN = "boolean"
+    INTEGER = "integer"
+    NUMBER = "number"
+
+
 @dataclass(frozen=True)
-class EventMonitorSettings:
+class SpecField:
+    """One knob of a monitor section: its name in the spec, its attribute, its type and the
+    range the CRDs and the chart allow (None: unbounded on that side)."""
+
+    spec: str
+    attr: str
+    type: FieldType
+    minimum: int | None = None
+    maximum: int | None = None
+
+    def read(self, spec: Mapping[str, Any], default: Any, path: str) -> Any:
+        match self.type:
+            case FieldType.BOOLEAN:
+                return bool_field(spec, self.spec, default, path)
+            case FieldType.INTEGER:
+                return int_field(spec, self.spec, default, path)
+            case FieldType.NUMBER:
+                return number_field(spec, self.spec, default, path)
+
+
+ENABLED = SpecField("enabled", "enabled", FieldType.BOOLEAN)
+
+
+class SpecSection:
+    """The codec every monitor section shares, derived from its ``FIELDS``."""
+
+    FIELDS: ClassVar[tuple[SpecField, ...]]
+
+    @classmethod
+    def from_spec(cls, spec: Mapping[str, Any], base: Self, path: str) -> Self:
+        """``spec`` read onto ``base``: a field left out keeps the base's value."""
+        values = {f.attr: f.read(spec, getattr(base, f.attr), path) for f in cls.FIELDS}
+        return dataclasses.replace(base, **values)  # type: ignore[type-var]
+
+    def to_spec(self) -> dict[str, Any]:
+        return {f.spec: getattr(self, f.attr) for f in self.FIELDS}
+
+
+@dataclass(frozen=True)
+class EventMonitorSettings(SpecSection):
     """inotify on memory.events: react when the ``high`` counter rises."""
+
+    FIELDS: ClassVar[tuple[SpecField, ...]] = (ENABLED,)
 
     enabled: bool = True
 
-    @classmethod
-    def from_spec(
-        cls, spec: Mapping[str, Any], base: EventMonitorSettings, path: str
-    ) -> EventMonitorSettings:
-        return cls(enabled=bool_field(spec, "enabled", base.enabled, path))
-
-    def to_spec(self) -> dict[str, Any]:
-        return {"enabled": self.enabled}
-
 
 @dataclass(frozen=True)
-class PolledMonitorSettings:
+class PolledMonitorSettings(SpecSection):
     """A monitor that polls a usage figure against a share of a limit: the knobs the
     threshold and host-memory monitors share, and their spec codec."""
 
     SPEC_PATH: ClassVar[str] = "monitor"
+    FIELDS: ClassVar[tuple[SpecField, ...]] = (
+        ENABLED,
+        SpecField("usagePercent", "usage_percent", FieldType.NUMBER, 50, 100),
+        SpecField("intervalMilliseconds", "interval_ms", FieldType.INTEGER, 10, 60_000),
+    )
 
     enabled: bool = True
     usage_percent: float = 95.0
@@ -56,21 +112,6 @@ class PolledMonitorSettings:
         )
         between(self.interval_ms, 10, 60_000, f"{path}.intervalMilliseconds")
 
-    @classmethod
-    def from_spec(cls, spec: Mapping[str, Any], base: Self, path: str) -> Self:
-        return cls(
-            enabled=bool_field(spec, "enabled", base.enabled, path),
-            usage_percent=number_field(spec, "usagePercent", base.usage_percent, path),
-            interval_ms=int_field(spec, "intervalMilliseconds", base.interval_ms, path),
-        )
-
-    def to_spec(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "usagePercent": self.usage_percent,
-            "intervalMilliseconds": self.interval_ms,
-        }
-
 
 @dataclass(frozen=True)
 class ThresholdMonitorSettings(PolledMonitorSettings):
@@ -80,8 +121,20 @@ class ThresholdMonitorSettings(PolledMonitorSettings):
 
 
 @dataclass(frozen=True)
-class PressureMonitorSettings:
+class PressureMonitorSettings(SpecSection):
     """A PSI trigger: ``some <stall> <window>`` on the guarded cgroup's memory.pressure."""
+
+    FIELDS: ClassVar[tuple[SpecField, ...]] = (
+        ENABLED,
+        SpecField("stallMilliseconds", "stall_ms", FieldType.INTEGER, 1),
+        SpecField(
+            "windowMilliseconds",
+            "window_ms",
+            FieldType.INTEGER,
+            PSI_WINDOW_MIN_MS,
+            PSI_WINDOW_MAX_MS,
+        ),
+    )
 
     enabled: bool = False
     stall_ms: int = 100
@@ -105,23 +158,6 @@ class PressureMonitorSettings:
             f"must not exceed windowMilliseconds ({self.stall_ms} > {self.window_ms})",
         )
 
-    @classmethod
-    def from_spec(
-        cls, spec: Mapping[str, Any], base: PressureMonitorSettings, path: str
-    ) -> PressureMonitorSettings:
-        return cls(
-            enabled=bool_field(spec, "enabled", base.enabled, path),
-            stall_ms=int_field(spec, "stallMilliseconds", base.stall_ms, path),
-            window_ms=int_field(spec, "windowMilliseconds", base.window_ms, path),
-        )
-
-    def to_spec(self) -> dict[str, Any]:
-        return {
-            "enabled": self.enabled,
-            "stallMilliseconds": self.stall_ms,
-            "windowMilliseconds": self.window_ms,
-        }
-
 
 @dataclass(frozen=True)
 class HostMemoryMonitorSettings(PolledMonitorSettings):
@@ -132,6 +168,27 @@ class HostMemoryMonitorSettings(PolledMonitorSettings):
     SPEC_PATH: ClassVar[str] = "monitor.hostMemory"
 
     enabled: bool = False
+
+
+@dataclass(frozen=True)
+class MonitorSection:
+    """One monitor's place in the ``monitor`` spec: ``key`` is also the monitor's name (the
+    registry's, ``oomguard_monitor_up``'s label, ``/status``'), ``attr`` its field of
+    ``MonitorSettings``. ``optional``: written only when it differs from its defaults, so
+    specs written before the section existed read back unchanged."""
+
+    key: str
+    attr: str
+    settings: type[SpecSection]
+    optional: bool = False
+
+
+MONITOR_SECTIONS = (
+    MonitorSection("event", "event", EventMonitorSettings),
+    MonitorSection("threshold", "threshold", ThresholdMonitorSettings),
+    MonitorSection("pressure", "pressure", PressureMonitorSettings),
+    MonitorSection("hostMemory", "host_memory", HostMemoryMonitorSettings, optional=True),
+)
 
 
 @dataclass(frozen=True)
@@ -154,29 +211,20 @@ class MonitorSettings:
         cls, spec: Mapping[str, Any], base: MonitorSettings | None = None, path: str = "monitor"
     ) -> MonitorSettings:
         base = base or cls()
-        return cls(
-            event=EventMonitorSettings.from_spec(
-                section(spec, "event", path), base.event, f"{path}.event"
-            ),
-            threshold=ThresholdMonitorSettings.from_spec(
-                section(spec, "threshold", path), base.threshold, f"{path}.threshold"
-            ),
-            pressure=PressureMonitorSettings.from_spec(
-                section(spec, "pressure", path), base.pressure, f"{path}.pressure"
-            ),
-            host_memory=HostMemoryMonitorSettings.from_spec(
-                section(spec, "hostMemory", path), base.host_memory, f"{path}.hostMemory"
-            ),
-        )
+        sections: dict[str, Any] = {
+            s.attr: s.settings.from_spec(
+                section(spec, s.key, path), getattr(base, s.attr), f"{path}.{s.key}"
+            )
+            for s in MONITOR_SECTIONS
+        }
+        return dataclasses.replace(base, **sections)
 
     def to_spec(self) -> dict[str, Any]:
-        """``hostMemory`` only when it says something other than the defaults, so specs
-        written before it existed read back unchanged."""
-        spec = {
-            "event": self.event.to_spec(),
-            "threshold": self.threshold.to_spec(),
-            "pressure": self.pressure.to_spec(),
-        }
-        if self.host_memory != HostMemoryMonitorSettings():
-            spec["hostMemory"] = self.host_memory.to_spec()
+        """Optional sections (``hostMemory``) only when they say something other than the
+        defaults, so specs written before they existed read back unchanged."""
+        spec = {}
+        for s in MONITOR_SECTIONS:
+            settings: SpecSection = getattr(self, s.attr)
+            if not s.optional or settings != type(settings)():
+                spec[s.key] = settings.to_spec()
         return spec

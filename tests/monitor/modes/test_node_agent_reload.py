@@ -207,7 +207,7 @@ def test_monitor_failure_is_reported_as_degraded(tmp_path):
     agent.apply_reserve(state_for(reserve_object(300), "node-a", 2000 * MI, None))
     stop, thread = run_agent(agent)
     try:
-        assert wait_for(lambda: agent.monitor_failures)
+        assert wait_for(lambda: agent.monitors.failures)
     finally:
         stop.set()
         thread.join(5)
