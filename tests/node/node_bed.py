@@ -269,7 +269,7 @@ def procs_alive(procs: _Processes) -> None:
 
 @contextlib.contextmanager
 def running_node(
-    *, ready_timeout: float = 900.0, state: Path = Path("/run/oomguard-node")
+    *, ready_timeout: float = 1500.0, state: Path = Path("/run/oomguard-node")
 ) -> Iterator[Node]:
     """Bring the node up (Ready, images imported); tear everything down afterwards."""
     binaries = NodeBinaries.locate()
@@ -419,7 +419,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="tests/node/node_bed.py",
         description="Bring a real node up inside the VM; run COMMAND with KUBECONFIG set.",
     )
-    parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--timeout", type=float, default=1500.0)
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command

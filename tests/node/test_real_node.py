@@ -41,11 +41,14 @@ from kubernetes.client.exceptions import ApiException
 from node_bed import NODE_NAME, PYTHON_IMAGE, Node, progress
 from storm_pods import Ending, StormPlan, ending, is_final, newest_first_holds
 
-pytestmark = [pytest.mark.kernel(memory="7G"), pytest.mark.node, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.kernel(memory="7G"), pytest.mark.node, pytest.mark.timeout(2400)]
 
 STORM_POD_MIB = 256
 UPGRADED_RESERVE_MI = 2816
 EVICTED_SERIES = 'sum(oomguard_actions_total{outcome="evicted"})'
+DECISION_TO_ACTION_MEAN = (
+    "sum(oomguard_decision_to_action_seconds_sum) / sum(oomguard_decision_to_action_seconds_count)"
+)
 
 
 def reserve_status(node: Node) -> dict[str, Any] | None:
@@ -260,6 +263,27 @@ def prometheus_value(api: str, promql: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
+def oom_score_adj(match: str) -> list[int]:
+    """``oom_score_adj`` of every process whose command line contains ``match``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if match in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                found.append(int((proc / "oom_score_adj").read_text()))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def test_the_agent_is_not_the_kernels_first_victim(release: Release) -> None:
+    """Inside kubepods, under the memory.high it sets: the storm's BestEffort pods (1000)
+    must rank before it in the kernel's OOM choice."""
+    wait_for("the node's reserve enforced", lambda: reserve_status(release.node), timeout=300)
+    scores = oom_score_adj("oomguard monitor")
+    progress(f"agent oom_score_adj: {scores}")
+    assert scores and max(scores) < 1000
+
+
 def test_storm_is_stopped_newest_first_and_the_oldest_pods_complete(
     release: Release, prometheus: str
 ) -> None:
@@ -282,6 +306,8 @@ def test_storm_is_stopped_newest_first_and_the_oldest_pods_complete(
             timeout=120,
         )
         assert scraped == evicted
+        mean = prometheus_value(prometheus, DECISION_TO_ACTION_MEAN)
+        progress(f"agent in its pod: decision -> eviction answer, mean {mean} s")
     except AssertionError:
         print(agent_logs(core))
         raise

@@ -15,7 +15,7 @@ from kubernetes.client.exceptions import ApiException
 from node_bed import OOMGUARD_IMAGE, PYTHON_IMAGE, Node
 from pool_pods import app_result, pool_pod
 
-pytestmark = [pytest.mark.kernel(memory="7G"), pytest.mark.node, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.kernel(memory="7G"), pytest.mark.node, pytest.mark.timeout(2400)]
 
 NAMESPACE = "pool"
 
