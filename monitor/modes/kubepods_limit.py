@@ -5,18 +5,25 @@ The value itself is pure (``decision/kubepods_high.py``); this is the one place 
 and writes it. With ``enabled`` off (kernels older than 5.9) or in dry run nothing is
 written, and the value is still worked out: it is the line the threshold monitor watches,
 and what ``/status`` says would be set. A switch to dry run puts back what was there.
+
+With a record (``HighRecordFile`` in the node's state directory) the value from before
+oomguard is kept on the node, with the values written since, before each write: an agent
+that follows one killed mid-episode restores the true original, not the throttled value it
+finds (``decision/high_record.py``).
 """
 
 from __future__ import annotations
 
 import logging
 
+from oomguard.monitor.decision.high_record import HighRecord, trusted_record
 from oomguard.monitor.decision.kubepods_high import KubepodsHigh, kubepods_high
 from oomguard.monitor.decision.settings_floor import unsafe_settings
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
 from oomguard.monitor.kernel.parse_error import ParseError
+from oomguard.monitor.modes.high_record_file import HighRecordFile
 from oomguard.wire.node_settings import NodeSettings
 from oomguard.wire.sizes import format_size
 
@@ -24,13 +31,21 @@ log = logging.getLogger("oomguard.node")
 
 
 class KubepodsLimit:
-    def __init__(self, kubepods: Cgroup, margin_bytes: int, enabled: bool) -> None:
+    def __init__(
+        self,
+        kubepods: Cgroup,
+        margin_bytes: int,
+        enabled: bool,
+        record_file: HighRecordFile | None = None,
+    ) -> None:
         self.kubepods = kubepods
         self.margin_bytes = margin_bytes
         self.enabled = enabled
+        self.record_file = record_file
         self.high: KubepodsHigh | None = None  # the last value worked out
-        self._previous: MemoryLimit | None = None  # what was there before we first wrote
-        self._set_by_us = False
+        self._record: HighRecord | None = None  # what was there before oomguard, and since
+        self._set_by_us = False  # memory.high holds a value oomguard wrote
+        self._wrote = False  # this agent wrote it
 
     def compute(self, settings: NodeSettings) -> KubepodsHigh:
         maximum = self.kubepods.memory_max().bytes
@@ -76,16 +91,16 @@ class KubepodsLimit:
         high = self.compute(settings)
         changed = self.high is not None and high != self.high
         self.high = high
+        if self._record is None and (self.writes(settings) or self.record_file is not None):
+            self._take_charge(self.kubepods.memory_high())
         if not self.writes(settings):
             if self._set_by_us:
                 self.restore()
             return False
         current = self.kubepods.memory_high()
-        if self._previous is None:
-            self._previous = current
         if current.bytes == high.bytes:
             return False
-        reasserted = self._set_by_us and not changed
+        reasserted = self._wrote and not changed
         if reasserted:
             log_event(
                 log,
@@ -94,8 +109,7 @@ class KubepodsLimit:
                 found=str(current),
                 wanted=high.bytes,
             )
-        self.kubepods.set_memory_high(MemoryLimit(high.bytes))
-        self._set_by_us = True
+        self._write(MemoryLimit(high.bytes))
         log_event(
             log,
             logging.INFO,
@@ -119,8 +133,59 @@ class KubepodsLimit:
             maximum = None
         return events, maximum
 
+    def _take_charge(self, current: MemoryLimit) -> None:
+        """Work out the original once: the node's record when it is trusted, else what is
+        there now. A value a predecessor wrote counts as ours to restore."""
+        found = self.record_file.load() if self.record_file is not None else None
+        self._record = trusted_record(found, str(self.kubepods.path), current)
+        self._set_by_us = current in self._record.written
+        if self._set_by_us:
+            log_event(
+                log,
+                logging.WARNING,
+                "kubepods memory.high holds a value an earlier agent set; the original is "
+                "taken from the node's record",
+                found=str(current),
+                original=str(self._record.original),
+            )
+
+    def _write(self, value: MemoryLimit) -> None:
+        """Record ``value`` on the node, then write it: a crash between the two leaves a
+        value the record still names."""
+        assert self._record is not None
+        self._record = self._record.after_write(value)
+        if self.record_file is not None:
+            try:
+                self.record_file.save(self._record)
+            except OSError as exc:
+                log_event(
+                    log,
+                    logging.ERROR,
+                    "cannot record memory.high on the node; a successor after a crash "
+                    "would not know the original",
+                    error=str(exc),
+                )
+        self.kubepods.set_memory_high(value)
+        self._set_by_us = self._wrote = True
+
+    @property
+    def original(self) -> MemoryLimit | None:
+        """memory.high from before oomguard first touched kubepods, once known."""
+        return None if self._record is None else self._record.original
+
     def restore(self) -> None:
-        if self._set_by_us and self._previous is not None and self.kubepods.exists():
-            self.kubepods.set_memory_high(self._previous)
-            self._set_by_us = False
-            log_event(log, logging.INFO, "kubepods memory.high restored", value=str(self._previous))
+        """Put back the value from before oomguard and drop the record."""
+        record = self._record
+        if not self._set_by_us or record is None or not self.kubepods.exists():
+            return
+        self.kubepods.set_memory_high(record.original)
+        self._set_by_us = False
+        self._record = HighRecord(record.cgroup, record.original)
+        if self.record_file is not None:
+            try:
+                self.record_file.clear()
+            except OSError as exc:
+                log_event(
+                    log, logging.WARNING, "cannot remove the memory.high record", error=str(exc)
+                )
+        log_event(log, logging.INFO, "kubepods memory.high restored", value=str(record.original))

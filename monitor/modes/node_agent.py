@@ -49,6 +49,7 @@ from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.kube.node_reserve import ReserveReport, ReserveState
 from oomguard.monitor.kube.pod_candidates import ProtectionRules
+from oomguard.monitor.modes.high_record_file import record_in
 from oomguard.monitor.modes.kubepods_limit import KubepodsLimit
 from oomguard.monitor.modes.monitor_supervisor import (
     MonitorBuilder,
@@ -113,7 +114,12 @@ class NodeAgent:
         self._clock = clock
         self._lock = threading.Lock()  # never held across an API call or a sleep
         self._inbox = TriggerInbox(min_spacing=options.min_step_interval)
-        self.limit = KubepodsLimit(self.kubepods, options.margin_bytes, options.set_memory_high)
+        self.limit = KubepodsLimit(
+            self.kubepods,
+            options.margin_bytes,
+            options.set_memory_high,
+            record_in(options.state_dir),
+        )
         self.options = options
         self.evictions = NodeEvictions(evictor, metrics, clock)
         self.counters = self.evictions.counters  # the same dict: /status shows it

@@ -22,6 +22,8 @@ from oomguard.monitor.runtime.kernel_release import memory_high_is_safe
 
 log = logging.getLogger("oomguard.node")
 
+DEFAULT_STATE_DIR = "/var/lib/oomguard"
+
 
 def _memory_high_allowed(monitors_left: str) -> bool:
     """Whether this kernel may get a memory.high; says so in the log when it may not."""
@@ -64,6 +66,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-memory", help="node memory (default: MemTotal)")
     parser.add_argument("--margin", default="64Mi", help="memory.high stays this far below max")
     parser.add_argument("--dry-run", action="store_true", help="log decisions, act on nothing")
+    parser.add_argument(
+        "--state-dir",
+        default=DEFAULT_STATE_DIR,
+        help="node mode, on the host: memory.high from before oomguard (restored by a "
+        "successor after a crash) and the lock that keeps a second agent off this node "
+        "(default: %(default)s; '' for neither)",
+    )
     parser.add_argument(
         "--eviction-timeout",
         type=float,
@@ -142,8 +151,27 @@ def run_node(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if not (Path(root) / path).is_dir():
         return _fail(f"the kubepods cgroup {Path(root) / path} does not exist")
+    from oomguard.monitor.runtime.node_lock import LOCK_FILE, NodeLock, NodeLockHeld
+
+    lock = None
+    if args.state_dir:
+        state_dir = Path(args.state_dir)
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            lock = NodeLock.acquire(state_dir / LOCK_FILE)
+        except NodeLockHeld as exc:
+            return _fail(str(exc))
+        except OSError as exc:
+            return _fail(
+                f"cannot use the state directory {state_dir} ({exc}); the chart mounts it "
+                "from the host (agent.stateDir); --state-dir '' runs without a record or lock"
+            )
     set_high = _memory_high_allowed("threshold and pressure monitors only")
     location = KubepodsLocation(driver, path)
     from oomguard.monitor.modes.node_runtime import run_agent
 
-    return run_agent(args, Path(root), location, set_high)
+    try:
+        return run_agent(args, Path(root), location, set_high)
+    finally:
+        if lock is not None:
+            lock.release()

@@ -26,6 +26,7 @@ class AgentOptions:
     tick_seconds: float = 1.0
     min_step_interval: float = 0.1  # during an episode, at most one measurement per this
     force_dry_run: bool = False  # --dry-run on the command line wins over any reserve
+    state_dir: Path | None = None  # on the host: the memory.high record and the agent lock
 
 
 def effective_settings(
