@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from oomguard.monitor.actions.cgroup_kill import KillMethod, kill_cgroup
 from oomguard.monitor.actions.outcome import Outcome as Outcome  # its home before outcome.py
 from oomguard.monitor.decision.candidate import Candidate
 from oomguard.monitor.decision.rate_limit import TokenBucket
@@ -185,8 +186,10 @@ class PodEvictor:
         retry_backoff: Callable[[], Backoff] = lambda: Backoff(initial=0.2, maximum=2.0),
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        kill_cgroup: Callable[[Cgroup], KillMethod] = kill_cgroup,
     ) -> None:
         self.api = api
+        self._kill_cgroup = kill_cgroup
         self.events = events
         self.rate = rate
         self.grace_period_seconds = grace_period_seconds
@@ -243,15 +246,16 @@ class PodEvictor:
         return results
 
     def kill(self, victim: PodVictim, situation: Situation) -> ActionResult:
-        """The last resort: ``cgroup.kill`` on the pod cgroup (all its processes, at once)."""
+        """The last resort: ``cgroup.kill`` on the pod cgroup (all its processes, at once),
+        or SIGKILL to each of them on kernels without it (``cgroup_kill``)."""
         if self.dry_run:
             result = ActionResult(victim, Outcome.DRY_RUN, "dry run: cgroup not killed")
         elif victim.cgroup is None:
             result = ActionResult(victim, Outcome.GONE, "no cgroup left to kill")
         else:
             try:
-                Cgroup(victim.cgroup).kill()
-                result = ActionResult(victim, Outcome.KILLED, str(victim.cgroup))
+                method = self._kill_cgroup(Cgroup(victim.cgroup))
+                result = ActionResult(victim, Outcome.KILLED, f"{victim.cgroup} ({method.value})")
             except CgroupGone:
                 result = ActionResult(victim, Outcome.GONE, "cgroup already removed")
             except CgroupError as exc:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oomguard.monitor.actions.cgroup_kill import kill_method
 from oomguard.monitor.actions.pod_evictor import (
     EVICTION_REQUEST_TIMEOUT,
     KubernetesEvictionApi,
@@ -131,9 +132,10 @@ def build_agent(
             "/readyz",
             lambda: (watch.synced.is_set(), "" if watch.synced.is_set() else "pods not listed yet"),
         )
+        facts = {"kill_method": kill_method(kubepods).value}  # cgroup.kill needs Linux 5.14
         http.add_route(
             "/status",
-            lambda: (200, "application/json", json.dumps(agent.status()).encode()),
+            lambda: (200, "application/json", json.dumps(agent.status() | facts).encode()),
         )
     return AgentParts(agent, watch, http, reserve_watch, reporter)
 
@@ -192,6 +194,7 @@ def run_agent(
         set_memory_high=set_high,
         tick_seconds=args.tick,
         force_dry_run=bool(args.dry_run),
+        state_dir=Path(args.state_dir) if args.state_dir else None,
     )
     from kubernetes.client import CustomObjectsApi
 
@@ -216,6 +219,7 @@ def run_agent(
         driver=location.driver.value,
         reserve=settings.reserve_bytes,
         dry_run=settings.dry_run,
+        kill_method=kill_method(Cgroup(root / location.path)).value,
     )
     stop = StopSignal()
     try:
