@@ -112,6 +112,25 @@ def test_agent_daemonset_defaults(rendered: dict[str, Objects]) -> None:
     assert agent["resources"]["requests"]["memory"]
     assert agent["resources"]["limits"]["memory"]
 
+
+def test_agent_is_guaranteed_and_keeps_its_state_on_the_host(rendered: dict[str, Objects]) -> None:
+    """Item 8 and 2 of "do no harm": requests equal limits (Guaranteed QoS, oom_score_adj
+    -997 whatever the priority class), system-node-critical; the memory.high record and the
+    one-agent lock on a hostPath, so a successor finds them after a crash."""
+    ds = one(rendered["defaults"], "DaemonSet")
+    spec, agent = pod_spec(ds), container(ds)
+    resources = agent["resources"]
+    assert set(resources["requests"]) == {"cpu", "memory"}
+    assert resources["requests"] == resources["limits"]
+    assert spec["priorityClassName"] == "system-node-critical"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["state"]["hostPath"] == {
+        "path": "/var/lib/oomguard",
+        "type": "DirectoryOrCreate",
+    }
+    mounts = {m["name"]: m for m in agent["volumeMounts"]}
+    assert f"--state-dir={mounts['state']['mountPath']}" in agent["args"]
+
     strategy = ds["spec"]["updateStrategy"]
     assert strategy["type"] == "RollingUpdate"
     assert strategy["rollingUpdate"]["maxUnavailable"] == "10%"
