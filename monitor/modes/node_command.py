@@ -166,6 +166,9 @@ def run_node(args: argparse.Namespace) -> int:
                 f"cannot use the state directory {state_dir} ({exc}); the chart mounts it "
                 "from the host (agent.stateDir); --state-dir '' runs without a record or lock"
             )
+    from oomguard.monitor.runtime.oom_score import lower_own_oom_score
+
+    lower_own_oom_score()
     set_high = _memory_high_allowed("threshold and pressure monitors only")
     location = KubepodsLocation(driver, path)
     from oomguard.monitor.modes.node_runtime import run_agent
