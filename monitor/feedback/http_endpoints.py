@@ -2,6 +2,9 @@
 
 A ThreadingHTTPServer in a daemon thread; routes are plain callables returning
 (status, content type, body), so another module adds ``/metrics`` with one ``add_route``.
+Bounded so that no client can tie the agent up: a connection that sends nothing is closed
+after ``request_timeout``, and at most ``max_connections`` are served at once (more are
+closed at once, never queued into threads).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +25,40 @@ Check = Callable[[], tuple[bool, str]]
 # (a test holds the chart to it) all take it from here, so `kubectl exec ... oomguard status`
 # finds the agent without `--url`.
 AGENT_PORT = 9610
+REQUEST_TIMEOUT = 5.0  # seconds a connection may take to send its request
+MAX_CONNECTIONS = 8  # served at once; a probe, a scrape and `oomguard status` need three
+
+
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """One thread per connection, at most ``max_connections`` threads."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        max_connections: int,
+    ) -> None:
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(max_connections)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.warning("http: all connections busy; closing one from %s", client_address)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def check_route(check: Check) -> Route:
@@ -34,11 +72,19 @@ def check_route(check: Check) -> Route:
 
 
 class HttpEndpoints:
-    def __init__(self, host: str = "0.0.0.0", port: int = AGENT_PORT) -> None:  # noqa: S104 - a pod port
+    def __init__(
+        self,
+        host: str = "0.0.0.0",  # noqa: S104 - a pod port
+        port: int = AGENT_PORT,
+        request_timeout: float = REQUEST_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         self._routes: dict[str, Route] = {}
         routes = self._routes
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = request_timeout  # on the socket: a silent client is dropped
+
             def do_GET(self) -> None:
                 route = routes.get(self.path.split("?", 1)[0])
                 if route is None:
@@ -57,8 +103,7 @@ class HttpEndpoints:
             def log_message(self, format: str, *args: object) -> None:
                 log.debug("http: " + format, *args)
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
-        self._server.daemon_threads = True
+        self._server = BoundedHTTPServer((host, port), Handler, max_connections)
         self._thread: threading.Thread | None = None
 
     @property

@@ -43,3 +43,52 @@ def test_broken_check_answers_500(server):
 
     server.add_check("/readyz", broken)
     assert get(server.port, "/readyz") == (500, b"boom\n")
+
+
+def _closed_by_server(sock, bound=10.0):
+    """True when the server closes ``sock`` within ``bound`` seconds without an answer."""
+    sock.settimeout(bound)
+    try:
+        return sock.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_a_client_that_sends_nothing_is_dropped():
+    """Item 8 of "do no harm": no client can hold one of the agent's threads for ever."""
+    import socket
+
+    s = HttpEndpoints("127.0.0.1", 0, request_timeout=0.2)
+    s.start()
+    try:
+        with socket.create_connection(("127.0.0.1", s.port)) as idle:
+            assert _closed_by_server(idle)
+    finally:
+        s.stop()
+
+
+def test_connections_beyond_the_bound_are_closed_and_the_server_recovers():
+    import socket
+    import time
+
+    s = HttpEndpoints("127.0.0.1", 0, request_timeout=60, max_connections=2)
+    s.add_route("/x", lambda: (200, "text/plain", b"x\n"))
+    s.start()
+    try:
+        idle = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(2)]
+        with socket.create_connection(("127.0.0.1", s.port)) as third:
+            assert _closed_by_server(third)  # served after the two: no slot left
+        for sock in idle:
+            sock.close()
+        deadline = time.monotonic() + 30  # the two threads see their close and free slots
+        while True:
+            try:
+                assert get(s.port, "/x") == (200, b"x\n")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline:
+                    raise
+    finally:
+        s.stop()
