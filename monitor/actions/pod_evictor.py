@@ -16,8 +16,9 @@ pod's controller sees an ordinary eviction. Outcomes per pod:
   to ``cgroup.kill`` for it after the bounded wait; no further API calls this round.
 
 A rate limit (token bucket) caps evictions per minute; a token is spent only when a pod was
-actually evicted, so PDB-blocked attempts do not eat the budget. Dry run logs and counts
-what would be evicted without calling the API.
+actually evicted, so PDB-blocked attempts do not eat the budget. Kills have a bucket of their
+own at the same rate: a bad rollout of settings cannot kill a node's every pod at once. Dry
+run logs and counts what would be evicted without calling the API.
 """
 
 from __future__ import annotations
@@ -187,8 +188,12 @@ class PodEvictor:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         kill_cgroup: Callable[[Cgroup], KillMethod] = kill_cgroup,
+        kill_rate: TokenBucket | None = None,
     ) -> None:
+        """``kill_rate``: at most so many cgroup kills per minute on this node (None: no
+        bound); a kill held back is RATE_LIMITED and the pod stays chosen."""
         self.api = api
+        self.kill_rate = kill_rate
         self._kill_cgroup = kill_cgroup
         self.events = events
         self.rate = rate
@@ -252,6 +257,9 @@ class PodEvictor:
             result = ActionResult(victim, Outcome.DRY_RUN, "dry run: cgroup not killed")
         elif victim.cgroup is None:
             result = ActionResult(victim, Outcome.GONE, "no cgroup left to kill")
+        elif self.kill_rate is not None and not self.kill_rate.try_take(self._clock()):
+            wait = self.kill_rate.seconds_until_next(self._clock())
+            result = ActionResult(victim, Outcome.RATE_LIMITED, f"next kill in {wait:.1f}s")
         else:
             try:
                 method = self._kill_cgroup(Cgroup(victim.cgroup))

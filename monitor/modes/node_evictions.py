@@ -69,6 +69,8 @@ class NodeEvictions:
         self.evictor.grace_period_seconds = settings.eviction.grace_period_seconds
         self.evictor.dry_run = settings.dry_run
         self.evictor.rate.per_minute = settings.eviction.max_evictions_per_minute
+        if self.evictor.kill_rate is not None:
+            self.evictor.kill_rate.per_minute = settings.eviction.max_evictions_per_minute
 
     def plan(
         self,
@@ -170,8 +172,11 @@ class NodeEvictions:
             if key is not None:
                 self.counters[key] += 1
         results = [r for r, _ in done]
-        if plan.kills:
-            self.planner.killed((v.candidate.id for v in plan.kills), plan.now)
+        if plan.kills:  # a kill the rate limit held back stays chosen, for the next step
+            held = Outcome.RATE_LIMITED
+            self.planner.killed(
+                (r.victim.candidate.id for r in results if r.outcome is not held), plan.now
+            )
         else:
             evicted = (Outcome.EVICTED, Outcome.UNREACHABLE)
             # a failed eviction (403, 409, 5xx) backs off and counts toward the fallback

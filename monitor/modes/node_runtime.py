@@ -106,6 +106,11 @@ def build_agent(
         ),
         grace_period_seconds=eviction.grace_period_seconds,
         dry_run=settings.dry_run,
+        kill_rate=TokenBucket(  # cgroup kills, at the evictions' rate
+            per_minute=eviction.max_evictions_per_minute,
+            burst=eviction.max_evictions_per_minute,
+            now=time.monotonic(),
+        ),
     )
     kubepods = Cgroup(options.cgroup_root / options.kubepods.path)
     metrics = GuardMetrics("node", kubepods)

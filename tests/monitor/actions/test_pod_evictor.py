@@ -157,3 +157,28 @@ def test_kill_writes_cgroup_kill(tmp_path):
 def test_kill_of_missing_cgroup_is_gone(cgroup):
     e, _ = evictor(FakeApi({}))
     assert e.kill(victim("a", cgroup=cgroup), SITUATION).outcome is Outcome.GONE
+
+
+def test_kills_per_minute_are_bounded(tmp_path):
+    cgroups = []
+    for name in "abc":
+        cg = tmp_path / name
+        cg.mkdir()
+        (cg / "cgroup.kill").write_text("")
+        cgroups.append(cg)
+    clock = [0.0]
+    e = PodEvictor(
+        FakeApi({}),
+        None,
+        TokenBucket(per_minute=10, burst=10, now=0.0),
+        clock=lambda: clock[0],
+        kill_rate=TokenBucket(per_minute=2, burst=2, now=0.0),
+    )
+    outcomes_ = [
+        e.kill(victim(n, cgroup=cg), SITUATION).outcome
+        for n, cg in zip("abc", cgroups, strict=True)
+    ]
+    assert outcomes_ == [Outcome.KILLED, Outcome.KILLED, Outcome.RATE_LIMITED]
+    assert (cgroups[2] / "cgroup.kill").read_text() == ""
+    clock[0] = 30.0  # one token back
+    assert e.kill(victim("c", cgroup=cgroups[2]), SITUATION).outcome is Outcome.KILLED

@@ -104,3 +104,26 @@ def test_status_answers_while_evictions_fail(tree):
         api.release.set()
         stepping.join(60)
     assert not stepping.is_alive()
+
+
+def test_kills_are_rate_limited_and_a_held_kill_stays_chosen(tree):
+    """Item 10 of "do no harm": cgroup kills have a bucket like evictions; a kill it holds
+    back is not counted as done, so the pod is killed once a token is back."""
+    from oomguard.monitor.decision.rate_limit import TokenBucket
+
+    pods = [pod("a", 1), pod("b", 2)]
+    api = Api({"a": 500, "b": 500})
+    agent, clock = make_agent(tree, pods, {"a": 600 * MI, "b": 500 * MI}, api)
+    agent.evictor.kill_rate = TokenBucket(per_minute=60, burst=1, now=clock.now)
+    assert agent.evictor.kill_rate.try_take(clock.now)  # a kill just spent the node's budget
+    agent.step("event")
+    clock.now += 10  # past killFallback.waitSeconds, within the same second of the bucket
+    agent.evictor.kill_rate.try_take(clock.now)
+    agent.step("event")
+    assert kill_file(tree, pods[1]).read_text() == ""  # held back
+    assert agent.counters["killed"] == 0
+    assert agent.counters["rate_limited"] >= 1
+    clock.now += 1  # one token back
+    agent.step("event")
+    assert kill_file(tree, pods[1]).read_text() == "1"
+    assert agent.counters["killed"] == 1
