@@ -128,8 +128,11 @@ class Situation:
 
 
 class EvictionApi(Protocol):
-    def evict(self, namespace: str, name: str, grace_period_seconds: int) -> int:
-        """POST pods/{name}/eviction; the HTTP status, or ApiUnreachableError."""
+    def evict(
+        self, namespace: str, name: str, grace_period_seconds: int, uid: str | None = None
+    ) -> int:
+        """POST pods/{name}/eviction, only for the pod with ``uid`` when given; the HTTP
+        status, or ApiUnreachableError."""
         ...
 
 
@@ -146,15 +149,23 @@ class KubernetesEvictionApi:
         self._core = core_api
         self._timeout = request_timeout
 
-    def evict(self, namespace: str, name: str, grace_period_seconds: int) -> int:
+    def evict(
+        self, namespace: str, name: str, grace_period_seconds: int, uid: str | None = None
+    ) -> int:
+        """``uid`` goes in ``deleteOptions.preconditions``: a same-name pod that replaced the
+        one chosen (a StatefulSet's next pod, on any node) is never hit (409 instead), and
+        the eviction webhook sees which pod is meant."""
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
+        delete_options: dict[str, Any] = {"gracePeriodSeconds": grace_period_seconds}
+        if uid is not None:
+            delete_options["preconditions"] = {"uid": uid}
         body = {
             "apiVersion": "policy/v1",
             "kind": "Eviction",
             "metadata": {"name": name, "namespace": namespace},
-            "deleteOptions": {"gracePeriodSeconds": grace_period_seconds},
+            "deleteOptions": delete_options,
         }
         try:
             self._core.create_namespaced_pod_eviction(
@@ -281,7 +292,10 @@ class PodEvictor:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 status = self.api.evict(
-                    victim.pod.namespace, victim.pod.name, self.grace_period_seconds
+                    victim.pod.namespace,
+                    victim.pod.name,
+                    self.grace_period_seconds,
+                    uid=victim.pod.uid,
                 )
             except ApiUnreachableError as exc:
                 return ActionResult(victim, Outcome.UNREACHABLE, str(exc))

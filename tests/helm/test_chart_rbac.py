@@ -357,7 +357,11 @@ def test_agent_adapters_run_as_the_chart_service_account(
     assert poster.post(ref, "test event from the agent's RBAC test") is True
     assert poster.failed == 0
 
-    assert KubernetesEvictionApi(core).evict(workload_ns, victim.metadata.name, 0) == 201
+    evictions = KubernetesEvictionApi(core)
+    # another pod of the same name (a replacement) is never hit: the UID precondition fails
+    other = "00000000-0000-0000-0000-000000000000"
+    assert evictions.evict(workload_ns, victim.metadata.name, 0, uid=other) == 409
+    assert evictions.evict(workload_ns, victim.metadata.name, 0, uid=victim.metadata.uid) == 201
 
     # And the refusals are real 403s, not errors of another kind.
     with pytest.raises(ApiException) as forbidden:

@@ -121,7 +121,7 @@ class Api:
         self.statuses = statuses or {}
         self.calls = []
 
-    def evict(self, namespace, name, grace):
+    def evict(self, namespace, name, grace, uid=None):
         self.calls.append(name)
         answer = self.statuses.get(name, 201)
         if isinstance(answer, Exception):

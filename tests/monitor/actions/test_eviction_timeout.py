@@ -20,9 +20,11 @@ CHART_VALUES = Path(__file__).resolve().parents[3] / "helm" / "oomguard" / "valu
 class RecordingCore:
     def __init__(self):
         self.timeouts = []
+        self.bodies = []
 
     def create_namespaced_pod_eviction(self, name, namespace, body, _request_timeout):
         self.timeouts.append(_request_timeout)
+        self.bodies.append(body)
 
 
 def test_default_timeout_is_clearly_longer_than_the_charts_webhook_timeout():
@@ -52,3 +54,12 @@ def test_eviction_timeout_flag_reaches_the_eviction_requests(monkeypatch):
     with pytest.raises(Built):
         node_runtime.build_agent(RecordingCore(), None, settings, eviction_timeout=40.0)
     assert seen == [40.0]
+
+
+def test_the_eviction_request_carries_the_pods_uid_as_a_precondition():
+    core = RecordingCore()
+    assert KubernetesEvictionApi(core).evict("apps", "web-1", 30, uid="u-1") == 201
+    assert core.bodies[0]["deleteOptions"] == {
+        "gracePeriodSeconds": 30,
+        "preconditions": {"uid": "u-1"},
+    }

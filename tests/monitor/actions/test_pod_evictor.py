@@ -34,9 +34,11 @@ class FakeApi:
     def __init__(self, statuses):
         self.statuses = statuses  # name -> list of statuses (or exceptions), consumed in order
         self.calls = []
+        self.uids = []
 
-    def evict(self, namespace, name, grace_period_seconds):
+    def evict(self, namespace, name, grace_period_seconds, uid=None):
         self.calls.append((namespace, name, grace_period_seconds))
+        self.uids.append(uid)
         answer = self.statuses.get(name, [201]).pop(0)
         if isinstance(answer, Exception):
             raise answer
@@ -182,3 +184,11 @@ def test_kills_per_minute_are_bounded(tmp_path):
     assert (cgroups[2] / "cgroup.kill").read_text() == ""
     clock[0] = 30.0  # one token back
     assert e.kill(victim("c", cgroup=cgroups[2]), SITUATION).outcome is Outcome.KILLED
+
+
+def test_each_eviction_names_the_chosen_pods_uid():
+    """Item 11 of "do no harm": a same-name pod that replaced the chosen one is never hit."""
+    api = FakeApi({})
+    e, _ = evictor(api)
+    e.evict_until_covered([victim("a"), victim("b")], 150 * MIB, SITUATION)
+    assert api.uids == ["uid-a", "uid-b"]

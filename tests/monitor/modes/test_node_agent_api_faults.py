@@ -83,7 +83,7 @@ class BlockingApi(Api):
         self.entered = threading.Event()
         self.release = threading.Event()
 
-    def evict(self, namespace, name, grace):
+    def evict(self, namespace, name, grace, uid=None):
         self.calls.append(name)
         self.entered.set()
         assert self.release.wait(60)

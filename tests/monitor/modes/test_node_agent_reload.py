@@ -37,7 +37,7 @@ def write_kubepods(root: Path, current: int, maximum: int) -> Path:
 
 
 class NoApi:
-    def evict(self, namespace, name, grace):
+    def evict(self, namespace, name, grace, uid=None):
         raise AssertionError("no eviction expected")
 
 
