@@ -99,6 +99,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--webhook-configuration",
         help="ValidatingWebhookConfiguration whose caBundle gets the generated CA",
     )
+    hook.add_argument(
+        "--webhook-max-evictions",
+        type=int,
+        default=0,
+        help="allow the node agents at most this many evictions in any window across the "
+        "cluster (more get 429 with Retry-After); 0: no cap (default: %(default)s)",
+    )
+    hook.add_argument(
+        "--webhook-eviction-window",
+        type=float,
+        default=60.0,
+        help="the cap's window in seconds (default: %(default)s)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> OperatorOptions:
@@ -130,6 +143,8 @@ def webhook_options_from_args(args: argparse.Namespace) -> WebhookOptions | None
         namespace=args.webhook_namespace,
         extra_hosts=tuple(args.webhook_cert_host),
         configuration=args.webhook_configuration,
+        max_evictions=args.webhook_max_evictions,
+        eviction_window_seconds=args.webhook_eviction_window,
     )
 
 

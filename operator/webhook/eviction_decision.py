@@ -20,6 +20,7 @@ from typing import Any
 NODE_NAME_EXTRA = "authentication.kubernetes.io/node-name"
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
 FORBIDDEN = 403
+TOO_MANY_REQUESTS = 429
 
 
 class MalformedReview(ValueError):
@@ -38,6 +39,7 @@ class Reason(enum.Enum):
     POD_UNSCHEDULED = "pod-unscheduled"  # the pod has no node yet
     POD_UNKNOWN = "pod-unknown"  # neither the cache nor the apiserver knows the pod
     UID_MISMATCH = "uid-mismatch"  # the eviction names a pod uid the current pod does not have
+    CLUSTER_CAP = "cluster-cap"  # the agents' evictions across the cluster are at the cap
 
     @property
     def allows(self) -> bool:
@@ -70,6 +72,7 @@ class Verdict:
     allowed: bool
     reason: Reason
     message: str
+    retry_after: int | None = None  # a denial to retry later (429), not a refusal (403)
 
 
 def read_request(review: Any) -> EvictionRequest:
@@ -190,14 +193,36 @@ def decide(
     return Verdict(True, Reason.OWN_NODE, "")
 
 
+def capped(request: EvictionRequest, retry_after: int, cap: int, window: float) -> Verdict:
+    """An own-node eviction held back by the cluster-wide cap: 429 with Retry-After, which
+    the agent takes as the API server's throttling (never a PodDisruptionBudget block, so it
+    never leads to a kill)."""
+    return Verdict(
+        False,
+        Reason.CLUSTER_CAP,
+        f"oomguard: the node agents have had {cap} evictions in the last {window:g} s across "
+        f"the cluster (evictionWebhook.clusterEvictionCap); pod {request.namespace}/"
+        f"{request.pod_name} may be evicted in {retry_after} s",
+        retry_after,
+    )
+
+
 def _deny(reason: Reason, message: str) -> Verdict:
     return Verdict(False, reason, f"oomguard: {message}")
 
 
 def review_response(uid: str, verdict: Verdict) -> dict[str, Any]:
-    """The AdmissionReview v1 answer; a denial carries 403 and the message the caller sees."""
+    """The AdmissionReview v1 answer; a denial carries 403 and the message the caller sees,
+    or 429 with ``retryAfterSeconds`` (the apiserver's Retry-After) when it is for later."""
     response: dict[str, Any] = {"uid": uid, "allowed": verdict.allowed}
-    if not verdict.allowed:
+    if not verdict.allowed and verdict.retry_after is not None:
+        response["status"] = {
+            "code": TOO_MANY_REQUESTS,
+            "reason": "TooManyRequests",
+            "message": verdict.message,
+            "details": {"retryAfterSeconds": verdict.retry_after},
+        }
+    elif not verdict.allowed:
         response["status"] = {
             "code": FORBIDDEN,
             "reason": "Forbidden",

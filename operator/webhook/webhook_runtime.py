@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from oomguard.operator.webhook import serving_cert
 from oomguard.operator.webhook.ca_bundle_patch import publish_ca
 from oomguard.operator.webhook.cert_reload import CertReloader
+from oomguard.operator.webhook.eviction_cap import EvictionCap
 from oomguard.operator.webhook.pod_placements import PodPlacementCache
 from oomguard.operator.webhook.webhook_metrics import WebhookMetrics
 from oomguard.operator.webhook.webhook_server import EvictionWebhook, WebhookServer
@@ -38,6 +39,8 @@ class WebhookOptions:
     webhook_names: tuple[str, ...] = field(default=(WEBHOOK_NAME,))
     fetch_timeout: float = 2.0  # cache miss: how long the one GET may take
     cert_check_seconds: float = 60.0  # how often the certificate is reloaded/renewed/re-published
+    max_evictions: int = 0  # the agents' evictions allowed in any window, cluster-wide; 0: no cap
+    eviction_window_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.agent_usernames:
@@ -94,6 +97,7 @@ async def running_webhook(
         options.agent_usernames,
         metrics,
         fetch_timeout=options.fetch_timeout,
+        cap=EvictionCap(options.max_evictions, options.eviction_window_seconds),
     )
     context = serving_cert.ssl_context(cert)
     server = WebhookServer(webhook, options.host, options.port, context)

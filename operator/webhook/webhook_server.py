@@ -13,16 +13,19 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any, Protocol
 
 from aiohttp import web
 
+from oomguard.operator.webhook.eviction_cap import EvictionCap
 from oomguard.operator.webhook.eviction_decision import (
     EvictionRequest,
     MalformedReview,
     PodPlacement,
+    Reason,
     Verdict,
+    capped,
     decide,
     needs_pod,
     read_request,
@@ -57,8 +60,13 @@ class EvictionWebhook:
         *,
         fetch_timeout: float = 2.0,
         keep_timings: int = 10_000,
+        cap: EvictionCap | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``cap``: the cluster-wide bound on the agents' own-node evictions (None: none)."""
         self.placements = placements
+        self.cap = cap
+        self._clock = clock
         self.agent_usernames = frozenset(agent_usernames)
         self.metrics = metrics or WebhookMetrics()
         self.fetch_timeout = fetch_timeout
@@ -98,6 +106,11 @@ class EvictionWebhook:
         if needs_pod(request, self.agent_usernames):
             placement = await self.placement(request)
         verdict = decide(request, placement, self.agent_usernames)
+        if verdict.reason is Reason.OWN_NODE and self.cap is not None:
+            wait = self.cap.admit(self._clock())
+            if wait is not None:
+                cap = self.cap
+                verdict = capped(request, wait, cap.max_evictions, cap.window_seconds)
         return review_response(request.uid, verdict), verdict
 
     async def handle_review(self, http: web.Request) -> web.Response:

@@ -24,6 +24,8 @@
 {{- if include "oomguard.webhook.enabled" . -}}
 - --webhook-port={{ .Values.evictionWebhook.port }}
 - --webhook-agent={{ include "oomguard.namespace" . }}:{{ include "oomguard.agent.serviceAccountName" . }}
+- --webhook-max-evictions={{ .Values.evictionWebhook.clusterEvictionCap.maxEvictions }}
+- --webhook-eviction-window={{ .Values.evictionWebhook.clusterEvictionCap.windowSeconds }}
 {{- if eq .Values.evictionWebhook.tls.mode "generate" }}
 - --webhook-service={{ include "oomguard.webhook.serviceName" . }}
 - --webhook-configuration={{ include "oomguard.webhook.configurationName" . }}

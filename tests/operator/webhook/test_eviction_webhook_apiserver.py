@@ -292,3 +292,25 @@ def denial_or_error(core, pod):
         assert exc.status in (403, 500), exc.body
         return json.loads(exc.body)["message"]
     raise AssertionError("the eviction went through")
+
+
+def test_the_cluster_cap_reaches_the_agent_as_throttling_with_retry_after(cluster, webhook):
+    """Item 10 of "do no harm": past the cluster-wide cap the apiserver answers the agent 429
+    with the webhook's Retry-After, which the agent waits out (ApiThrottledError: never a PDB
+    block, never a kill)."""
+    from oomguard.monitor.actions.pod_evictor import ApiThrottledError, KubernetesEvictionApi
+    from oomguard.operator.webhook.eviction_cap import EvictionCap
+
+    hook = webhook.running.webhook
+    hook.cap = EvictionCap(1, 3600)
+    try:
+        first, second = cluster.pod_on(cluster.node_a), cluster.pod_on(cluster.node_a)
+        api = KubernetesEvictionApi(cluster.agent)
+        assert api.evict(cluster.ns, first.metadata.name, 0, uid=first.metadata.uid) == 201
+        with pytest.raises(ApiThrottledError) as throttled:
+            api.evict(cluster.ns, second.metadata.name, 0, uid=second.metadata.uid)
+        assert 3500 <= throttled.value.retry_after <= 3600
+        assert not is_evicted(cluster.admin, second)
+        assert hook.timings[-1][0] == "cluster-cap"
+    finally:
+        hook.cap = None
