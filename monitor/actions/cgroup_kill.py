@@ -43,10 +43,12 @@ def kill_cgroup(
     send: Callable[[int, int], None] = os.kill,
     pause: Callable[[float], None] = time.sleep,
     rounds: int = KILL_ROUNDS,
+    method: KillMethod | None = None,
 ) -> KillMethod:
-    """SIGKILL every process in ``cgroup``'s subtree; the way it was done. ``CgroupGone``
-    when the cgroup is gone, ``CgroupError`` when processes are left after ``rounds``."""
-    if kill_method(cgroup) is KillMethod.CGROUP_KILL:
+    """SIGKILL every process in ``cgroup``'s subtree; the way it was done (``method``, or
+    what the kernel offers). ``CgroupGone`` when the cgroup is gone, ``CgroupError`` when
+    processes are left after ``rounds``."""
+    if (method or kill_method(cgroup)) is KillMethod.CGROUP_KILL:
         cgroup.kill()
         return KillMethod.CGROUP_KILL
     if not cgroup.exists():
