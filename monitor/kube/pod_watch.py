@@ -2,7 +2,8 @@
 
 Only this node's pods are asked for (field selector ``spec.nodeName=<node>``), so the agent's
 memory and the API server's work stay proportional to one node, not the cluster. A watch that
-ends (server timeout) resumes from the last resourceVersion; ``410 Gone`` (the version was
+ends (server timeout, 50 s) resumes from the last resourceVersion; one that goes silent fails
+on its read timeout (60 s) and relists; ``410 Gone`` (the version was
 compacted away) means relist; connection errors reconnect with capped exponential backoff,
 keeping the last known map meanwhile: local protection must go on while the API is away.
 """
@@ -21,6 +22,13 @@ from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.wire.list_watch import WatchGoneError, WatchStream, list_json
 
 log = logging.getLogger(__name__)
+
+# A watch the server ends after this long is resumed from its resourceVersion at once; a watch
+# that goes silent (a dead connection the kernel has not noticed, a stalled proxy) fails on the
+# read timeout, this plus the request timeout, and the pods are listed again: a stall is found
+# within a minute, not five.
+WATCH_TIMEOUT_SECONDS = 50
+REQUEST_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class PodSource(Protocol):
 class KubernetesPodSource:
     """PodSource over ``kubernetes.client.CoreV1Api``; events are parsed as plain JSON dicts."""
 
-    def __init__(self, core_api: Any, request_timeout: float = 10.0) -> None:
+    def __init__(self, core_api: Any, request_timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
         self._core = core_api
         self._request_timeout = request_timeout
         self._stream = WatchStream(request_timeout)
@@ -84,7 +92,7 @@ class PodWatch:
         source: PodSource,
         node_name: str,
         *,
-        watch_timeout_seconds: int = 300,
+        watch_timeout_seconds: int = WATCH_TIMEOUT_SECONDS,
         backoff: Backoff | None = None,
         on_change: Callable[[], None] | None = None,
     ) -> None:

@@ -115,3 +115,51 @@ def test_other_nodes_and_unreadable_objects_are_ignored():
         [[{"type": "ADDED", "object": pod("y", node="node-b")}]],
     )
     assert sorted(watch.snapshot()) == ["a"]
+
+
+def test_a_silent_watch_is_given_up_within_a_minute():
+    """Item 9 of "do no harm": a stalled watch (no event, no bookmark, no error) fails on the
+    socket's read timeout and the pods are listed again within about a minute, not five."""
+    from oomguard.monitor.kube.pod_watch import KubernetesPodSource
+
+    class Core:
+        kwargs = None
+
+        def list_pod_for_all_namespaces(self, **kwargs):
+            Core.kwargs = kwargs
+            raise TimeoutError("read timed out")  # what a silent watch ends in
+
+    class Recording(ScriptedSource):
+        def watch_pods(self, node_name, resource_version, timeout_seconds):
+            self.timeouts.append(timeout_seconds)
+            # the real source with the timeout the watch asks for
+            yield from KubernetesPodSource(Core()).watch_pods(
+                node_name, resource_version, timeout_seconds
+            )
+
+    stop = StopSignal()
+    source = Recording(stop, [PodList([], "5"), PodList([], "6")], [])
+    source.timeouts = []
+    source.list_pods = _stop_after(source.list_pods, stop, calls=2)
+    watch = PodWatch(source, "node-a", backoff=Backoff(initial=0.001, maximum=0.001))
+    thread = threading.Thread(target=watch.run, args=(stop,))
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    _connect, read = Core.kwargs["_request_timeout"]
+    assert source.timeouts[0] <= Core.kwargs["timeout_seconds"] < read <= 60
+    assert Core.kwargs["allow_watch_bookmarks"] is True
+    assert watch.errors == 1  # the stall counted as a failure: disconnected, then relisted
+    assert [c[0] for c in source.calls] == ["list", "list"]  # listed again
+
+
+def _stop_after(call, stop, calls):
+    count = [0]
+
+    def wrapped(*args):
+        count[0] += 1
+        if count[0] >= calls:
+            stop.set()
+        return call(*args)
+
+    return wrapped
