@@ -41,12 +41,15 @@ def effective_settings(
 
 
 def protection_rules(options: AgentOptions, settings: NodeSettings) -> ProtectionRules:
-    """Which pods no decision may choose: the agent itself, and what the settings protect."""
+    """Which pods no decision may choose: the agent itself, every pod of its own namespace
+    (the operator, which serves the eviction webhook, lives there), and what the settings
+    protect."""
     eviction = settings.eviction
+    own = {options.self_key.split("/", 1)[0]} if options.self_key else set()
     return ProtectionRules(
         self_uid=options.self_uid,
         self_key=options.self_key,
         protect_daemonset_pods=eviction.protect_daemonset_pods,
-        protected_namespaces=frozenset(eviction.protected_namespaces),
+        protected_namespaces=frozenset(eviction.protected_namespaces) | own,
         annotation_namespaces=frozenset(eviction.protect_annotation_namespaces),
     )
