@@ -9,6 +9,7 @@ closed at once, never queued into threads).
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from collections.abc import Callable
@@ -27,6 +28,19 @@ Check = Callable[[], tuple[bool, str]]
 AGENT_PORT = 9610
 REQUEST_TIMEOUT = 5.0  # seconds a connection may take to send its request
 MAX_CONNECTIONS = 8  # served at once; a probe, a scrape and `oomguard status` need three
+
+
+LOCAL_ONLY_MESSAGE = (
+    b"served only inside the pod: kubectl exec ... -- oomguard status "
+    b"(agent.serveStatusToCluster)\n"
+)
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class BoundedHTTPServer(ThreadingHTTPServer):
@@ -78,17 +92,22 @@ class HttpEndpoints:
         port: int = AGENT_PORT,
         request_timeout: float = REQUEST_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        is_local: Callable[[str], bool] = is_loopback,
     ) -> None:
         self._routes: dict[str, Route] = {}
-        routes = self._routes
+        self._local_only: set[str] = set()
+        routes, local_only = self._routes, self._local_only
 
         class Handler(BaseHTTPRequestHandler):
             timeout = request_timeout  # on the socket: a silent client is dropped
 
             def do_GET(self) -> None:
-                route = routes.get(self.path.split("?", 1)[0])
+                path = self.path.split("?", 1)[0]
+                route = routes.get(path)
                 if route is None:
                     status, ctype, body = 404, "text/plain", b"not found\n"
+                elif path in local_only and not is_local(self.client_address[0]):
+                    status, ctype, body = 403, "text/plain", LOCAL_ONLY_MESSAGE
                 else:
                     try:
                         status, ctype, body = route()
@@ -110,8 +129,13 @@ class HttpEndpoints:
     def port(self) -> int:
         return int(self._server.server_address[1])
 
-    def add_route(self, path: str, route: Route) -> None:
+    def add_route(self, path: str, route: Route, *, local_only: bool = False) -> None:
+        """``local_only``: answered only to clients inside the pod (loopback), 403 to others."""
         self._routes[path] = route
+        if local_only:
+            self._local_only.add(path)
+        else:
+            self._local_only.discard(path)
 
     def add_check(self, path: str, check: Check) -> None:
         self.add_route(path, check_route(check))

@@ -82,6 +82,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--http-port", type=int, default=AGENT_PORT)
     parser.add_argument("--http-host", default="0.0.0.0")  # noqa: S104 - the pod's probe port
+    parser.add_argument(
+        "--serve-status-to-cluster",
+        action="store_true",
+        help="node mode: answer /status (pod names, decisions) to any client; by default only "
+        "inside the pod (kubectl exec ... oomguard status)",
+    )
     parser.add_argument("--kubeconfig", help="default: in-cluster service account")
     parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
     parser.add_argument("--no-reserve-watch", action="store_true", help="ignore NodeMemoryReserve")

@@ -90,6 +90,7 @@ def build_agent(
     custom_api: Any | None = None,
     status_intervals: tuple[float, float] = (2.0, 60.0),
     eviction_timeout: float = EVICTION_REQUEST_TIMEOUT,
+    status_local_only: bool = True,
 ) -> AgentParts:
     """``custom_api`` (a CustomObjectsApi) turns on the NodeMemoryReserve watch and status;
     ``monitors=None`` lets the agent build them from its settings."""
@@ -141,6 +142,7 @@ def build_agent(
         http.add_route(
             "/status",
             lambda: (200, "application/json", json.dumps(agent.status() | facts).encode()),
+            local_only=status_local_only,  # pod names: not for the whole cluster by default
         )
     return AgentParts(agent, watch, http, reserve_watch, reporter)
 
@@ -214,6 +216,7 @@ def run_agent(
         http=http,
         custom_api=custom,
         eviction_timeout=args.eviction_timeout,
+        status_local_only=not args.serve_status_to_cluster,
     )
     log_event(
         log,

@@ -130,6 +130,7 @@ def test_agent_is_guaranteed_and_keeps_its_state_on_the_host(rendered: dict[str,
     }
     mounts = {m["name"]: m for m in agent["volumeMounts"]}
     assert f"--state-dir={mounts['state']['mountPath']}" in agent["args"]
+    assert "--serve-status-to-cluster" not in agent["args"]  # /status only inside the pod
 
     strategy = ds["spec"]["updateStrategy"]
     assert strategy["type"] == "RollingUpdate"

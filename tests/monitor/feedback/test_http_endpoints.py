@@ -92,3 +92,38 @@ def test_connections_beyond_the_bound_are_closed_and_the_server_recovers():
                     raise
     finally:
         s.stop()
+
+
+def test_a_local_only_route_is_refused_to_clients_outside_the_pod():
+    """Item 8 of "do no harm": /status (pod names, decisions) is not served to the cluster."""
+    clients = []
+
+    def outside(host):
+        clients.append(host)
+        return False
+
+    s = HttpEndpoints("127.0.0.1", 0, is_local=outside)
+    s.add_route("/status", lambda: (200, "application/json", b"{}"), local_only=True)
+    s.add_route("/metrics", lambda: (200, "text/plain", b"x 1\n"))
+    s.start()
+    try:
+        status, body = get(s.port, "/status")
+        assert status == 403 and b"oomguard status" in body
+        assert get(s.port, "/metrics") == (200, b"x 1\n")
+        assert clients == ["127.0.0.1"]
+    finally:
+        s.stop()
+
+
+def test_loopback_clients_get_a_local_only_route(server):
+    server.add_route("/status", lambda: (200, "application/json", b"{}"), local_only=True)
+    assert get(server.port, "/status") == (200, b"{}")
+
+
+@pytest.mark.parametrize(
+    ("host", "local"), [("127.0.0.1", True), ("::1", True), ("10.0.0.7", False), ("x", False)]
+)
+def test_loopback_is_told_from_the_network(host, local):
+    from oomguard.monitor.feedback.http_endpoints import is_loopback
+
+    assert is_loopback(host) is local
