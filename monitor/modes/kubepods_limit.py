@@ -168,11 +168,6 @@ class KubepodsLimit:
         self.kubepods.set_memory_high(value)
         self._set_by_us = self._wrote = True
 
-    @property
-    def original(self) -> MemoryLimit | None:
-        """memory.high from before oomguard first touched kubepods, once known."""
-        return None if self._record is None else self._record.original
-
     def restore(self) -> None:
         """Put back the value from before oomguard and drop the record."""
         record = self._record
