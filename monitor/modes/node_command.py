@@ -115,7 +115,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=arguments.positive_seconds,
         default=1.0,
         metavar="SECONDS",
-        help="longest wait between two looks at usage without a trigger (default: %(default)s)",
+        help="longest wait between two of the agent's own checks when no monitor wakes it; "
+        "/healthz fails after 5 ticks (at least 10 s) without a step (default: %(default)s)",
     )
     from oomguard.monitor.modes.sidecar_mode import configure_sidecar
 
