@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from oomguard.operator.options import OperatorOptions
+from oomguard.wire import arguments
 
 if TYPE_CHECKING:
     from oomguard.operator.webhook.webhook_runtime import WebhookOptions
@@ -20,25 +20,25 @@ def configure(parser: argparse.ArgumentParser) -> None:
     defaults = OperatorOptions.from_env()
     parser.add_argument(
         "--resync-seconds",
-        type=float,
+        type=arguments.positive_seconds,
         default=defaults.resync_seconds,
         help="full reconcile period without events (default: %(default)s)",
     )
     parser.add_argument(
         "--debounce-seconds",
-        type=float,
+        type=arguments.seconds,
         default=defaults.debounce_seconds,
         help="events within this window share one reconcile (default: %(default)s)",
     )
     parser.add_argument(
         "--write-concurrency",
-        type=int,
+        type=arguments.positive_int,
         default=defaults.write_concurrency,
         help="parallel API writes (default: %(default)s)",
     )
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=arguments.port,
         default=defaults.metrics_port,
         help="serve Prometheus metrics on this port; 0 disables (default: %(default)s)",
     )
@@ -60,13 +60,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="lowest log level also posted as Kubernetes Events (default: %(default)s)",
     )
-    parser.add_argument("--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--verbose",
+        action="store_const",
+        dest="log_level",
+        const="debug",
+        help="the same as --log-level debug",
+    )
     hook = parser.add_argument_group(
         "eviction webhook", "confine the node agent's evictions to its own node"
     )
     hook.add_argument(
         "--webhook-port",
-        type=int,
+        type=arguments.port,
         default=0,
         help="serve the pods/eviction validating webhook (HTTPS) on this port; 0 disables",
     )
@@ -156,10 +162,6 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     webhook = webhook_options_from_args(args)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     assert handlers.start is not None
     metrics = OperatorMetrics()
 

@@ -2,6 +2,11 @@
 
 Structured facts travel as ``extra={"fields": {...}}`` so both formats carry the same
 data: text appends them as ``key=value``, JSON puts them at the top level of the object.
+
+The handler sits on the root logger, so the libraries' own loggers (kopf, the kubernetes
+client, urllib3) come out in the same format and at the same ``--log-level`` as ours; a
+record from outside oomguard carries its logger's name, and kopf's object reference
+(``k8s_ref``) becomes the ``object`` field.
 """
 
 from __future__ import annotations
@@ -11,15 +16,45 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any, TextIO
 
 LOGGER_NAME = "oomguard"
-LOG_FORMATS = ("text", "json")
+
+
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def number(self) -> int:
+        return int(getattr(logging, self.name))
+
+
+LOG_FORMATS = tuple(f.value for f in LogFormat)
+LOG_LEVELS = tuple(level.value for level in LogLevel)
 
 
 def fields_of(record: logging.LogRecord) -> Mapping[str, Any]:
-    fields = getattr(record, "fields", None)
-    return fields if isinstance(fields, Mapping) else {}
+    fields: dict[str, Any] = {}
+    if not record.name.startswith(LOGGER_NAME):
+        fields["logger"] = record.name
+    ref = getattr(record, "k8s_ref", None)  # kopf's per-object loggers
+    if isinstance(ref, Mapping):
+        fields["object"] = "/".join(
+            str(ref[key]) for key in ("kind", "namespace", "name") if ref.get(key)
+        )
+    own = getattr(record, "fields", None)
+    if isinstance(own, Mapping):
+        fields.update(own)
+    return fields
 
 
 def _timestamp(created: float) -> str:
@@ -62,21 +97,32 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(
-    log_format: str = "text", stream: TextIO | None = None, level: int = logging.INFO
+    log_format: LogFormat | str = LogFormat.TEXT,
+    stream: TextIO | None = None,
+    level: LogLevel | int = logging.INFO,
 ) -> logging.Logger:
-    """Configure the ``oomguard`` logger (idempotent: replaces handlers it installed)."""
-    if log_format not in LOG_FORMATS:
-        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    """Send every logger's records, ours and the libraries', through one handler on the root
+    logger in ``log_format`` at ``level``; idempotent (replaces the handler it installed).
+    Returns the ``oomguard`` logger."""
+    try:
+        chosen = LogFormat(log_format)
+    except ValueError:
+        raise ValueError(
+            f"log format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}"
+        ) from None
+    root = logging.getLogger()
     logger = logging.getLogger(LOGGER_NAME)
-    for handler in list(logger.handlers):
-        if getattr(handler, "_oomguard", False):
-            logger.removeHandler(handler)
+    for holder in (root, logger):
+        for old in list(holder.handlers):
+            if getattr(old, "_oomguard", False):
+                holder.removeHandler(old)
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter() if chosen is LogFormat.JSON else TextFormatter())
     handler._oomguard = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
+    root.addHandler(handler)
+    root.setLevel(level.number if isinstance(level, LogLevel) else level)
+    logger.setLevel(logging.NOTSET)  # the root's level decides, for every logger alike
+    logger.propagate = True
     return logger
 
 

@@ -1,30 +1,11 @@
-"""The command line of ``oomguard guard``: its options and the types that check them."""
+"""The command line of ``oomguard guard``: its options (value types from ``wire.arguments``)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from oomguard.monitor.feedback.logs import LOG_FORMATS
-from oomguard.wire.sizes import SizeError, parse_size
-
-
-def _size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except SizeError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value < 0 or value != value:
-        raise argparse.ArgumentTypeError(f"seconds must be >= 0: {text!r}")
-    return value
-
+from oomguard.wire import arguments
 
 MONITOR_NAMES = ("event", "threshold")
 
@@ -39,13 +20,6 @@ def _monitor_list(text: str) -> tuple[str, ...]:
     return names
 
 
-def _positive_seconds(text: str) -> float:
-    value = _seconds(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"seconds must be > 0: {text!r}")
-    return value
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.usage = (
         "oomguard guard --memory-high SIZE [options] -- COMMAND [ARGS...]\n"
@@ -53,26 +27,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--memory-high",
-        type=_size,
+        type=arguments.size,
         required=True,
         metavar="SIZE",
         help="memory.high and the target usage returns under (512Mi, 2G, bytes)",
     )
     parser.add_argument(
         "--memory-max",
-        type=_size,
+        type=arguments.size,
         metavar="SIZE",
         help="memory.max, the hard limit (must be above --memory-high)",
     )
     parser.add_argument(
         "--buffer",
-        type=_size,
+        type=arguments.size,
         metavar="SIZE",
         help="free this much below the target (default: 5%% of --memory-high)",
     )
     parser.add_argument(
         "--grace",
-        type=_seconds,
+        type=arguments.seconds,
         default=5.0,
         metavar="SECONDS",
         help="SIGTERM -> SIGKILL delay for victims (default: 5)",
@@ -97,7 +71,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--threshold-interval",
-        type=_positive_seconds,
+        type=arguments.positive_seconds,
         default=0.1,
         metavar="SECONDS",
         help="how often the threshold monitor polls usage (default: 0.1)",
@@ -108,10 +82,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="do not write memory.high (no throttling): --memory-high is only the "
         "threshold target; with --monitors threshold this is a plain polling guard",
     )
-    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
     parser.add_argument(
         "--metrics-port",
-        type=int,
+        type=arguments.port,
         default=0,
         metavar="PORT",
         help="serve Prometheus metrics on this port at /metrics (default 0: off)",
@@ -131,4 +104,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="create the command's cgroup below this one (default: our own)",
     )
-    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
+    parser.add_argument(
+        "command",
+        nargs=argparse.REMAINDER,
+        metavar="-- COMMAND [ARGS...]",
+        help="the command to run in a new cgroup, after -- (not with --cgroup)",
+    )

@@ -16,9 +16,10 @@ from pathlib import Path, PurePosixPath
 
 from oomguard.monitor.actions.pod_evictor import EVICTION_REQUEST_TIMEOUT
 from oomguard.monitor.feedback.http_endpoints import AGENT_PORT
-from oomguard.monitor.feedback.logs import LOG_FORMATS, log_event, setup_logging
+from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.runtime.kernel_release import kernel_version as kernel_version
 from oomguard.monitor.runtime.kernel_release import memory_high_is_safe
+from oomguard.wire import arguments
 
 log = logging.getLogger("oomguard.node")
 
@@ -47,41 +48,76 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="node",
         help="node: guard kubepods, evict pods (DaemonSet); sidecar: guard this pod's workers",
     )
-    parser.add_argument("--node-name", default=env("NODE_NAME"), help="default: $NODE_NAME")
+    parser.add_argument(
+        "--node-name", default=env("NODE_NAME"), help="this node (default: $NODE_NAME)"
+    )
     parser.add_argument(
         "--pod-uid", default=env("POD_UID"), help="this agent's pod (never evicted)"
     )
-    parser.add_argument("--pod-name", default=env("POD_NAME"))
-    parser.add_argument("--pod-namespace", default=env("POD_NAMESPACE"))
+    parser.add_argument(
+        "--pod-name", default=env("POD_NAME"), help="this agent's pod name (default: $POD_NAME)"
+    )
+    parser.add_argument(
+        "--pod-namespace",
+        default=env("POD_NAMESPACE"),
+        help="this agent's namespace (default: $POD_NAMESPACE)",
+    )
     parser.add_argument(
         "--cgroup-root", type=Path, help="cgroup2 mount (default: found in mountinfo)"
     )
     parser.add_argument("--kubepods-cgroup", help="path under the cgroup root (default: detected)")
-    parser.add_argument("--cgroup-driver", choices=("systemd", "cgroupfs"))
+    parser.add_argument(
+        "--cgroup-driver",
+        choices=("systemd", "cgroupfs"),
+        help="the kubelet's cgroup driver (default: read from the kubepods cgroup's name)",
+    )
     parser.add_argument(
         "--reserve",
+        type=arguments.size,
+        metavar="SIZE",
         help="node: reserve when no NodeMemoryReserve exists (e.g. 1Gi); "
         "sidecar: pod limit minus this is the workers' memory.high (default: 10%%, >= 64Mi)",
     )
-    parser.add_argument("--node-memory", help="node memory (default: MemTotal)")
-    parser.add_argument("--margin", default="64Mi", help="memory.high stays this far below max")
+    parser.add_argument(
+        "--node-memory", type=arguments.size, metavar="SIZE", help="node memory (default: MemTotal)"
+    )
+    parser.add_argument(
+        "--margin",
+        type=arguments.size,
+        default="64Mi",
+        metavar="SIZE",
+        help="memory.high stays this far below max (default: %(default)s)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="log decisions, act on nothing")
     parser.add_argument(
         "--state-dir",
         default=DEFAULT_STATE_DIR,
+        metavar="DIR",
         help="node mode, on the host: memory.high from before oomguard (restored by a "
         "successor after a crash) and the lock that keeps a second agent off this node "
         "(default: %(default)s; '' for neither)",
     )
     parser.add_argument(
         "--eviction-timeout",
-        type=float,
+        type=arguments.positive_seconds,
         default=EVICTION_REQUEST_TIMEOUT,
+        metavar="SECONDS",
         help="seconds to wait for one eviction request; longer than the eviction webhook's "
         "timeoutSeconds (default: %(default)s)",
     )
-    parser.add_argument("--http-port", type=int, default=AGENT_PORT)
-    parser.add_argument("--http-host", default="0.0.0.0")  # noqa: S104 - the pod's probe port
+    parser.add_argument(
+        "--http-port",
+        type=arguments.port,
+        default=AGENT_PORT,
+        metavar="PORT",
+        help="port of /healthz, /readyz, /status and /metrics (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--http-host",
+        default="0.0.0.0",  # noqa: S104 - the pod's probe port
+        metavar="ADDRESS",
+        help="address the HTTP server listens on (default: %(default)s)",
+    )
     parser.add_argument(
         "--serve-status-to-cluster",
         action="store_true",
@@ -89,9 +125,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "inside the pod (kubectl exec ... oomguard status)",
     )
     parser.add_argument("--kubeconfig", help="default: in-cluster service account")
-    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text")
     parser.add_argument("--no-reserve-watch", action="store_true", help="ignore NodeMemoryReserve")
-    parser.add_argument("--tick", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--tick",
+        type=arguments.positive_seconds,
+        default=1.0,
+        metavar="SECONDS",
+        help="longest wait between two of the agent's own checks when no monitor wakes it; "
+        "/healthz fails after 5 ticks (at least 10 s) without a step (default: %(default)s)",
+    )
     from oomguard.monitor.modes.sidecar_mode import configure_sidecar
 
     configure_sidecar(parser)
@@ -103,7 +145,6 @@ def _fail(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    setup_logging(args.log_format)
     if args.mode == "sidecar":
         return run_sidecar_mode(args)
     return run_node(args)

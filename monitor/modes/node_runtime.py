@@ -43,7 +43,6 @@ from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.runtime.termination import Terminated, signals_raise_terminated
 from oomguard.monitor.triggers.trigger import Monitor
 from oomguard.wire.node_settings import NodeSettings, default_node_settings
-from oomguard.wire.sizes import parse_size
 
 log = logging.getLogger("oomguard.node")
 
@@ -58,13 +57,13 @@ def api_client(kubeconfig: str | None) -> Any:
 
 
 def initial_settings(args: argparse.Namespace) -> NodeSettings:
-    if args.node_memory:
-        memory = parse_size(args.node_memory)
+    if args.node_memory is not None:
+        memory = int(args.node_memory)
     else:
         memory = parse_meminfo(Path("/proc/meminfo").read_bytes()).mem_total
     settings = default_node_settings(args.node_name, memory)
-    if args.reserve:
-        settings = settings.with_reserve(parse_size(args.reserve))
+    if args.reserve is not None:
+        settings = settings.with_reserve(int(args.reserve))
     if args.dry_run:
         from dataclasses import replace
 
@@ -197,7 +196,7 @@ def run_agent(
         kubepods=location,
         self_uid=args.pod_uid,
         self_key=self_key,
-        margin_bytes=parse_size(args.margin),
+        margin_bytes=int(args.margin),
         set_memory_high=set_high,
         tick_seconds=args.tick,
         force_dry_run=bool(args.dry_run),

@@ -63,7 +63,8 @@ from oomguard.monitor.modes.sidecar_split import (
 )
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.runtime.termination import Terminated, signals_raise_terminated
-from oomguard.wire.sizes import format_size, parse_size
+from oomguard.wire import arguments
+from oomguard.wire.sizes import format_size
 
 log = logging.getLogger("oomguard.sidecar")
 
@@ -83,17 +84,35 @@ def configure_sidecar(parser: argparse.ArgumentParser) -> None:
         help="workers are processes whose command line matches (default: all but the main one)",
     )
     group.add_argument(
-        "--main-pid", type=int, help="the workload's main process (default: its oldest process)"
+        "--main-pid",
+        type=arguments.positive_int,
+        metavar="PID",
+        help="the workload's main process (default: its oldest process)",
     )
     group.add_argument(
-        "--memory-high", help="workers' memory.high (default: pod limit minus --reserve)"
+        "--memory-high",
+        type=arguments.size,
+        metavar="SIZE",
+        help="workers' memory.high (default: pod limit minus --reserve)",
     )
-    group.add_argument("--buffer", help="free this much below the target (default: 5%%)")
-    group.add_argument("--grace", type=float, default=5.0, help="SIGTERM -> SIGKILL seconds")
+    group.add_argument(
+        "--buffer",
+        type=arguments.size,
+        metavar="SIZE",
+        help="free this much below the target (default: 5%%)",
+    )
+    group.add_argument(
+        "--grace",
+        type=arguments.seconds,
+        default=5.0,
+        metavar="SECONDS",
+        help="SIGTERM -> SIGKILL seconds (default: %(default)s)",
+    )
     group.add_argument(
         "--scan-interval",
-        type=float,
+        type=arguments.positive_seconds,
         default=0.2,
+        metavar="SECONDS",
         help="seconds between moves of new workers into the workers cgroup",
     )
 
@@ -160,8 +179,8 @@ def locate(args: argparse.Namespace, root: Path, reader: ProcReader) -> SidecarP
         if path == pod:
             break
     limit = pod_limit(limits)
-    explicit = parse_size(args.memory_high) if args.memory_high else None
-    reserve = parse_size(args.reserve) if args.reserve else None
+    explicit: int | None = args.memory_high
+    reserve: int | None = args.reserve
     high = workers_memory_high(limit, reserve, explicit)
     return SidecarPlan(root, pod, workload, own, limit, high)
 
@@ -197,7 +216,7 @@ def run_sidecar(args: argparse.Namespace, set_high: bool) -> int:
     settings = guard_settings(
         plan.memory_high,
         None,
-        parse_size(args.buffer) if args.buffer else None,
+        args.buffer,
         args.grace,
         bool(args.dry_run),
         # the event monitor only where memory.high is set; the threshold monitor always

@@ -166,6 +166,20 @@ def test_rendered_args_are_accepted_by_the_real_commands(
         assert parsed.command == ("monitor" if kind == "DaemonSet" else "operator")
 
 
+@pytest.mark.parametrize(("kind", "side"), [("DaemonSet", "agent"), ("Deployment", "operator")])
+def test_log_values_reach_the_commands(kind: str, side: str, helm_home: Path) -> None:
+    from oomguard.cli import build_parser
+
+    values = [f"{side}.logFormat=json", f"{side}.logLevel=warning"]
+    objects = render(helm_home, [], set_values=values)
+    parsed = build_parser().parse_args(container(one(objects, kind))["args"])
+    assert (parsed.log_format, parsed.log_level) == ("json", "warning")
+    if side == "operator":
+        verbose = render(helm_home, [], set_values=["operator.verbose=true"])
+        parsed = build_parser().parse_args(container(one(verbose, kind))["args"])
+        assert parsed.log_level == "debug"
+
+
 def test_ports_match_probes_services_and_flags(rendered: dict[str, Objects]) -> None:
     objects = rendered["defaults"]
     agent = container(one(objects, "DaemonSet"))
