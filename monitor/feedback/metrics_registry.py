@@ -62,6 +62,9 @@ CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 DETECTION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Signals land in milliseconds; an eviction waits on the API server and a pod's grace period.
 ACTION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# An episode ends once victims are gone: a process in milliseconds, a pod after its grace
+# period (10 s by default), a PDB-blocked round after the kill fallback's wait.
+EPISODE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
 class ActionOutcome(StrEnum):
@@ -224,6 +227,13 @@ class GuardMetrics:
             buckets=ACTION_BUCKETS,
             registry=reg,
         )
+        self.episode_duration = Histogram(
+            f"{PREFIX}_episode_duration_seconds",
+            "Seconds from a breach (the trigger of the first step that found memory to free) "
+            "until a step found usage back under target with the victims gone.",
+            buckets=EPISODE_BUCKETS,
+            registry=reg,
+        )
         self.monitor_up = Gauge(
             f"{PREFIX}_monitor_up",
             "1 while a monitor is running and watching, 0 when it stopped or failed; "
@@ -311,6 +321,12 @@ class GuardMetrics:
             self.freed.inc(bytes_freed)
         if latency_seconds is not None:
             self.action_latency.observe(max(0.0, latency_seconds))
+
+    def record_episode(self, seconds: float | None) -> None:
+        """An episode ended after ``seconds`` (see ``decision/episode.py``); None: no episode
+        ended at this step, nothing to record."""
+        if seconds is not None:
+            self.episode_duration.observe(max(0.0, seconds))
 
     def record_kill(self, record: KillRecord) -> None:
         """One process victim's end, as :class:`ProcessTarget` reports it (its ``on_record``).

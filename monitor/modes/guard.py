@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from oomguard.monitor.actions.process_target import ProcessTarget, pid_of
-from oomguard.monitor.decision.episode import episode_lasts
+from oomguard.monitor.decision.episode import EpisodeClock, episode_lasts
 from oomguard.monitor.decision.newest_first import Decision, InFlight, Limits, Outcome, decide
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
@@ -110,6 +110,7 @@ class Guard:
         self._victims_exiting = False  # the last step still saw victims of a decision
         self._episode_open = False
         self._last_outcome: Outcome | None = None
+        self._episodes = EpisodeClock()
         self.decisions: list[DecisionRecord] = []
         self.errors: list[str] = []
 
@@ -177,6 +178,9 @@ class Guard:
         self._victims_exiting = any(c.id in exiting for c in candidates)
         self._episode_open = decision.outcome is not Outcome.NOTHING_TO_FREE
         self._feedback(decision, usage, detected_at, decided_at, trigger)
+        ended = self._episodes.after_step(detected_at, now, self._hold_triggers())
+        if self._metrics is not None:
+            self._metrics.record_episode(ended)
         if decision.victims:
             self._target.stop(decision.victims, detected_at)
             if self._metrics is not None:

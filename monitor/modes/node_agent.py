@@ -247,9 +247,10 @@ class NodeAgent:
                 self.options.cgroup_root,
             )
         done = self.evictions.act(plan)
-        if done is not None:
-            with self._lock:
+        with self._lock:
+            if done is not None:
                 self.evictions.record(plan, *done)
+            self.evictions.step_done(plan, detected_at)
         return plan.decision
 
     def _look(self, now: float) -> Measurement | None:

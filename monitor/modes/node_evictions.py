@@ -18,6 +18,7 @@ from typing import Any
 from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.actions.pod_evictor import ActionResult, PodEvictor, PodVictim, Situation
 from oomguard.monitor.decision.candidate import Candidate
+from oomguard.monitor.decision.episode import EpisodeClock
 from oomguard.monitor.decision.eviction_planner import EvictionLimits, EvictionPlanner
 from oomguard.monitor.decision.newest_first import Decision
 from oomguard.monitor.decision.newest_first import Outcome as DecisionOutcome
@@ -61,6 +62,7 @@ class NodeEvictions:
         self.metrics = metrics
         self._clock = clock
         self.planner = EvictionPlanner()
+        self.episodes = EpisodeClock()
         self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
         self.last_decision: dict[str, Any] | None = None  # for NodeMemoryReserve.status
 
@@ -192,6 +194,16 @@ class NodeEvictions:
         self.last_decision = last_decision(
             plan.trigger, usage, target, results, plan.reason, datetime.now(UTC)
         )
+
+    def step_done(self, plan: EvictionRound, detected_at: float | None) -> None:
+        """After a step's actions were recorded: whether it began or ended an episode (the
+        pods measured at its start stand for who is still there), for the duration
+        histogram."""
+        lasts = self.planner.hold_triggers(plan.measurement.alive)
+        started = plan.now if detected_at is None else detected_at
+        ended = self.episodes.after_step(started, plan.now, lasts)
+        if self.metrics is not None:
+            self.metrics.record_episode(ended)
 
     def _decided(self, trigger: StepTrigger, victims: int, detected_at: float | None) -> None:
         if self.metrics is not None:

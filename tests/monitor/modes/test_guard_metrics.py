@@ -134,3 +134,22 @@ def test_metrics_endpoint_off_by_default_and_a_taken_port_is_a_clear_error():
             metrics_endpoint(metrics, "127.0.0.1", port),
         ):
             pass
+
+
+def test_guard_times_an_episode_until_usage_is_back_and_the_victims_gone():
+    cgroup = FakeCgroup(260 * MiB)
+    procs = [Candidate(str(i), f"w{i}", float(i), 40 * MiB) for i in range(6)]
+    metrics = GuardMetrics("guard")
+    now = [50.0]
+    guard = Guard(
+        cgroup, FakeTarget(cgroup, procs), [], SETTINGS, clock=lambda: now[0], metrics=metrics
+    )
+    guard.step(detected_at=49.75, trigger_kind="event")  # two stopped; FakeTarget removes them
+    assert value(metrics, "oomguard_episode_duration_seconds_count") == 0
+    now[0] = 50.5
+    guard.step(detected_at=50.5, trigger_kind=RECHECK)  # under target, nobody exiting
+    assert value(metrics, "oomguard_episode_duration_seconds_count") == 1
+    assert value(metrics, "oomguard_episode_duration_seconds_sum") == 0.75
+    now[0] = 51.0
+    guard.step(detected_at=51.0, trigger_kind=RECHECK)
+    assert value(metrics, "oomguard_episode_duration_seconds_count") == 1

@@ -1,10 +1,11 @@
 """The node agent's metrics wiring: decisions, actions by outcome, bytes freed, monitors up,
 and /metrics on the agent's HTTP server, on a plain-file imitation of a kubepods tree."""
 
+import shutil
 import urllib.request
 from pathlib import PurePosixPath
 
-from monitor_fakes import MI, Api, Pods, pod, write_cgroup
+from monitor_fakes import MI, Api, Clock, Pods, pod, write_cgroup
 from prometheus_client.parser import text_string_to_metric_families
 
 from oomguard.monitor.actions.pod_evictor import PodEvictor
@@ -81,3 +82,41 @@ def test_build_agent_serves_metrics_next_to_the_probes(tmp_path):
     assert 'mode="node"' in body
     samples = {s.name: s.value for f in text_string_to_metric_families(body) for s in f.samples}
     assert samples["oomguard_memory_usage_bytes"] == 123 * MI
+
+
+def test_an_episode_is_timed_from_the_breach_until_the_victims_are_gone(tmp_path):
+    write_cgroup(tmp_path / "kubepods.slice", 0, maximum=str(1000 * MI), events_high=3)
+    pods = [pod("old", 1), pod("new", 2)]
+    memory = {"old": 600 * MI, "new": 400 * MI}
+    for p in pods:
+        write_cgroup(tmp_path / pod_cgroup_path(p.uid, p.qos, LOC), memory[p.name])
+    current = tmp_path / "kubepods.slice" / "memory.current"
+    current.write_text(f"{1000 * MI}\n")
+    clock = Clock(100.0)
+    evictor = PodEvictor(
+        Api(), None, TokenBucket(per_minute=10, burst=10, now=0.0), clock=clock, sleep=lambda s: 0
+    )
+    options = AgentOptions(cgroup_root=tmp_path, kubepods=LOC, margin_bytes=64 * MI)
+    metrics = GuardMetrics("node", tmp_path / "kubepods.slice")
+    source = Pods(pods)
+    agent = NodeAgent(options, settings(), source, evictor, clock=clock, metrics=metrics)
+
+    def episodes():
+        count = metrics.registry.get_sample_value("oomguard_episode_duration_seconds_count")
+        total = metrics.registry.get_sample_value("oomguard_episode_duration_seconds_sum")
+        return count, total
+
+    agent.step("event", detected_at=99.5)  # noticed at 99.5 s: "new" is evicted
+    assert episodes() == (0, 0)
+    clock.now = 105.0
+    agent.step()  # "new" is still there (terminating): the episode lasts
+    assert episodes() == (0, 0)
+    del source.pods[pods[1].uid]  # the pod and its cgroup are gone
+    shutil.rmtree(tmp_path / pod_cgroup_path(pods[1].uid, pods[1].qos, LOC))
+    current.write_text(f"{600 * MI}\n")
+    clock.now = 112.0
+    agent.step()  # gone, usage under target: the episode ended, 12.5 s after the breach
+    assert episodes() == (1, 12.5)
+    clock.now = 113.0
+    agent.step()  # quiet: nothing more
+    assert episodes() == (1, 12.5)
