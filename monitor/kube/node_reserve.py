@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from oomguard.monitor.kube.backoff import Backoff
+from oomguard.monitor.kube.watch_health import WatchHealth, WatchName, WatchRestart
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.wire.conditions import condition, stamp_transitions
 from oomguard.wire.crd import GROUP, RESERVE_PLURAL, VERSION
@@ -134,8 +135,10 @@ class NodeReserveWatcher:
         watch_timeout_seconds: int = 300,
         backoff: Backoff | None = None,
         on_change: Callable[[ReserveState], None] | None = None,
+        health: WatchHealth | None = None,
     ) -> None:
         self._source = source
+        self._health = health
         self._node = node_name
         self._memory = node_memory_bytes
         self._watch_timeout = watch_timeout_seconds
@@ -154,6 +157,7 @@ class NodeReserveWatcher:
         while not stop.is_set():
             try:
                 listing = self._source.list_reserve(self._node)
+                self._succeeded()
                 self._apply(listing.item)
                 self.synced.set()
                 self._backoff.reset()
@@ -162,8 +166,10 @@ class NodeReserveWatcher:
                     resource_version = self._watch(resource_version, stop)
             except WatchGoneError as exc:
                 log.info("reserve watch on %s: %s; listing again", self._node, exc)
+                self._restarted(WatchRestart.EXPIRED)
             except Exception as exc:  # keep enforcing the last state while the API is away
                 self.errors += 1
+                self._restarted(WatchRestart.ERROR)
                 delay = self._backoff.next_delay()
                 log.warning(
                     "reserve watch on %s failed (%s); retrying in %.1fs", self._node, exc, delay
@@ -175,6 +181,7 @@ class NodeReserveWatcher:
 
     def _watch(self, resource_version: str, stop: StopSignal) -> str:
         for event in self._source.watch_reserve(self._node, resource_version, self._watch_timeout):
+            self._succeeded()
             kind = event.get("type")
             obj = event.get("object") or {}
             resource_version = (obj.get("metadata") or {}).get("resourceVersion", resource_version)
@@ -185,7 +192,17 @@ class NodeReserveWatcher:
             self._apply(None if kind == "DELETED" else obj)
             if stop.is_set():
                 break
+        else:  # the server ended the watch in the ordinary way (its timeout)
+            self._succeeded()
         return resource_version
+
+    def _succeeded(self) -> None:
+        if self._health is not None:
+            self._health.succeeded(WatchName.RESERVE)
+
+    def _restarted(self, reason: WatchRestart) -> None:
+        if self._health is not None:
+            self._health.restarted(WatchName.RESERVE, reason)
 
     def _apply(self, obj: Mapping[str, Any] | None) -> None:
         with self._lock:

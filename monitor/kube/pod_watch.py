@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from oomguard.monitor.kube.backoff import Backoff
 from oomguard.monitor.kube.pod_candidates import PodInfo, pod_info_from_dict
+from oomguard.monitor.kube.watch_health import WatchHealth, WatchName, WatchRestart
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.wire.list_watch import WatchGoneError, WatchStream, list_json
 
@@ -95,8 +96,10 @@ class PodWatch:
         watch_timeout_seconds: int = WATCH_TIMEOUT_SECONDS,
         backoff: Backoff | None = None,
         on_change: Callable[[], None] | None = None,
+        health: WatchHealth | None = None,
     ) -> None:
         self._source = source
+        self._health = health
         self._node = node_name
         self._watch_timeout = watch_timeout_seconds
         self._backoff = backoff or Backoff(initial=0.5, maximum=30.0, jitter=0.2)
@@ -122,9 +125,11 @@ class PodWatch:
             except WatchGoneError as exc:
                 log.info("pod watch on %s: %s; listing again", self._node, exc)
                 self.relists += 1
+                self._restarted(WatchRestart.EXPIRED)
             except Exception as exc:  # any API or connection failure: keep the map, retry
                 self.connected = False
                 self.errors += 1
+                self._restarted(WatchRestart.ERROR)
                 delay = self._backoff.next_delay()
                 log.warning(
                     "pod watch on %s failed (%s); retrying in %.1fs", self._node, exc, delay
@@ -145,6 +150,7 @@ class PodWatch:
         with self._lock:
             self._pods = pods
         self.connected = True
+        self._succeeded()
         self.synced.set()
         self._changed()
         return listing.resource_version
@@ -152,6 +158,7 @@ class PodWatch:
     def _watch(self, resource_version: str, stop: StopSignal) -> str:
         for event in self._source.watch_pods(self._node, resource_version, self._watch_timeout):
             self.connected = True
+            self._succeeded()
             kind = event.get("type")
             obj = event.get("object") or {}
             resource_version = (obj.get("metadata") or {}).get("resourceVersion", resource_version)
@@ -168,6 +175,8 @@ class PodWatch:
             self._changed()
             if stop.is_set():
                 break
+        else:  # the server ended the watch in the ordinary way (its timeout)
+            self._succeeded()
         return resource_version
 
     def _parse(self, obj: Mapping[str, Any]) -> PodInfo | None:
@@ -179,6 +188,14 @@ class PodWatch:
         if info.node_name and info.node_name != self._node:
             return None  # the field selector should make this impossible; never act on it
         return info
+
+    def _succeeded(self) -> None:
+        if self._health is not None:
+            self._health.succeeded(WatchName.PODS)
+
+    def _restarted(self, reason: WatchRestart) -> None:
+        if self._health is not None:
+            self._health.restarted(WatchName.PODS, reason)
 
     def _changed(self) -> None:
         if self._on_change is not None:

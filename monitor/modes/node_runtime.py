@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from oomguard.monitor.actions.cgroup_kill import kill_method
+from oomguard.monitor.actions.metered_eviction_api import MeteredEvictionApi
 from oomguard.monitor.actions.pod_evictor import (
     EVICTION_REQUEST_TIMEOUT,
     KubernetesEvictionApi,
     PodEvictor,
 )
 from oomguard.monitor.decision.rate_limit import TokenBucket
+from oomguard.monitor.feedback.api_health_metrics import ApiHealthMetrics
 from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 from oomguard.monitor.feedback.kube_events import KubeEventPoster
 from oomguard.monitor.feedback.logs import log_event
@@ -37,6 +39,7 @@ from oomguard.monitor.kube.node_reserve import (
 )
 from oomguard.monitor.kube.pod_cgroups import KubepodsLocation
 from oomguard.monitor.kube.pod_watch import KubernetesPodSource, PodWatch
+from oomguard.monitor.kube.watch_health import WatchName
 from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
 from oomguard.monitor.modes.reserve_status_reporter import ReserveStatusReporter
 from oomguard.monitor.runtime.stop_signal import StopSignal
@@ -93,11 +96,14 @@ def build_agent(
 ) -> AgentParts:
     """``custom_api`` (a CustomObjectsApi) turns on the NodeMemoryReserve watch and status;
     ``monitors=None`` lets the agent build them from its settings."""
-    watch = PodWatch(KubernetesPodSource(core_api), settings.node_name)
+    metrics = GuardMetrics("node")
+    watched = [WatchName.PODS] if custom_api is None else [WatchName.PODS, WatchName.RESERVE]
+    api_health = ApiHealthMetrics(metrics.registry, watched)
+    watch = PodWatch(KubernetesPodSource(core_api), settings.node_name, health=api_health)
     events = KubeEventPoster(core_api, settings.node_name)
     eviction = settings.eviction
     evictor = PodEvictor(
-        KubernetesEvictionApi(core_api, eviction_timeout),
+        MeteredEvictionApi(KubernetesEvictionApi(core_api, eviction_timeout), api_health),
         events,
         TokenBucket(
             per_minute=eviction.max_evictions_per_minute,
@@ -113,7 +119,7 @@ def build_agent(
         ),
     )
     kubepods = Cgroup(options.cgroup_root / options.kubepods.path)
-    metrics = GuardMetrics("node", kubepods)
+    metrics.watch_cgroup(kubepods)
     agent = NodeAgent(options, settings, watch, evictor, monitors, metrics=metrics)
     metrics.registry.register(NodeStateCollector(agent))
     reserve_watch = reporter = None
@@ -123,6 +129,7 @@ def build_agent(
             settings.node_name,
             settings.node_memory_bytes,
             on_change=agent.apply_reserve,
+            health=api_health,
         )
         reporter = ReserveStatusReporter(
             agent.report,

@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from monitor_fakes import MI, Api, Clock, Pods, pod, write_cgroup
 from prometheus_client.parser import text_string_to_metric_families
 
+from oomguard.monitor.actions.metered_eviction_api import MeteredEvictionApi
 from oomguard.monitor.actions.pod_evictor import PodEvictor
 from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
@@ -82,6 +83,27 @@ def test_build_agent_serves_metrics_next_to_the_probes(tmp_path):
     assert 'mode="node"' in body
     samples = {s.name: s.value for f in text_string_to_metric_families(body) for s in f.samples}
     assert samples["oomguard_memory_usage_bytes"] == 123 * MI
+    # the API health series: the pod watch (no reserve watch without a CustomObjectsApi)
+    assert 'oomguard_watch_last_success_timestamp_seconds{watch="pods"}' in body
+    assert 'watch="reserve"' not in body
+    assert 'oomguard_eviction_api_requests_total{code="201"} 0.0' in body
+
+
+def test_build_agent_meters_eviction_requests_and_both_watches(tmp_path):
+    write_cgroup(tmp_path / "kubepods.slice", 0, maximum=str(1000 * MI), events_high=0)
+    options = AgentOptions(cgroup_root=tmp_path, kubepods=LOC)
+    parts = build_agent(object(), options, settings(), monitors=[], custom_api=object())
+    metrics = parts.agent.metrics
+    assert metrics is not None
+    evictor_api = parts.agent.evictor.api
+    assert isinstance(evictor_api, MeteredEvictionApi)
+    evictor_api._api = Api({"x": 503})  # the real one would need an API server
+    evictor_api.evict("apps", "x", 10)
+    value = metrics.registry.get_sample_value
+    assert value("oomguard_eviction_api_requests_total", {"code": "503"}) == 1
+    for watch in ("pods", "reserve"):
+        labels = {"watch": watch}
+        assert value("oomguard_watch_last_success_timestamp_seconds", labels) > 0
 
 
 def test_an_episode_is_timed_from_the_breach_until_the_victims_are_gone(tmp_path):
