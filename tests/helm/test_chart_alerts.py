@@ -41,7 +41,7 @@ def _annotations(rule: dict[str, Any], labels: dict[str, str], value: str) -> di
     out = {}
     for key, text in rule["annotations"].items():
         text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels[m.group(1)], text)
-        out[key] = text.replace("{{ $value | humanize }}", value)
+        out[key] = re.sub(r"\{\{ \$value \| \w+ \}\}", value, text)
     return out
 
 
@@ -112,6 +112,90 @@ def test_kernel_oom_alert_ignores_container_ooms(rules, tmp_path) -> None:
             ("6m", "OOMGuardKernelOOMKill", [kubepods_oom]),
             ("6m", "OOMGuardOOMKillOutsidePods", [outside]),
             ("13m", "OOMGuardKernelOOMKill", []),
+        ],
+    )
+
+
+def test_each_oom_alert_fires_on_its_own_kind_of_oom_only(rules, tmp_path) -> None:
+    """The series each kind of OOM moves on the kernel (memory.events counts oom at the OOM
+    domain and oom_kill at the victim's cgroup, both up to kubepods; /proc/vmstat counts
+    every kill):
+
+    - node-a: kubepods itself at its limit: its own oom, the subtree's oom and oom_kill;
+    - node-b: a container at its own memory.max, oom.group killing its 3 processes: the
+      subtree's oom once and oom_kill thrice, kubepods' own oom not at all;
+    - node-c: the machine ran out and the kernel chose 2 pod processes: the subtree's
+      oom_kill alone (no cgroup in it was an OOM domain);
+    - node-d: the machine ran out and the kernel chose a system process: /proc/vmstat alone.
+    """
+    rising, flat = "0x4 1x10", "0x15"
+
+    def node(name, local_oom, oom, oom_kill, vmstat):
+        return [
+            _series("oomguard_memory_events_local_total", agent(name, event="oom"), local_oom),
+            _series("oomguard_memory_events_total", agent(name, event="oom"), oom),
+            _series("oomguard_memory_events_total", agent(name, event="oom_kill"), oom_kill),
+            _series("oomguard_node_oom_kills_total", agent(name), vmstat),
+        ]
+
+    series = [
+        *node("node-a", rising, rising, rising, rising),
+        *node("node-b", flat, rising, "0x4 3x10", "5x4 8x10"),
+        *node("node-c", flat, flat, "0x4 2x10", "0x4 2x10"),
+        *node("node-d", flat, flat, flat, "0x4 1x10"),
+    ]
+    ns = {"namespace": NAMESPACE}
+    _run(
+        rules,
+        tmp_path,
+        series,
+        [
+            ("3m", "OOMGuardMachineOOMKilledPods", []),
+            ("6m", "OOMGuardKernelOOMKill", [(agent("node-a", event="oom"), "1")]),
+            ("6m", "OOMGuardMachineOOMKilledPods", [({**ns, "node": "node-c"}, "2")]),
+            ("6m", "OOMGuardOOMKillOutsidePods", [({**ns, "node": "node-d"}, "")]),
+            ("13m", "OOMGuardMachineOOMKilledPods", []),
+        ],
+    )
+
+
+def test_eviction_api_errors_and_stale_watches(rules, tmp_path) -> None:
+    """node-a: two 503s and an unanswered request among successes; node-b: only successes,
+    pods already gone and PDB/APF 429s. node-a's pod watch stops hearing from the server at
+    0 s; node-b's hears every minute."""
+    series = [
+        _series("oomguard_eviction_api_requests_total", agent("node-a", code="201"), "0+1x20"),
+        _series("oomguard_eviction_api_requests_total", agent("node-a", code="503"), "0x3 2x16"),
+        _series(
+            "oomguard_eviction_api_requests_total", agent("node-a", code="unreachable"), "0x3 1x16"
+        ),
+        *[
+            _series("oomguard_eviction_api_requests_total", agent("node-b", code=c), "0+5x20")
+            for c in ("201", "404", "429")
+        ],
+        _series(
+            "oomguard_watch_last_success_timestamp_seconds", agent("node-a", watch="pods"), "0x20"
+        ),
+        _series(
+            "oomguard_watch_last_success_timestamp_seconds",
+            agent("node-b", watch="pods"),
+            "0+60x20",
+        ),
+    ]
+    node_a = {"namespace": NAMESPACE, "node": "node-a"}
+    _run(
+        rules,
+        tmp_path,
+        series,
+        [
+            ("3m", "OOMGuardEvictionAPIErrors", []),
+            (
+                "5m",
+                "OOMGuardEvictionAPIErrors",
+                [({**node_a, "code": "503"}, "2"), ({**node_a, "code": "unreachable"}, "1")],
+            ),
+            ("15m", "OOMGuardWatchStale", []),
+            ("16m", "OOMGuardWatchStale", [(agent("node-a", watch="pods"), "16m 0s")]),
         ],
     )
 
@@ -254,7 +338,7 @@ def test_fast_webhook_stays_silent(rules, tmp_path) -> None:
 
 def test_every_alert_has_a_runbook_page_and_every_page_an_alert(rules) -> None:
     alerts = {r["alert"] for r in rules if "alert" in r}
-    assert len(alerts) == 13
+    assert len(alerts) == 16
     for rule in rules:
         url = rule["annotations"]["runbook_url"]
         assert url == (
