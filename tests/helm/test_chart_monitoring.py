@@ -60,6 +60,10 @@ def _exposed_metric_names(tmp_path: Path) -> set[str]:
     (cg / "memory.events.local").write_text("low 0\nhigh 3\nmax 0\noom 0\noom_kill 0\n")
     metrics = GuardMetrics("node", cg)
     metrics.set_monitor_up("event", True)
+    from oomguard.monitor.feedback.api_health_metrics import ApiHealthMetrics
+    from oomguard.monitor.kube.watch_health import WatchName
+
+    ApiHealthMetrics(metrics.registry, list(WatchName))
     text = metrics.exposition().decode()
     # the operator's registry, the webhook's metrics included
     from prometheus_client import CollectorRegistry, generate_latest
@@ -97,6 +101,11 @@ def test_alerts_and_dashboard_use_only_exposed_metrics(
         "oomguard_node_oom_kills_total",
         "oomguard_actions_total",
         "oomguard_operator_webhook_review_duration_seconds_bucket",
+        "oomguard_episode_duration_seconds_bucket",
+        "oomguard_eviction_api_requests_total",
+        "oomguard_eviction_api_request_duration_seconds_bucket",
+        "oomguard_watch_restarts_total",
+        "oomguard_watch_last_success_timestamp_seconds",
         "up",
     } <= used
     assert used - exposed == set()
@@ -117,7 +126,7 @@ def test_promtool_checks_the_rules(
         [_promtool(), "check", "rules", str(rules)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 13 rules found" in result.stdout
+    assert "SUCCESS: 16 rules found" in result.stdout
 
 
 def test_dashboard_queries_parse(monitoring_objects: list[dict[str, Any]], tmp_path: Path) -> None:
@@ -173,3 +182,25 @@ def test_dashboard_answers_the_first_questions(monitoring_objects: list[dict[str
         assert metric in operator
     ids = [p["id"] for p in panels.values()]
     assert len(ids) == len(set(ids))
+
+
+def test_dashboard_shows_episodes_api_health_and_machine_ooms(
+    monitoring_objects: list[dict[str, Any]],
+) -> None:
+    panels = _panels(monitoring_objects)
+
+    def exprs(title: str) -> str:
+        return " ".join(t["expr"] for t in panels[title]["targets"])
+
+    assert "oomguard_episode_duration_seconds_bucket" in exprs("Episode duration (p50, p95)")
+    api = exprs("Eviction API: requests by answer, p99 latency")
+    assert "sum by (code) (increase(oomguard_eviction_api_requests_total{" in api
+    assert "oomguard_eviction_api_request_duration_seconds_bucket" in api
+    watches = exprs("Watches: age of the agent's view, restarts")
+    assert "time() - oomguard_watch_last_success_timestamp_seconds{" in watches
+    assert "oomguard_watch_restarts_total" in watches
+    machine = panels["Pods killed by a machine-wide OOM"]
+    assert machine["type"] == "stat"
+    assert 'event="oom_kill"' in exprs(machine["title"]) and "unless on (node)" in exprs(
+        machine["title"]
+    )
