@@ -1,7 +1,11 @@
 """Which monitors the node agent runs, from its settings and what the kernel allows (pure).
 
 - event: inotify on kubepods ``memory.events``; only useful while we set ``memory.high`` (its
-  ``high`` counter is the signal), so it is off on kernels older than 5.9.
+  ``high`` counter is the signal), so it is off on kernels older than 5.9. Only a rise of
+  ``high`` is a trigger: ``memory.events`` counts the whole subtree, so its ``max``, ``oom``
+  and ``oom_kill`` rise for every container at its *own* ``memory.max``, and kubepods cannot
+  reach its own ``max`` without crossing the ``memory.high`` we set below it first
+  (docs/node-agent.md, "What wakes the event monitor").
 - threshold: kubepods working set polled against the agent's target (the same line the
   decision uses), so a breach leads to exactly the decision that ends it.
 - pressure: a PSI trigger on kubepods ``memory.pressure``.
@@ -15,10 +19,14 @@ pressure monitor takes over the event monitor's role: it runs when either was as
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from oomguard.monitor.kernel.memory_pressure import PsiTrigger
 from oomguard.monitor.triggers.factory import MonitorConfig, ThresholdConfig, UsageScope
 from oomguard.wire.node_settings import MonitorSettings
+
+KUBEPODS_EVENT_COUNTERS: Final = ("high",)
+"""The ``memory.events`` counters whose rise wakes the node agent (see the module doc)."""
 
 
 @dataclass(frozen=True)
@@ -83,5 +91,5 @@ def node_monitor_plan(
         if host.enabled and node_memory_bytes > 0
         else None
     )
-    config = MonitorConfig(event, threshold, pressure, host_memory)
+    config = MonitorConfig(event, threshold, pressure, host_memory, KUBEPODS_EVENT_COUNTERS)
     return NodeMonitorPlan(config, tuple(notes))

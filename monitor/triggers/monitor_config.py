@@ -28,3 +28,6 @@ class MonitorConfig:
     threshold: ThresholdConfig | None = None
     pressure: PsiTrigger | None = None
     host_memory: ThresholdConfig | None = None  # the machine's used memory (scope HOST)
+    # the memory.events counters whose rise is a trigger; None: the event monitor's own
+    # (high, max, oom, oom_kill). The node agent asks for high alone (node_monitors.py).
+    event_counters: tuple[str, ...] | None = None

@@ -45,6 +45,12 @@ def _threshold(cgroup: Cgroup, config: MonitorConfig) -> Monitor:
     return ThresholdMonitor(source, config.threshold.limit_bytes, config.threshold.interval_s)
 
 
+def _event(cgroup: Cgroup, config: MonitorConfig) -> Monitor:
+    if config.event_counters is None:
+        return EventMonitor(cgroup)
+    return EventMonitor(cgroup, config.event_counters)
+
+
 def _host_memory(cgroup: Cgroup, config: MonitorConfig) -> Monitor:
     assert config.host_memory is not None  # wanted
     limit, interval = config.host_memory.limit_bytes, config.host_memory.interval_s
@@ -57,7 +63,7 @@ def _pressure(cgroup: Cgroup, config: MonitorConfig) -> Monitor:
 
 
 MONITOR_KINDS = (
-    MonitorKind("event", TriggerKind.EVENT, lambda c: c.event, lambda g, c: EventMonitor(g)),
+    MonitorKind("event", TriggerKind.EVENT, lambda c: c.event, _event),
     MonitorKind("threshold", TriggerKind.THRESHOLD, lambda c: c.threshold is not None, _threshold),
     MonitorKind("pressure", TriggerKind.PRESSURE, lambda c: c.pressure is not None, _pressure),
     # a threshold on the whole machine: its triggers are threshold triggers

@@ -14,7 +14,7 @@ from oomguard.monitor.settings import (
     SettingsError,
     ThresholdMonitorSettings,
 )
-from oomguard.monitor.triggers.factory import UsageScope
+from oomguard.monitor.triggers.factory import MonitorConfig, UsageScope
 
 
 def settings(event=True, threshold=True, pressure=False):
@@ -102,3 +102,30 @@ def test_host_memory_monitor_watches_a_share_of_the_node_memory_when_enabled():
     assert plan.config.host_memory.scope is UsageScope.HOST
     unknown = node_monitor_plan(wanted, 900, memory_high_set=True)  # node memory not known
     assert unknown.config.host_memory is None
+
+
+def test_the_node_event_monitor_wakes_the_agent_on_high_only(fake_cgroup):
+    """kubepods' memory.events counts its whole subtree: a container at its own memory.max
+    raises max, oom and oom_kill there without the pods' cgroup being in trouble. Only high
+    (kubepods over the memory.high the agent sets) is a trigger; the guard keeps all four."""
+    from oomguard.monitor.triggers.event_monitor import EventMonitor
+    from oomguard.monitor.triggers.factory import build_monitors
+
+    plan = node_monitor_plan(settings(threshold=False), 900, memory_high_set=True)
+    assert plan.config.event_counters == ("high",)
+    (monitor,) = build_monitors(fake_cgroup, plan.config)
+    assert isinstance(monitor, EventMonitor)
+    events = fake_cgroup.file("memory.events")
+    events.write_bytes(b"low 0\nhigh 5\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n")
+    triggers = []
+    baseline = monitor.observe(fake_cgroup.memory_events(), triggers.append)
+    # a container OOM-killed at its own limit (oom.group: three processes)
+    events.write_bytes(b"low 0\nhigh 5\nmax 40\noom 1\noom_kill 3\noom_group_kill 1\n")
+    baseline = monitor.observe(baseline, triggers.append)
+    assert triggers == []
+    events.write_bytes(b"low 0\nhigh 9\nmax 40\noom 1\noom_kill 3\noom_group_kill 1\n")
+    monitor.observe(baseline, triggers.append)
+    assert [t.detail for t in triggers] == [{"high": 4, "high_total": 9}]
+    # the guard's event monitor (no counters given) still triggers on all four
+    (guard_monitor,) = build_monitors(fake_cgroup, MonitorConfig(event=True))
+    assert guard_monitor.counters == ("high", "max", "oom", "oom_kill")
