@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_tools import VALUES_DIR, one, render
+from chart_tools import REPO, VALUES_DIR, one, render
 
 pytestmark = [pytest.mark.helm, pytest.mark.prometheus]
 
@@ -204,3 +204,38 @@ def test_dashboard_shows_episodes_api_health_and_machine_ooms(
     assert 'event="oom_kill"' in exprs(machine["title"]) and "unless on (node)" in exprs(
         machine["title"]
     )
+
+
+DASHBOARD_CHECK = REPO / "tests" / "tools" / "cache" / "bin" / "dashboard-check"
+
+
+def _dashboard_check(path: Path) -> subprocess.CompletedProcess[str]:
+    assert DASHBOARD_CHECK.exists(), f"{DASHBOARD_CHECK} missing: run tests/tools/build"
+    return subprocess.run(
+        [str(DASHBOARD_CHECK), str(path)], capture_output=True, text=True, check=False, timeout=60
+    )
+
+
+def test_dashboard_matches_grafanas_dashboard_schema(
+    monitoring_objects: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    """The dashboard the chart ships, decoded strictly into grafana-foundation-sdk's types
+    (generated from Grafana's schema): no required field missing, no unknown field, in the
+    dashboard, each panel's options and field config, and each Prometheus query. No Grafana
+    server runs here; this is the schema check, not a load into Grafana."""
+    shipped = tmp_path / "oomguard.json"
+    shipped.write_text(one(monitoring_objects, "ConfigMap", "dashboard")["data"]["oomguard.json"])
+    result = _dashboard_check(shipped)
+    assert result.returncode == 0, result.stdout + result.stderr
+    panels = len(json.loads(shipped.read_text())["panels"])
+    assert f"valid, {panels} panels" in result.stdout
+    # the check can fail: a misspelt option and a misspelt query field are refused
+    broken = json.loads(shipped.read_text())
+    broken["panels"][0]["options"]["colourMode"] = "background"
+    broken["panels"][-1]["targets"][0]["exp"] = "up"
+    bad = tmp_path / "broken.json"
+    bad.write_text(json.dumps(broken))
+    result = _dashboard_check(bad)
+    assert result.returncode == 1
+    assert "unexpected field 'colourMode'" in result.stdout
+    assert "unexpected field 'exp'" in result.stdout

@@ -1,5 +1,6 @@
 // Builds the Go tools the tests call (actionlint for .github/workflows/, helm-docs for the
-// chart README). Nothing here is shipped; binaries go to cache/bin (see build).
+// chart README, dashboard-check for the Grafana dashboard, on grafana-foundation-sdk's types).
+// Nothing here is shipped; binaries go to cache/bin (see build).
 module oomguard.test/tools
 
 go 1.26.0
@@ -8,6 +9,8 @@ tool (
 	github.com/norwoodj/helm-docs/cmd/helm-docs
 	github.com/rhysd/actionlint/cmd/actionlint
 )
+
+require github.com/grafana/grafana-foundation-sdk/go v0.0.22
 
 require (
 	github.com/Masterminds/goutils v1.1.1 // indirect
