@@ -59,6 +59,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubepods-cgroup", help="path under the cgroup root (default: detected)")
     parser.add_argument("--cgroup-driver", choices=("systemd", "cgroupfs"))
     parser.add_argument(
+        "--systemd-dbus",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="systemd driver: set kubepods.slice MemoryHigh= through systemd's D-Bus too, so "
+        "systemd keeps it; auto: when the socket exists (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--systemd-socket",
+        type=Path,
+        default=Path("/run/dbus/system_bus_socket"),
+        help="the system bus, or /run/systemd/private (systemd itself, root only) "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--reserve",
         help="node: reserve when no NodeMemoryReserve exists (e.g. 1Gi); "
         "sidecar: pod limit minus this is the workers' memory.high (default: 10%%, >= 64Mi)",
