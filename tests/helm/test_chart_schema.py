@@ -33,6 +33,8 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("port range", {"agent": {"port": 70000}}, "port"),
     ("log format", {"agent": {"logFormat": "yaml"}}, "logFormat"),
     ("cgroup driver", {"agent": {"cgroupDriver": "systemd.slice"}}, "cgroupDriver"),
+    ("systemd dbus", {"agent": {"systemdDBus": True}}, "systemdDBus"),
+    ("dbus dir", {"agent": {"hostDBusDir": "run/dbus"}}, "hostDBusDir"),
     ("fallback reserve", {"agent": {"fallbackReserve": "one gig"}}, "fallbackReserve"),
     ("posting level", {"operator": {"postingLevel": "info"}}, "postingLevel"),
     ("maxUnavailable zero", {"agent": {"maxUnavailable": 0}}, "maxUnavailable"),
