@@ -17,6 +17,7 @@ ROOTS = {  # where each top-level part of the package lives in the tree
 MONITOR_LAYERS = [
     "runtime",
     "kernel",
+    "systemd",
     "triggers",
     "decision",
     "kube",

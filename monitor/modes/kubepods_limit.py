@@ -10,6 +10,11 @@ With a record (``HighRecordFile`` in the node's state directory) the value from 
 oomguard is kept on the node, with the values written since, before each write: an agent
 that follows one killed mid-episode restores the true original, not the throttled value it
 finds (``decision/high_record.py``).
+
+Every check compares the value with the one set and puts it back when something else
+changed it (``decision/memory_high_drift.py``: logged once per episode, each one counted).
+With ``mirror`` (systemd-driver nodes) every value set or restored is also given to systemd,
+so that systemd keeps it. After :meth:`release` (the agent stops) nothing is written again.
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ import logging
 
 from oomguard.monitor.decision.high_record import HighRecord, trusted_record
 from oomguard.monitor.decision.kubepods_high import KubepodsHigh, kubepods_high
+from oomguard.monitor.decision.memory_high_drift import DriftCheck, DriftEpisodes
 from oomguard.monitor.decision.settings_floor import unsafe_settings
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.modes.high_record_file import HighRecordFile
+from oomguard.monitor.modes.systemd_memory_high import SystemdMemoryHigh
 from oomguard.wire.node_settings import NodeSettings
 from oomguard.wire.sizes import format_size
 
@@ -37,6 +44,7 @@ class KubepodsLimit:
         margin_bytes: int,
         enabled: bool,
         record_file: HighRecordFile | None = None,
+        mirror: SystemdMemoryHigh | None = None,
     ) -> None:
         self.kubepods = kubepods
         self.margin_bytes = margin_bytes
@@ -46,6 +54,9 @@ class KubepodsLimit:
         self._record: HighRecord | None = None  # what was there before oomguard, and since
         self._set_by_us = False  # memory.high holds a value oomguard wrote
         self._wrote = False  # this agent wrote it
+        self.mirror = mirror
+        self.drift = DriftEpisodes()
+        self._released = False
 
     def compute(self, settings: NodeSettings) -> KubepodsHigh:
         maximum = self.kubepods.memory_max().bytes
@@ -87,7 +98,9 @@ class KubepodsLimit:
     def assert_high(self, settings: NodeSettings) -> bool:
         """Set memory.high, or put it back if something else changed it; True when it was
         put back (someone else had changed the value we set). In dry run nothing is
-        written, and a value set before the switch is restored."""
+        written, and a value set before the switch is restored. Nothing once released."""
+        if self._released:
+            return False
         high = self.compute(settings)
         changed = self.high is not None and high != self.high
         self.high = high
@@ -98,10 +111,13 @@ class KubepodsLimit:
                 self.restore()
             return False
         current = self.kubepods.memory_high()
-        if current.bytes == high.bytes:
+        wanted = MemoryLimit(high.bytes)
+        drifted = self._wrote and not changed and current != wanted
+        check = self.drift.observe(drifted)
+        if current == wanted:
+            self._tell_systemd(wanted)
             return False
-        reasserted = self._wrote and not changed
-        if reasserted:
+        if check is DriftCheck.STARTED:
             log_event(
                 log,
                 logging.WARNING,
@@ -109,16 +125,23 @@ class KubepodsLimit:
                 found=str(current),
                 wanted=high.bytes,
             )
-        self._write(MemoryLimit(high.bytes))
-        log_event(
-            log,
-            logging.INFO,
-            "kubepods memory.high set",
-            cgroup=str(self.kubepods.path),
-            memory_high=format_size(high.bytes),
-            why=high.explain(),
-        )
-        return reasserted
+        self._write(wanted)
+        self._tell_systemd(wanted)
+        if not drifted:
+            self.drift.end()
+            log_event(
+                log,
+                logging.INFO,
+                "kubepods memory.high set",
+                cgroup=str(self.kubepods.path),
+                memory_high=format_size(high.bytes),
+                why=high.explain(),
+            )
+        return drifted
+
+    def _tell_systemd(self, limit: MemoryLimit) -> None:
+        if self.mirror is not None:
+            self.mirror.ensure(limit)
 
     def kernel_counters(self) -> tuple[dict[str, int], int | None]:
         """kubepods' ``memory.events`` counters and ``memory.max`` for the CRD status; empty
@@ -175,6 +198,9 @@ class KubepodsLimit:
             return
         self.kubepods.set_memory_high(record.original)
         self._set_by_us = False
+        self.drift.end()
+        if self.mirror is not None:
+            self.mirror.apply(record.original)
         self._record = HighRecord(record.cgroup, record.original)
         if self.record_file is not None:
             try:
@@ -184,3 +210,12 @@ class KubepodsLimit:
                     log, logging.WARNING, "cannot remove the memory.high record", error=str(exc)
                 )
         log_event(log, logging.INFO, "kubepods memory.high restored", value=str(record.original))
+
+    def counts(self) -> tuple[int, int | None]:
+        """Drift repairs, and failed systemd calls (None without systemd), for the metrics."""
+        return self.drift.repairs, None if self.mirror is None else self.mirror.failures
+
+    def release(self) -> None:
+        """Restore for good (the agent stops): no later check writes memory.high again."""
+        self._released = True
+        self.restore()

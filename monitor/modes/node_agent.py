@@ -70,6 +70,7 @@ from oomguard.monitor.modes.node_status import status_trigger as status_trigger
 from oomguard.monitor.modes.node_status_view import NodeStatusView
 from oomguard.monitor.modes.reserve_keeper import ReserveKeeper
 from oomguard.monitor.modes.step_loop import run_loop
+from oomguard.monitor.modes.systemd_memory_high import systemd_memory_high
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.factory import build_monitors
 from oomguard.monitor.triggers.trigger import Monitor, StepTrigger
@@ -119,6 +120,7 @@ class NodeAgent:
             options.margin_bytes,
             options.set_memory_high,
             record_in(options.state_dir),
+            systemd_memory_high(options.systemd_dbus, options.kubepods, options.systemd_socket),
         )
         self.options = options
         self.evictions = NodeEvictions(evictor, metrics, clock)
@@ -206,7 +208,9 @@ class NodeAgent:
             self.counters["memory_high_reasserted"] += 1
 
     def restore_memory_high(self) -> None:
-        self.limit.restore()
+        """On the way out: restore for good, so no reload or step still running sets it again."""
+        with self._lock:
+            self.limit.release()
 
     # -- one step --------------------------------------------------------------------------
 

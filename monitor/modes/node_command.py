@@ -72,6 +72,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="the kubelet's cgroup driver (default: read from the kubepods cgroup's name)",
     )
     parser.add_argument(
+        "--systemd-dbus",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="systemd driver: set kubepods.slice MemoryHigh= through systemd's D-Bus too, so "
+        "systemd keeps it; auto: when the socket exists (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--systemd-socket",
+        type=Path,
+        default=Path("/run/dbus/system_bus_socket"),
+        help="the system bus, or /run/systemd/private (systemd itself, root only) "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
         "--reserve",
         type=arguments.size,
         metavar="SIZE",

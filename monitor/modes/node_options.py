@@ -10,6 +10,8 @@ from pathlib import Path
 from oomguard.monitor.kube.node_reserve import ReserveState
 from oomguard.monitor.kube.pod_candidates import ProtectionRules
 from oomguard.monitor.kube.pod_cgroups import KubepodsLocation
+from oomguard.monitor.modes.systemd_memory_high import SystemdDBus
+from oomguard.monitor.systemd.unit_memory import SYSTEM_BUS_SOCKET
 from oomguard.wire.node_settings import NodeSettings
 
 
@@ -27,6 +29,8 @@ class AgentOptions:
     min_step_interval: float = 0.1  # during an episode, at most one measurement per this
     force_dry_run: bool = False  # --dry-run on the command line wins over any reserve
     state_dir: Path | None = None  # on the host: the memory.high record and the agent lock
+    systemd_dbus: SystemdDBus = SystemdDBus.OFF  # memory.high told to systemd too (its driver)
+    systemd_socket: Path = SYSTEM_BUS_SOCKET
 
 
 def effective_settings(

@@ -28,6 +28,7 @@ from oomguard.monitor.feedback.api_health_metrics import ApiHealthMetrics
 from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 from oomguard.monitor.feedback.kube_events import KubeEventPoster
 from oomguard.monitor.feedback.logs import log_event
+from oomguard.monitor.feedback.memory_high_collector import MemoryHighCollector
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.feedback.node_state_collector import NodeStateCollector
 from oomguard.monitor.kernel.cgroupfs import Cgroup
@@ -42,6 +43,7 @@ from oomguard.monitor.kube.pod_watch import KubernetesPodSource, PodWatch
 from oomguard.monitor.kube.watch_health import WatchName
 from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
 from oomguard.monitor.modes.reserve_status_reporter import ReserveStatusReporter
+from oomguard.monitor.modes.systemd_memory_high import SystemdDBus
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.runtime.termination import Terminated, signals_raise_terminated
 from oomguard.monitor.triggers.trigger import Monitor
@@ -122,6 +124,7 @@ def build_agent(
     metrics.watch_cgroup(kubepods)
     agent = NodeAgent(options, settings, watch, evictor, monitors, metrics=metrics)
     metrics.registry.register(NodeStateCollector(agent))
+    metrics.registry.register(MemoryHighCollector(agent.limit))
     reserve_watch = reporter = None
     if custom_api is not None:
         reserve_watch = NodeReserveWatcher(
@@ -208,6 +211,8 @@ def run_agent(
         tick_seconds=args.tick,
         force_dry_run=bool(args.dry_run),
         state_dir=Path(args.state_dir) if args.state_dir else None,
+        systemd_dbus=SystemdDBus(args.systemd_dbus),
+        systemd_socket=args.systemd_socket,
     )
     from kubernetes.client import CustomObjectsApi
 

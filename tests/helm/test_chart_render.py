@@ -192,6 +192,36 @@ def test_ports_match_probes_services_and_flags(rendered: dict[str, Objects]) -> 
     assert one(objects, "Service", "operator")["spec"]["ports"][0]["targetPort"] == "http"
 
 
+@pytest.mark.parametrize(
+    ("values", "mode"),
+    [
+        ((), "auto"),
+        (("agent.systemdDBus=on",), "on"),
+        (("agent.systemdDBus=off",), None),
+        (("agent.cgroupDriver=cgroupfs",), None),
+        (("agent.cgroupDriver=systemd", "agent.hostDBusDir=/var/run/dbus"), "auto"),
+    ],
+)
+def test_the_system_bus_is_mounted_only_where_systemd_may_be_asked(
+    helm_home: Path, values: tuple[str, ...], mode: str | None
+) -> None:
+    ds = one(render(helm_home, set_values=values), "DaemonSet")
+    agent = container(ds)
+    volumes = {v["name"]: v for v in pod_spec(ds)["volumes"]}
+    mounts = {m["name"]: m for m in agent["volumeMounts"]}
+    if mode is None:
+        assert "--systemd-dbus=off" in agent["args"]
+        assert "host-dbus" not in volumes
+        assert "host-dbus" not in mounts
+        return
+    assert f"--systemd-dbus={mode}" in agent["args"]
+    assert "--systemd-socket=/host/run/dbus/system_bus_socket" in agent["args"]
+    path = "/var/run/dbus" if "agent.hostDBusDir=/var/run/dbus" in values else "/run/dbus"
+    assert volumes["host-dbus"]["hostPath"] == {"path": path, "type": "DirectoryOrCreate"}
+    assert mounts["host-dbus"]["mountPath"] == "/host/run/dbus"
+    assert not mounts["host-dbus"].get("readOnly", False)  # connecting to a socket writes
+
+
 def test_agent_privileged_variant(rendered: dict[str, Objects]) -> None:
     agent = container(one(rendered["privileged"], "DaemonSet"))
     assert agent["securityContext"]["privileged"] is True

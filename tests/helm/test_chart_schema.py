@@ -36,6 +36,8 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("operator log format", {"operator": {"logFormat": "yaml"}}, "logFormat"),
     ("operator log level", {"operator": {"logLevel": "DEBUG"}}, "logLevel"),
     ("cgroup driver", {"agent": {"cgroupDriver": "systemd.slice"}}, "cgroupDriver"),
+    ("systemd dbus", {"agent": {"systemdDBus": True}}, "systemdDBus"),
+    ("dbus dir", {"agent": {"hostDBusDir": "run/dbus"}}, "hostDBusDir"),
     ("fallback reserve", {"agent": {"fallbackReserve": "one gig"}}, "fallbackReserve"),
     ("posting level", {"operator": {"postingLevel": "info"}}, "postingLevel"),
     ("maxUnavailable zero", {"agent": {"maxUnavailable": 0}}, "maxUnavailable"),

@@ -14,7 +14,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "install-debs"
-PACKAGES = ["prometheus", "earlyoom", "openssl", "shellcheck"]
+PACKAGES = ["prometheus", "earlyoom", "openssl", "shellcheck", "dbus-daemon"]
 
 
 def _stub(folder: Path, name: str, body: str) -> None:
@@ -81,7 +81,7 @@ def test_services_are_kept_from_starting_then_disabled_never_killed(machine) -> 
 def test_a_service_of_a_package_already_there_is_left_alone(machine) -> None:
     status, calls = machine(present=("prometheus", "openssl"))
     assert status == 0
-    assert "apt-get install -y -qq --no-install-recommends earlyoom shellcheck" in calls
+    assert "apt-get install -y -qq --no-install-recommends earlyoom shellcheck dbus-daemon" in calls
     assert [c for c in calls if c.startswith("systemctl")] == ["systemctl disable earlyoom.service"]
 
 

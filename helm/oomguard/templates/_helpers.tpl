@@ -149,3 +149,11 @@ is added to every required nodeSelectorTerm (terms are ORed, their expressions A
 {{- $annotations = mergeOverwrite $annotations (deepCopy .root.Values.monitoring.serviceAnnotations) -}}
 {{- if $annotations }}{{ toYaml $annotations }}{{ end -}}
 {{- end -}}
+
+{{/* "true" when the agent may talk to systemd's D-Bus (and gets the bus mounted): not off,
+and the kubelet's driver is not known to be cgroupfs. */}}
+{{- define "oomguard.agentSystemdDBus" -}}
+{{- if and (ne .Values.agent.systemdDBus "off") (ne .Values.agent.cgroupDriver "cgroupfs") -}}
+true
+{{- end -}}
+{{- end -}}
