@@ -18,7 +18,7 @@ from typing import Any
 
 import kopf
 from kubernetes import config as kube_config
-from kubernetes.client import ApiClient
+from kubernetes.client import ApiClient, Configuration
 
 from oomguard.operator.kopf_settings import configure_kopf
 from oomguard.operator.metrics import OperatorMetrics
@@ -59,22 +59,26 @@ def node_memory_bytes(status: Mapping[str, Any]) -> int | None:
 # ------------------------------------------------------------------ indices (kopf keeps them)
 
 
+# Indices are coroutines on purpose: kopf runs plain functions in its thread pool, a thread hop
+# per watch event (10,000s at start on a large cluster) for a few dict look-ups.
+
+
 @kopf.index(*NODES)
-def oomguard_nodes(
+async def oomguard_nodes(
     name: str, uid: str, labels: Mapping[str, str], status: Mapping[str, Any], **_: Any
 ) -> dict[str, NodeFacts]:
     return {name: NodeFacts(name, uid, dict(labels), node_memory_bytes(status))}
 
 
 @kopf.index(*POLICIES)
-def oomguard_policies(body: kopf.Body, name: str, **_: Any) -> dict[str, PolicyEntry]:
+async def oomguard_policies(body: kopf.Body, name: str, **_: Any) -> dict[str, PolicyEntry]:
     generation = int(body.get("metadata", {}).get("generation") or 0)
     plain = {"metadata": dict(body.metadata), "spec": dict(body.spec)}
     return {name: PolicyEntry(parse_policy(plain), generation, _plain(body.get("status") or {}))}
 
 
 @kopf.index(*RESERVES)
-def oomguard_reserves(body: kopf.Body, name: str, **_: Any) -> dict[str, ObservedReserve]:
+async def oomguard_reserves(body: kopf.Body, name: str, **_: Any) -> dict[str, ObservedReserve]:
     owners = body.metadata.get("ownerReferences") or []
     owner_uid = next((o.get("uid") for o in owners if o.get("kind") == "Node"), None)
     reserve = ActualReserve(name, _plain(body.get("spec") or {}), owner_uid)
@@ -125,7 +129,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
             reserves=_single(reserves),
         )
 
-    reconciler = Reconciler(snapshot, KubernetesReserveApi(_api_client()), options, metrics)
+    api = KubernetesReserveApi(_api_client(pool_size=options.write_concurrency))
+    reconciler = Reconciler(snapshot, api, options, metrics)
     _running.reconciler = reconciler
     memo["reconciler"] = reconciler
     _running.task = asyncio.create_task(reconciler.run(), name="oomguard-reconciler")
@@ -139,20 +144,30 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.cleanup()
 async def stop(**_: Any) -> None:
-    task, _running.task, _running.reconciler = _running.task, None, None
+    task, reconciler = _running.task, _running.reconciler
+    _running.task, _running.reconciler = None, None
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+    if reconciler is not None:
+        reconciler.close()
 
 
-def _api_client() -> ApiClient:
+def _api_client(pool_size: int | None = None) -> ApiClient:
+    """``pool_size``: connections kept open, at least one per thread writing at once (the
+    client's default is five per CPU; a smaller pool opens a new TLS connection per call)."""
     try:
         kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kube_config.ConfigException:
         # The client reads $KUBECONFIG once at import; read it now (tests set it later).
         kube_config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))  # type: ignore[no-untyped-call]
-    return ApiClient()
+    configuration = Configuration.get_default_copy()
+    if pool_size is not None:
+        configuration.connection_pool_maxsize = max(
+            configuration.connection_pool_maxsize, pool_size
+        )
+    return ApiClient(configuration)
 
 
 # ------------------------------------------------------------------ events -> reconcile requests

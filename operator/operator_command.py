@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -162,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     webhook = webhook_options_from_args(args)
+    if getattr(args, "log_level", None) != "debug":
+        # kopf logs every handled watch event ("Handler ... succeeded.") at INFO: one line per
+        # Node heartbeat. Warnings and errors about objects still show (and are posted).
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     assert handlers.start is not None
     metrics = OperatorMetrics()
 

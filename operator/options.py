@@ -14,7 +14,7 @@ ENV_PREFIX = "OOMGUARD_OPERATOR_"
 class OperatorOptions:
     resync_seconds: float = 60.0  # full reconcile even without events: repairs drift
     debounce_seconds: float = 0.3  # events inside this window share one reconcile
-    write_concurrency: int = 4  # parallel API writes during one reconcile
+    write_concurrency: int = 16  # parallel API writes during one reconcile (threads, connections)
     metrics_port: int = 0  # 0: no metrics endpoint
     liveness_endpoint: str | None = None  # e.g. http://0.0.0.0:8080/healthz
     peering: str | None = None  # None: standalone; a name: HA with leader election via peering

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from oomguard.monitor.kube.backoff import Backoff
+from oomguard.monitor.kube.backoff import Backoff, relist_backoff, watch_retry_backoff
 from oomguard.monitor.kube.watch_health import WatchHealth, WatchName, WatchRestart
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.wire.conditions import condition, stamp_transitions
@@ -134,6 +134,7 @@ class NodeReserveWatcher:
         *,
         watch_timeout_seconds: int = 300,
         backoff: Backoff | None = None,
+        relist: Backoff | None = None,
         on_change: Callable[[ReserveState], None] | None = None,
         health: WatchHealth | None = None,
     ) -> None:
@@ -142,7 +143,8 @@ class NodeReserveWatcher:
         self._node = node_name
         self._memory = node_memory_bytes
         self._watch_timeout = watch_timeout_seconds
-        self._backoff = backoff or Backoff(initial=0.5, maximum=30.0, jitter=0.2)
+        self._backoff = backoff or watch_retry_backoff()
+        self._relist = relist or relist_backoff()
         self._on_change = on_change
         self._lock = threading.Lock()
         self._state = state_for(None, node_name, node_memory_bytes, None)
@@ -164,9 +166,12 @@ class NodeReserveWatcher:
                 resource_version = listing.resource_version
                 while not stop.is_set():
                     resource_version = self._watch(resource_version, stop)
+                    self._relist.reset()  # a watch ran to its end: the version was good
             except WatchGoneError as exc:
-                log.info("reserve watch on %s: %s; listing again", self._node, exc)
+                delay = self._relist.next_delay()
+                log.info("reserve watch on %s: %s; listing again in %.1fs", self._node, exc, delay)
                 self._restarted(WatchRestart.EXPIRED)
+                stop.wait(delay)
             except Exception as exc:  # keep enforcing the last state while the API is away
                 self.errors += 1
                 self._restarted(WatchRestart.ERROR)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from oomguard.monitor.kube.backoff import Backoff
+from oomguard.monitor.kube.backoff import Backoff, relist_backoff, watch_retry_backoff
 from oomguard.monitor.kube.pod_candidates import PodInfo, pod_info_from_dict
 from oomguard.monitor.kube.watch_health import WatchHealth, WatchName, WatchRestart
 from oomguard.monitor.runtime.stop_signal import StopSignal
@@ -95,6 +95,7 @@ class PodWatch:
         *,
         watch_timeout_seconds: int = WATCH_TIMEOUT_SECONDS,
         backoff: Backoff | None = None,
+        relist: Backoff | None = None,
         on_change: Callable[[], None] | None = None,
         health: WatchHealth | None = None,
     ) -> None:
@@ -102,7 +103,8 @@ class PodWatch:
         self._health = health
         self._node = node_name
         self._watch_timeout = watch_timeout_seconds
-        self._backoff = backoff or Backoff(initial=0.5, maximum=30.0, jitter=0.2)
+        self._backoff = backoff or watch_retry_backoff()
+        self._relist = relist or relist_backoff()
         self._on_change = on_change
         self._pods: dict[str, PodInfo] = {}
         self._lock = threading.Lock()
@@ -118,14 +120,17 @@ class PodWatch:
     def run(self, stop: StopSignal) -> None:
         while not stop.is_set():
             try:
-                resource_version = self._relist()
+                resource_version = self._list()
                 self._backoff.reset()
                 while not stop.is_set():
                     resource_version = self._watch(resource_version, stop)
+                    self._relist.reset()  # a watch ran to its end: the version was good
             except WatchGoneError as exc:
-                log.info("pod watch on %s: %s; listing again", self._node, exc)
+                delay = self._relist.next_delay()
+                log.info("pod watch on %s: %s; listing again in %.1fs", self._node, exc, delay)
                 self.relists += 1
                 self._restarted(WatchRestart.EXPIRED)
+                stop.wait(delay)
             except Exception as exc:  # any API or connection failure: keep the map, retry
                 self.connected = False
                 self.errors += 1
@@ -140,7 +145,7 @@ class PodWatch:
         """Unblock a watch waiting for data (call after setting the StopSignal)."""
         self._source.interrupt()
 
-    def _relist(self) -> str:
+    def _list(self) -> str:
         listing = self._source.list_pods(self._node)
         pods: dict[str, PodInfo] = {}
         for item in listing.items:

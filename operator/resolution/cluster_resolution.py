@@ -4,10 +4,10 @@ policy selects, wins and competes for (the input of its status)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from oomguard.operator.resolution.policy import InvalidPolicy, Policy
-from oomguard.operator.resolution.winning_policy import winning_policy
+from oomguard.operator.resolution.winning_policy import NodeResolution, winning_policy
 from oomguard.wire.node_settings import NodeSettings
 
 
@@ -47,8 +47,17 @@ def resolve_cluster(
     tallies = {policy.name: PolicyTally() for policy in valid}
     desired: dict[str, NodeSettings] = {}
     waiting: set[str] = set()
+    # Nodes that agree on every label some selector reads resolve alike: match each distinct
+    # projection once (a cluster has far fewer of them than nodes, which all differ in
+    # kubernetes.io/hostname), and work each (winner, memory) pair's settings out once.
+    keys = sorted(frozenset[str]().union(*(policy.selector.keys for policy in valid)))
+    resolutions: dict[tuple[str | None, ...], NodeResolution] = {}
+    settings: dict[tuple[str, int], NodeSettings] = {}
     for node in nodes:
-        resolution = winning_policy(node.labels, valid)
+        projection = tuple(node.labels.get(key) for key in keys)
+        resolution = resolutions.get(projection)
+        if resolution is None:
+            resolution = resolutions[projection] = winning_policy(node.labels, valid)
         for name in resolution.selecting:
             tallies[name].selected += 1
         for name in resolution.tied:
@@ -64,7 +73,14 @@ def resolve_cluster(
             tallies[winner.name].waiting_for_memory.add(node.name)
             continue
         tallies[winner.name].won += 1
-        desired[node.name] = winner.settings_for(node.name, node.memory_bytes)
+        template = settings.get((winner.name, node.memory_bytes))
+        if template is None:
+            template = settings[(winner.name, node.memory_bytes)] = winner.settings_for(
+                node.name, node.memory_bytes
+            )
+        desired[node.name] = (
+            template if template.node_name == node.name else replace(template, node_name=node.name)
+        )
     return ClusterResolution(
         desired=desired, waiting=frozenset(waiting), tallies=tallies, invalid=invalid
     )

@@ -46,6 +46,11 @@ class LabelSelector:
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all(requirement.matches(labels) for requirement in self.requirements)
 
+    @property
+    def keys(self) -> frozenset[str]:
+        """The label keys this selector reads: labels under other keys never change a match."""
+        return frozenset(requirement.key for requirement in self.requirements)
+
     @classmethod
     def from_spec(cls, spec: Mapping[str, Any] | None, path: str = "nodeSelector") -> LabelSelector:
         if spec is None:

@@ -7,7 +7,7 @@ repeated events cost no API calls.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
@@ -41,7 +41,10 @@ class ReserveWrite:
     body: Mapping[str, Any] | None  # the full object for create/update, None for delete
 
 
-def reserve_body(settings: NodeSettings, node_uid: str) -> dict[str, Any]:
+def reserve_body(
+    settings: NodeSettings, node_uid: str, spec: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``spec``: ``settings.to_spec()`` when the caller has it already."""
     return {
         "apiVersion": API_VERSION,
         "kind": RESERVE_KIND,
@@ -57,8 +60,34 @@ def reserve_body(settings: NodeSettings, node_uid: str) -> dict[str, Any]:
                 }
             ],
         },
-        "spec": settings.to_spec(),
+        "spec": dict(spec) if spec is not None else settings.to_spec(),
     }
+
+
+class _SpecCache:
+    """``to_spec`` for many nodes: settings that differ only in the node's name (all the nodes
+    one policy governs with the same memory) share one spec but for ``nodeName``; the nested
+    sections are shared, read-only."""
+
+    def __init__(self) -> None:
+        self._specs: dict[tuple[object, ...], dict[str, Any]] = {}
+
+    def spec(self, settings: NodeSettings) -> dict[str, Any]:
+        key = tuple(getattr(settings, name) for name in _SHARED_FIELDS)
+        spec = self._specs.get(key)
+        if spec is None:
+            spec = self._specs[key] = settings.to_spec()
+        return (
+            spec
+            if spec["nodeName"] == settings.node_name
+            else {
+                **spec,
+                "nodeName": settings.node_name,
+            }
+        )
+
+
+_SHARED_FIELDS = tuple(f.name for f in fields(NodeSettings) if f.name != "node_name")
 
 
 def plan_writes(
@@ -72,14 +101,19 @@ def plan_writes(
     Objects of vanished nodes that name an owner are left to the garbage collector.
     """
     writes: list[ReserveWrite] = []
+    specs = _SpecCache()
     for name in sorted(desired):
         node = nodes[name]
-        body = reserve_body(desired[name], node.uid)
+        spec = specs.spec(desired[name])
         existing = actual.get(name)
         if existing is None:
-            writes.append(ReserveWrite(WriteKind.CREATE, name, body))
-        elif existing.spec != body["spec"] or existing.owner_uid != node.uid:
-            writes.append(ReserveWrite(WriteKind.UPDATE, name, body))
+            writes.append(
+                ReserveWrite(WriteKind.CREATE, name, reserve_body(desired[name], node.uid, spec))
+            )
+        elif existing.spec != spec or existing.owner_uid != node.uid:
+            writes.append(
+                ReserveWrite(WriteKind.UPDATE, name, reserve_body(desired[name], node.uid, spec))
+            )
     for name in sorted(actual):
         if name in desired or name in keep:
             continue

@@ -259,3 +259,40 @@ def test_request_wakes_the_loop():
         return api.calls
 
     assert ("create", "a") in asyncio.run(scenario())
+
+
+def test_statuses_and_reserves_are_written_side_by_side():
+    """Every write of one reconcile is in flight at once (up to write_concurrency): two
+    policies' statuses and a reserve each wait here until all three are being written."""
+    import threading
+
+    snap = {
+        "value": ClusterSnapshot(
+            nodes=nodes(a={"r": "db"}),
+            policies={
+                "base": policy("base", {"reserve": {"absolute": "1Gi"}}),
+                "other": policy(
+                    "other",
+                    {"nodeSelector": {"matchLabels": {"r": "x"}}, "reserve": {"percent": 5}},
+                ),
+            },
+            reserves={},
+        )
+    }
+    all_in_flight = threading.Barrier(3, timeout=10)
+
+    class Meeting(FakeApi):
+        def create_reserve(self, body):
+            all_in_flight.wait()
+            return super().create_reserve(body)
+
+        def patch_policy_status(self, name, status):
+            all_in_flight.wait()
+            return super().patch_policy_status(name, status)
+
+    reconciler, api, _ = make(snap, api=Meeting())
+    result = asyncio.run(reconciler.reconcile("event"))
+    reconciler.close()
+    assert result.failed == 0
+    assert sorted(api.calls) == [("create", "a"), ("status", "base"), ("status", "other")]
+    assert result.status_writes == ["base", "other"]

@@ -16,7 +16,27 @@ def test_jitter_stays_within_fraction():
         assert 1 <= b.next_delay() <= 1.5
 
 
-@pytest.mark.parametrize("kwargs", [{"initial": 0}, {"initial": 2, "maximum": 1}, {"factor": 0.5}])
+def test_full_jitter_draws_below_the_exponential_delay():
+    draws = iter([0.0, 0.5, 0.99, 0.5])
+    b = Backoff(initial=1, maximum=4, full_jitter=True, rng=lambda: next(draws))
+    assert [b.next_delay() for _ in range(4)] == [0.0, 1.0, 0.99 * 4, 2.0]
+
+
+def test_full_jitter_spreads_many_clients_over_the_whole_window():
+    delays = [Backoff(initial=2, full_jitter=True).next_delay() for _ in range(1000)]
+    assert all(0 <= d < 2 for d in delays)
+    assert min(delays) < 0.2 and max(delays) > 1.8  # not bunched near one end
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"initial": 0},
+        {"initial": 2, "maximum": 1},
+        {"factor": 0.5},
+        {"jitter": 0.2, "full_jitter": True},
+    ],
+)
 def test_rejects_nonsense(kwargs):
     with pytest.raises(ValueError):
         Backoff(**kwargs)

@@ -83,8 +83,14 @@ def run_watcher(source):
     stop = StopSignal()
     source.stop = stop
     changes = []
+    relist = Backoff(initial=1, maximum=1, full_jitter=True, rng=lambda: 0.0)
     watcher = NodeReserveWatcher(
-        source, NODE, 8 * GIB, backoff=Backoff(initial=0.01, maximum=0.01), on_change=changes.append
+        source,
+        NODE,
+        8 * GIB,
+        backoff=Backoff(initial=0.01, maximum=0.01),
+        relist=relist,
+        on_change=changes.append,
     )
     thread = threading.Thread(target=watcher.run, args=(stop,))
     thread.start()

@@ -43,7 +43,23 @@ class ScriptedSource:
         pass
 
 
-def run(lists, watches):
+class RecordedBackoff(Backoff):
+    """Asked for delays (recorded, as drawn) but never makes the test wait."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.drawn = []
+
+    def next_delay(self):
+        self.drawn.append(super().next_delay())
+        return 0.0
+
+    def reset(self):
+        self.drawn.append("reset")
+        super().reset()
+
+
+def run(lists, watches, relist=None):
     stop = StopSignal()
     source = ScriptedSource(stop, lists, watches)
     changes = []
@@ -51,6 +67,7 @@ def run(lists, watches):
         source,
         "node-a",
         backoff=Backoff(initial=0.001, maximum=0.001),
+        relist=relist or RecordedBackoff(initial=1, maximum=1),
         on_change=lambda: changes.append(1),
     )
     thread = threading.Thread(target=watch.run, args=(stop,))
@@ -89,6 +106,22 @@ def test_gone_relists():
     assert sorted(watch.snapshot()) == ["b"]
     assert watch.relists == 1
     assert source.calls[:3] == [("list", "node-a"), ("watch", "10"), ("list", "node-a")]
+
+
+def test_gone_relists_after_a_jittered_growing_delay_reset_by_a_good_watch():
+    """After an apiserver restart every agent hears 410 at once: each waits a delay drawn
+    below an exponential cap before relisting, so thousands do not relist together."""
+    draws = iter([0.25, 0.5, 0.75])
+    relist = RecordedBackoff(initial=2, maximum=60, full_jitter=True, rng=lambda: next(draws))
+    watch, source, _ = run(
+        [PodList([pod("a")], str(rv)) for rv in (10, 20, 30, 40)],
+        [WatchGoneError("too old"), WatchGoneError("too old"), [], WatchGoneError("again")],
+        relist=relist,
+    )
+    # 2 s * 0.25, then 4 s * 0.5; a watch that ran to its end resets; then 2 s * 0.75
+    assert relist.drawn == [0.5, 2.0, "reset", 1.5, "reset"]
+    assert watch.relists == 3
+    assert [c[0] for c in source.calls].count("list") == 4
 
 
 def test_errors_keep_the_last_map_and_retry():

@@ -107,3 +107,61 @@ def test_generators_are_consumed_once():
     result = resolve_cluster(iter([node("n1")]), policies)
     assert set(result.desired) == {"n1"}
     assert set(result.invalid) == {"bad"}
+
+
+def test_nodes_alike_in_every_selected_label_share_one_match_but_keep_their_own_settings():
+    """Resolution matches each distinct projection of the labels the selectors read once: the
+    result must be what matching every node on its own gives, absent keys included."""
+    import random
+
+    from oomguard.operator.resolution.winning_policy import winning_policy
+
+    rng = random.Random(19)
+    policies = [
+        pol("all", {"reserve": {"percent": 10}}),
+        pol(
+            "in",
+            {
+                "priority": 3,
+                "nodeSelector": {"matchLabels": {"pool": "a"}},
+                "reserve": {"absolute": "1Gi"},
+            },
+        ),
+        pol(
+            "notin",
+            {
+                "priority": 2,
+                "nodeSelector": {
+                    "matchExpressions": [{"key": "zone", "operator": "NotIn", "values": ["z1"]}]
+                },
+                "reserve": {"absolute": "2Gi"},
+            },
+        ),
+        pol(
+            "gone",
+            {
+                "priority": 4,
+                "nodeSelector": {
+                    "matchExpressions": [
+                        {"key": "gpu", "operator": "DoesNotExist"},
+                        {"key": "pool", "operator": "Exists"},
+                    ]
+                },
+                "reserve": {"percent": 20},
+            },
+        ),
+    ]
+    nodes = []
+    for i in range(300):
+        labels = {"kubernetes.io/hostname": f"n{i}"}
+        for key, values in (("pool", ["a", "b", ""]), ("zone", ["z1", "z2"]), ("gpu", ["x"])):
+            if rng.random() < 0.6:
+                labels[key] = rng.choice(values)
+        nodes.append(node(f"n{i}", memory=rng.choice([4, 8]) * GI, **labels))
+    result = resolve_cluster(nodes, policies)
+    valid = [p for p in policies]
+    for n in nodes:
+        winner = winning_policy(n.labels, valid).winner
+        assert winner is not None
+        assert result.desired[n.name] == winner.settings_for(n.name, n.memory_bytes)
+    assert len({s.source_policy for s in result.desired.values()}) == 4

@@ -72,3 +72,17 @@ def test_int_and_float_compare_equal_after_a_json_round_trip():
         )
         == []
     )
+
+
+def test_nodes_alike_but_for_their_name_each_get_their_own_spec():
+    desired = {n: settings(n) for n in ("a", "b", "c")}
+    writes = plan_writes(desired, frozenset(), NODES, {"b": actual("b", reserve=7)})
+    assert [(w.kind, w.name) for w in writes] == [
+        (WriteKind.CREATE, "a"),
+        (WriteKind.UPDATE, "b"),
+        (WriteKind.CREATE, "c"),
+    ]
+    for write in writes:
+        assert write.body is not None
+        assert write.body["spec"] == desired[write.name].to_spec()
+        assert write.body["metadata"]["name"] == write.name
