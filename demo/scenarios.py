@@ -3,11 +3,11 @@
 ``pool`` (the default) is a staggered pool sized so that the newest worker, when it crosses
 the soft limit, always holds more than the guard must free (``usage - memory.high +
 buffer``, the buffer being the guard's default 5 % of memory.high): only the newest grows
-at a time, and the step that crosses leaves it holding more than it is over plus the
-buffer. So each decision stops exactly one worker, the newest, and the kernel alone
-(which picks the largest) has full, older workers to kill. ``balloon``, ``many-small``
-and ``leak`` are the storm benchmark's scenarios b, c and e (bench/storm.py) with its
-limits.
+at a time (the workers take turns, whatever the machine's speed), and the step that
+crosses leaves it holding more than it is over plus the buffer. So each decision stops
+exactly one worker, the newest, and the kernel alone (which picks the largest) has full,
+older workers to kill. ``balloon``, ``many-small`` and ``leak`` are the storm benchmark's
+scenarios b, c and e (bench/storm.py) with its limits.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ class Plan:
     workers: tuple[WorkerSpec, ...]
     memory_high_mib: int
     memory_max_mib: int
+    # Workers take turns: each starts only once the one before has grown (or ended), and
+    # every worker that is done holds on until the last has grown, so only the newest ever
+    # grows and the older ones are all there at each breach, however slow the machine.
+    in_turn: bool = False
 
 
 def staggered_pool(
@@ -74,6 +78,7 @@ def plan(scenario: Scenario) -> Plan:
                 staggered_pool(6, 0.8, 80, 20, 0.15, 5.0),
                 memory_high_mib=320,
                 memory_max_mib=380,
+                in_turn=True,
             )
         case Scenario.BALLOON:
             steady = staggered_pool(3, 0.3, 50, 10, 0.1, 7.0)

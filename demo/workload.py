@@ -3,9 +3,11 @@
     python -m demo.workload --scenario pool --results out.json   # a demo scenario
     python demo/workload.py --workers 6 --results out.json       # a staggered pool by flags
 
-The pool (this process) forks its workers on schedule. Each grows by a step every
+The pool (this process) forks its workers on schedule (in a scenario whose workers take
+turns, each also waits for the one before to have grown). Each grows by a step every
 interval (touching every page, so the memory is real and charged) until it holds its
-size, keeps it for its hold time and exits 0. Every step and every 0.1 s of holding is one
+size, keeps it for its hold time (taking turns: and until the last worker has grown)
+and exits 0. Every step and every 0.1 s of holding is one
 progress unit, counted in memory shared with the pool, so the pool knows how far a worker
 got even when a signal ends it. The pool waits for all, prints one line per worker, writes
 ``--results`` JSON and exits 0 when every worker finished, 1 otherwise.
@@ -49,6 +51,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--hold", type=float, default=3.0, help="seconds to hold full memory")
     p.add_argument("--results", type=Path, help="write per-worker outcomes here (JSON)")
     p.add_argument("--quiet", action="store_true", help="no per-step progress lines")
+    p.add_argument("--in-turn", action="store_true", help="workers take turns (as in pool)")
     return p.parse_args(argv)
 
 
@@ -64,8 +67,9 @@ def say(text: str) -> None:
     os.write(1, (text + "\n").encode())
 
 
-def worker(index: int, spec: WorkerSpec, slots: mmap.mmap, quiet: bool) -> None:
-    """Grow in steps, hold, exit. Runs in the forked child; never returns."""
+def worker(index: int, spec: WorkerSpec, slots: mmap.mmap, release: int, quiet: bool) -> None:
+    """Grow in steps, hold, wait for the release, exit. Runs in the forked child; never
+    returns."""
     with contextlib.suppress(OSError):
         Path("/proc/self/oom_score_adj").write_text("0")
     chunks: list[bytes] = []
@@ -84,6 +88,8 @@ def worker(index: int, spec: WorkerSpec, slots: mmap.mmap, quiet: bool) -> None:
         time.sleep(TICK)
         progress += 1
         SLOT.pack_into(slots, index * SLOT.size, progress)
+    while not SLOT.unpack_from(slots, release * SLOT.size)[0]:
+        time.sleep(TICK)  # done, holding on until the last worker has grown (in turn)
     if not quiet:
         say(f"worker {index} pid {os.getpid()}: done")
     os._exit(0)
@@ -101,22 +107,33 @@ def describe(status: int) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     specs = specs_of(args)
+    in_turn = args.in_turn or (args.scenario is not None and plan(args.scenario).in_turn)
     with contextlib.suppress(OSError):  # the pool must outlive every kill to report
         Path("/proc/self/oom_score_adj").write_text("-1000")
-    slots = mmap.mmap(-1, SLOT.size * max(1, len(specs)))
+    release = len(specs)  # the slot after the workers' progress: 1 = done workers may exit
+    slots = mmap.mmap(-1, SLOT.size * (len(specs) + 1))
+    SLOT.pack_into(slots, release * SLOT.size, 0 if in_turn else 1)
     pids: dict[int, int] = {}
     rows: list[dict[str, Any]] = [{} for _ in specs]
     t0 = time.monotonic()
+
+    def grown_or_ended(i: int) -> bool:
+        (progress,) = SLOT.unpack_from(slots, i * SLOT.size)
+        return "outcome" in rows[i] or progress >= specs[i].steps
+
+    def may_start(i: int) -> bool:
+        on_time = time.monotonic() >= t0 + specs[i].start
+        return on_time and (not in_turn or i == 0 or grown_or_ended(i - 1))
+
     sys.stdout.flush()
     for index, spec in enumerate(specs):
-        delay = t0 + spec.start - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        reap(pids, rows, slots, specs, t0, block=False)
+        while not may_start(index):
+            reap(pids, rows, slots, specs, t0, block=False)
+            time.sleep(0.01)
         pid = os.fork()
         if pid == 0:
             try:
-                worker(index, spec, slots, args.quiet)
+                worker(index, spec, slots, release, args.quiet)
             finally:
                 os._exit(70)
         pids[pid] = index
@@ -128,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         if not args.quiet:
             say(f"pool: started worker {index} pid {pid}")
+    while specs and not grown_or_ended(len(specs) - 1):
+        reap(pids, rows, slots, specs, t0, block=False)
+        time.sleep(0.01)
+    SLOT.pack_into(slots, release * SLOT.size, 1)
     while pids:
         reap(pids, rows, slots, specs, t0, block=True)
     for row in rows:
