@@ -74,7 +74,7 @@ def plan(scenario: Scenario) -> Plan:
             # The 6 together want more than memory.max, so the kernel alone must kill.
             return Plan(
                 scenario,
-                "staggered pool: 6 workers of 80 MiB, 0.8 s apart",
+                "staggered pool: 6 workers of 80 MiB, each starting once the one before has grown",
                 staggered_pool(6, 0.8, 80, 20, 0.15, 5.0),
                 memory_high_mib=320,
                 memory_max_mib=380,
