@@ -32,17 +32,10 @@ def test_demo_is_not_a_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
     assert "invalid choice: 'demo'" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["-m", "oomguard.monitor.modes.demo_command"],  # what scripts/demo runs
-        ["-m", "oomguard", "demo"],  # how the demo re-runs itself inside the VM
-    ],
-    ids=["scripts-demo", "vm-reentry"],
-)
-def test_the_demo_module_runs_on_its_own(command: list[str]) -> None:
+def test_the_demo_runs_from_the_repository() -> None:
     result = subprocess.run(
-        [sys.executable, *command, "--help"],
+        [sys.executable, "-m", "demo", "--help"],
+        cwd=REPO,
         capture_output=True,
         text=True,
         check=False,
@@ -50,9 +43,34 @@ def test_the_demo_module_runs_on_its_own(command: list[str]) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: scripts/demo ")
-    assert "--workers" in result.stdout and "--vm-memory" in result.stdout
+    assert "--scenario" in result.stdout and "--json" in result.stdout
 
 
-def test_scripts_demo_runs_the_module_not_a_subcommand() -> None:
+def test_scripts_demo_runs_the_demo_package_not_a_subcommand() -> None:
     last = (REPO / "scripts" / "demo").read_text().strip().splitlines()[-1]
-    assert last == 'exec .venv/bin/python -m oomguard.monitor.modes.demo_command "$@"'
+    assert last == 'exec .venv/bin/python -m demo "$@"'
+
+
+def test_python_m_oomguard_demo_is_no_way_in() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "oomguard", "demo"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "invalid choice: 'demo'" in result.stderr
+
+
+def test_nothing_installed_imports_the_demo() -> None:
+    folders = [REPO / "src", REPO / "monitor", REPO / "operator"]
+    importers = [
+        path.relative_to(REPO).as_posix()
+        for folder in folders
+        for path in folder.rglob("*.py")
+        if re.search(r"^\s*(from|import) demo\b", path.read_text(), re.M)
+    ]
+    assert importers == []
+    packaged = [p for f in folders for p in f.rglob("*") if "demo" in p.name]
+    assert packaged == []

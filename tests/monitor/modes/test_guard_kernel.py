@@ -22,7 +22,8 @@ from oomguard.monitor.kernel.cgroupfs import Cgroup, find_cgroup2_mount
 
 pytestmark = pytest.mark.kernel
 
-WORKLOAD = [sys.executable, "-m", "oomguard.monitor.modes.demo_workload", "--quiet", "--hold", "6"]
+DEMO_WORKLOAD = str(Path(__file__).resolve().parents[3] / "demo" / "workload.py")  # by path
+WORKLOAD = [sys.executable, DEMO_WORKLOAD, "--quiet", "--hold", "6"]
 LIMITS = ["--memory-high", "220Mi", "--memory-max", "300Mi", "--grace", "1"]
 
 
@@ -79,7 +80,7 @@ def test_staggered_pool_newest_stopped_oldest_two_finish_no_oom_kill(tmp_path):
     for v in victims:
         assert v["signal"] in ("SIGTERM", "SIGKILL")
         assert v["memory_bytes"] > 0
-        assert v["cmdline"][1:3] == ["-m", "oomguard.monitor.modes.demo_workload"]
+        assert v["cmdline"][1] == DEMO_WORKLOAD
         assert 0 <= v["detection_to_signal_seconds"] <= v["detection_to_exit_seconds"]
     # within each decision the victims go newest first
     for d in report["decisions"]:

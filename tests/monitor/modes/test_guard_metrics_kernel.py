@@ -17,7 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 pytestmark = pytest.mark.kernel
 
 MiB = 2**20
-WORKLOAD = [sys.executable, "-m", "oomguard.monitor.modes.demo_workload", "--quiet"]
+DEMO_WORKLOAD = str(Path(__file__).resolve().parents[3] / "demo" / "workload.py")  # by path
+WORKLOAD = [sys.executable, DEMO_WORKLOAD, "--quiet"]
 LIMITS = ["--memory-high", "220Mi", "--memory-max", "300Mi", "--grace", "1"]
 # The event monitor alone: the threshold poller watches the same line and, when it wins the
 # race to a breach, the decision is its, so trigger="event" series would depend on timing.

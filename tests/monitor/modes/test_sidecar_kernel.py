@@ -38,10 +38,10 @@ pytestmark = pytest.mark.kernel
 
 MI = 2**20
 POD_LIMIT = 500 * MI
+DEMO_WORKLOAD = str(Path(__file__).resolve().parents[3] / "demo" / "workload.py")  # by path
 POOL = [
     sys.executable,
-    "-m",
-    "oomguard.monitor.modes.demo_workload",
+    DEMO_WORKLOAD,
     "--quiet",
     "--workers",
     "6",
