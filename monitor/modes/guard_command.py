@@ -167,7 +167,7 @@ def _guard_command(
         )
         running.start()
         try:
-            status = wait_for_command(child, relay.received, settings.grace, cgroup)
+            status = wait_for_command(child, relay.received, relay.stop, settings.grace, cgroup)
         finally:
             running.finish()
             empty_and_remove_processes(cgroup)

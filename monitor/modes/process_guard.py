@@ -97,9 +97,12 @@ class ProcessGuard:
         self.thread.start()
 
     def wait(self) -> None:
-        """Until the loop ends (its stop signal was set, e.g. by a signal handler)."""
-        while self.thread.is_alive():
-            self.thread.join(0.2)
+        """Until the loop ends (its stop signal was set, e.g. by a signal handler).
+
+        A join without a timeout: no periodic wake-up. Signal handlers still run during it
+        (a lock wait is interruptible on POSIX), and the relay's handler sets the stop
+        signal that ends the loop, and so this wait."""
+        self.thread.join()
 
     def finish(self) -> None:
         """Stop the loop and wait for the victims it is still stopping."""
