@@ -234,6 +234,13 @@ class NodeAgent:
         loop, or a test): the plan is made under the lock, evictions and their backoff run
         without it, and their results are recorded under it again."""
         trigger = StepTrigger.parse(trigger_kind)
+        self.look.began(self._clock())
+        try:
+            return self._step(trigger, detected_at)
+        finally:
+            self.look.ended()
+
+    def _step(self, trigger: StepTrigger, detected_at: float | None) -> Decision | None:
         with self._lock:
             now = self._clock()
             m = self._look(now)

@@ -1,4 +1,5 @@
-"""The node agent as a mode of the shared loop (``step_loop.py``): a tick at the latest,
+"""The node agent as a mode of the shared loop (``step_loop.py``): a tick at the latest
+while a threshold monitor runs or an episode lasts (else it sleeps until a trigger comes),
 triggers held while an episode lasts, a step for every wake-up, monitors re-planned after
 each step."""
 
@@ -41,12 +42,19 @@ class NodeLoop:
         self.agent = agent
 
     def wait_for(self) -> tuple[float | None, bool]:
-        """A tick at the latest (the agent's own threshold check); triggers held while an
-        episode lasts (:meth:`EvictionPlanner.hold_triggers`)."""
+        """Triggers held while an episode lasts (:meth:`EvictionPlanner.hold_triggers`).
+
+        A tick at the latest (the agent's own threshold check) only while a threshold
+        monitor runs, or while an episode lasts (the re-check that sees pods go and runs the
+        kill fallback); otherwise no timer at all: the kernel's notification wakes the loop.
+        """
         last = self.agent.last
         alive = last.alive if last is not None else set()
         hold = self.agent.evictions.planner.hold_triggers(alive)
-        return self.agent.options.tick_seconds, hold
+        config = self.agent.monitors.config
+        polled = config is None or config.threshold is not None or config.host_memory is not None
+        tick = self.agent.options.tick_seconds if polled or hold else None
+        return tick, hold
 
     def monitors_failed(self, failures: Sequence[MonitorFailure]) -> None:
         self.agent.monitors.failed(failures)
