@@ -26,10 +26,16 @@ Rules:
 * Inotify queue overflow (IN_Q_OVERFLOW) loses events, not state: re-read anyway.
 * Blocks in ``poll()`` on the inotify fd and the :class:`StopSignal` fd; no timeout,
   no sleeps, so shutdown is immediate.
+* Coalesced at the source: each wake-up drains the whole inotify queue in one read and
+  reads memory.events once. After a trigger the monitor stops reading until the loop has
+  taken it (``Trigger.on_consumed``, see ``consumption.py``): it sleeps on that instead of
+  inotify, whose queue merges the notifications meanwhile, and then reads once, so a storm
+  costs about one read per step, not one per notification.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import select
@@ -43,6 +49,7 @@ from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, CgroupGone
 from oomguard.monitor.kernel.memory_events import MemoryEvents, counters_rose
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.runtime.stop_signal import StopSignal
+from oomguard.monitor.triggers.consumption import Consumption
 from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind, TriggerSink
 
 log = logging.getLogger(__name__)
@@ -79,18 +86,50 @@ class EventMonitor:
             watches = self._add_watches(inotify)
             # Read after the watches exist, so no rise between read and watch is lost.
             baseline = self._read_baseline()
-            poller = select.poll()
-            poller.register(inotify.fileno(), select.POLLIN)
-            poller.register(stop.fileno(), select.POLLIN)
-            while not stop.is_set():
-                try:
-                    ready = dict(poller.poll())
-                except InterruptedError:  # pragma: no cover - Python retries poll (PEP 475)
-                    continue
-                if stop.fileno() in ready or stop.is_set():
-                    return
-                self._check_watch_events(inotify.read(timeout=0), watches)
-                baseline = self.observe(baseline, sink)
+            pending = Consumption()
+            try:
+                self._watch(inotify, watches, baseline, pending, sink, stop)
+            finally:
+                pending.close()
+
+    def _watch(
+        self,
+        inotify: INotify,
+        watches: dict[int, str],
+        baseline: MemoryEvents,
+        pending: Consumption,
+        sink: TriggerSink,
+        stop: StopSignal,
+    ) -> None:
+        """Sleep on inotify until a counter rises; after a trigger, sleep on ``pending``
+        instead (inotify keeps and merges the events meanwhile) until the loop took it."""
+        poller = select.poll()
+        poller.register(inotify.fileno(), select.POLLIN)
+        poller.register(stop.fileno(), select.POLLIN)
+        sent: list[Trigger] = []
+
+        def send(trigger: Trigger) -> None:
+            sent.append(trigger)
+            sink(dataclasses.replace(trigger, on_consumed=pending.consumed))
+
+        while not stop.is_set():
+            try:
+                ready = {fd for fd, _ in poller.poll()}
+            except InterruptedError:  # pragma: no cover - Python retries poll (PEP 475)
+                continue
+            if stop.fileno() in ready or stop.is_set():
+                return
+            if pending.fileno() in ready:  # the loop took our trigger: watch again
+                pending.reset()
+                poller.unregister(pending.fileno())
+                poller.register(inotify.fileno(), select.POLLIN)
+            # the whole queue in one read (FIONREAD), then memory.events once
+            self._check_watch_events(inotify.read(timeout=0), watches)
+            baseline = self.observe(baseline, send)
+            if sent:
+                sent.clear()
+                poller.unregister(inotify.fileno())
+                poller.register(pending.fileno(), select.POLLIN)
 
     def observe(self, baseline: MemoryEvents, sink: TriggerSink) -> MemoryEvents:
         """One wake-up: re-read memory.events, trigger on rises, return the next baseline.

@@ -50,6 +50,12 @@ class Trigger:
     kind: TriggerKind
     detected_at: float  # time.monotonic() when the monitor noticed
     detail: dict[str, int] = field(default_factory=dict)  # e.g. {"high": 12} or {"usage": ...}
+    # called by the loop when a step takes this trigger (the event monitor sleeps until then)
+    on_consumed: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+
+    def consumed(self) -> None:
+        if self.on_consumed is not None:
+            self.on_consumed()
 
 
 TriggerSink = Callable[[Trigger], None]

@@ -112,8 +112,11 @@ class TriggerInbox:
             except queue.Empty:
                 break
             self._drain_into(items)
+        triggers = tuple(i for i in items if isinstance(i, Trigger))
+        for trigger in triggers:  # taken: their monitors may read again
+            trigger.consumed()
         return Wakeup(
-            triggers=tuple(i for i in items if isinstance(i, Trigger)),
+            triggers=triggers,
             failures=tuple(i for i in items if isinstance(i, MonitorFailure)),
             woken=any(i is None for i in items),
         )

@@ -68,10 +68,15 @@ class ObservedCgroup(Cgroup):
 
 
 class Running:
-    """A monitor in a thread: the triggers it sent (in order) and the exception it ended with."""
+    """A monitor in a thread: the triggers it sent (in order) and the exception it ended with.
 
-    def __init__(self, monitor: Monitor) -> None:
+    With ``consume`` (the default) every trigger is taken at once, as a loop that is never
+    busy would (:meth:`Trigger.consumed`); without it the test takes them (:meth:`consume`).
+    """
+
+    def __init__(self, monitor: Monitor, consume: bool = True) -> None:
         self.monitor = monitor
+        self.consume_at_once = consume
         self.stop = StopSignal()
         self.triggers: list[Trigger] = []
         self.error: BaseException | None = None
@@ -80,9 +85,19 @@ class Running:
 
     def _run(self) -> None:
         try:
-            self.monitor.run(self.triggers.append, self.stop)
+            self.monitor.run(self._sink, self.stop)
         except BaseException as exc:
             self.error = exc
+
+    def _sink(self, trigger: Trigger) -> None:
+        self.triggers.append(trigger)
+        if self.consume_at_once:
+            trigger.consumed()
+
+    def consume(self) -> None:
+        """Take every trigger so far (as the loop does when a step starts)."""
+        for trigger in list(self.triggers):
+            trigger.consumed()
 
     def wait_armed(self, timeout: float = 60.0) -> None:
         """Block until the monitor sleeps in poll(): its watches, baseline or PSI trigger

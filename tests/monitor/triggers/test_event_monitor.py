@@ -129,6 +129,46 @@ def test_an_inotify_queue_overflow_re_reads_and_keeps_watching(observed, monkeyp
         run.shutdown()
 
 
+def test_after_a_trigger_nothing_is_read_until_the_loop_takes_it(observed):
+    """Coalescing at the source: while its trigger waits for the loop, the monitor reads
+    nothing however often memory.events changes; once taken, it reads once and sends one
+    trigger with everything that rose meanwhile."""
+    run = Running(EventMonitor(observed), consume=False)
+    run.wait_armed()
+    try:
+        write(observed, events_bytes(high=40))
+        assert run.wait_for(lambda: run.triggers)
+        run.wait_armed()  # back in poll(), now on the consumption signal
+        reads = len(observed.reads)
+        for high in range(41, 46):
+            write(observed, events_bytes(high=high))
+        run.wait_armed()
+        assert len(observed.reads) == reads
+        assert [t.detail for t in run.triggers] == [{"high": 3, "high_total": 40}]
+        run.consume()
+        assert run.wait_for(lambda: len(run.triggers) == 2 or not run.thread.is_alive())
+        assert run.triggers[1].detail == {"high": 5, "high_total": 45}
+        assert len(observed.reads) == reads + 1
+        run.consume()
+        assert run.wait_for(lambda: len(observed.reads) == reads + 2)  # nothing new: no trigger
+        write(observed, events_bytes(high=46))
+        assert run.wait_for(lambda: len(run.triggers) == 3)
+        assert run.triggers[2].detail == {"high": 1, "high_total": 46}
+    finally:
+        run.shutdown()
+    assert run.error is None
+
+
+def test_a_trigger_taken_after_the_monitor_stopped_is_harmless(observed):
+    run = Running(EventMonitor(observed), consume=False)
+    run.wait_armed()
+    write(observed, events_bytes(high=40))
+    assert run.wait_for(lambda: run.triggers)
+    run.shutdown()
+    run.consume()  # the monitor closed its signal: marking it does nothing
+    assert run.error is None
+
+
 def test_stop_ends_the_monitor_without_any_event(running):
     running.shutdown()
     assert running.error is None

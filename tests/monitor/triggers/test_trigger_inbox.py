@@ -150,3 +150,21 @@ def test_a_step_answers_the_monitor_that_notices_first_by_design_or_is_a_recheck
     inbox.sink(Trigger(TriggerKind.EVENT, 4.0))
     assert inbox.next(None).step_trigger is StepTrigger.EVENT
     assert inbox.next(0.01).step_trigger is StepTrigger.RECHECK
+
+
+def test_handing_triggers_over_marks_them_consumed_and_not_before():
+    """The event monitor sleeps until its trigger is consumed: that happens when a wake-up
+    hands it to the loop, never while it only waits in the queue."""
+    taken: list[str] = []
+    inbox = TriggerInbox()
+    inbox.sink(Trigger(TriggerKind.EVENT, 1.0, on_consumed=lambda: taken.append("a")))
+    inbox.sink(Trigger(TriggerKind.THRESHOLD, 2.0))  # no callback: nothing to tell
+    assert taken == []
+    inbox.sink(Trigger(TriggerKind.EVENT, 3.0, on_consumed=lambda: taken.append("b")))
+    wakeup = inbox.next(None)
+    assert taken == ["a", "b"]
+    assert len(wakeup.triggers) == 3
+    # the callback is not part of a trigger's value
+    assert Trigger(TriggerKind.EVENT, 1.0, on_consumed=lambda: None) == Trigger(
+        TriggerKind.EVENT, 1.0
+    )
