@@ -36,10 +36,30 @@ class DecisionRecord:
     usage: int
     victim_pids: tuple[int, ...]
     reason: str
+    # the decision path, traced (monotonic): the step took the trigger, had measured, had
+    # sent every victim its first signal; None where a record does not know
+    step_started_at: float | None = None
+    measured_at: float | None = None
+    signalled_at: float | None = None
 
     @property
     def detection_to_decision_seconds(self) -> float:
         return self.decided_at - self.detected_at
+
+    @property
+    def trace_seconds(self) -> dict[str, float] | None:
+        """Where detection -> signal went: waiting for the step (inbox, spacing), measuring,
+        deciding, signalling."""
+        if self.step_started_at is None or self.measured_at is None:
+            return None
+        trace = {
+            "wait": self.step_started_at - self.detected_at,
+            "measure": self.measured_at - self.step_started_at,
+            "decide": self.decided_at - self.measured_at,
+        }
+        if self.signalled_at is not None:
+            trace["signal"] = self.signalled_at - self.decided_at
+        return trace
 
 
 @dataclass(frozen=True)
@@ -94,6 +114,7 @@ def _decision(record: DecisionRecord, zero: float) -> dict[str, Any]:
         "trigger": str(record.trigger),
         "detected_at_seconds": record.detected_at - zero,
         "detection_to_decision_seconds": record.detection_to_decision_seconds,
+        "trace_seconds": record.trace_seconds,
         "outcome": record.outcome,
         "usage_bytes": record.usage,
         "amount_to_free_bytes": record.amount_to_free,

@@ -83,6 +83,17 @@ class GuardSettings:
         return self.memory_high if self.set_memory_high and not self.dry_run else None
 
 
+@dataclass(frozen=True)
+class Trace:
+    """One step's decision path (monotonic times), for the report's ``trace_seconds``."""
+
+    detected_at: float
+    step_started_at: float
+    measured_at: float
+    decided_at: float
+    signalled_at: float | None
+
+
 class Guard:
     """Runs the loop until ``stop`` is set; keeps the decisions for the report."""
 
@@ -161,6 +172,7 @@ class Guard:
         """One round: measure, decide, act, report. Returns None when measuring failed.
         ``trigger_kind`` may be spelled as text (see :meth:`StepTrigger.parse`)."""
         trigger = StepTrigger.parse(trigger_kind)
+        started_at = self._clock()
         try:
             # Candidates before usage: a victim that exits between the two reads then counts
             # as dying *and* is gone from usage (frees too little this round, the re-check
@@ -177,26 +189,21 @@ class Guard:
         exiting = self._in_flight.victim_ids if self._in_flight is not None else frozenset()
         self._victims_exiting = any(c.id in exiting for c in candidates)
         self._episode_open = decision.outcome is not Outcome.NOTHING_TO_FREE
-        self._feedback(decision, usage, detected_at, decided_at, trigger)
+        signalled_at = None
+        if decision.victims:  # signal first: logs and records can wait, the victims cannot
+            self._target.stop(decision.victims, detected_at)
+            signalled_at = self._clock()
+        trace = Trace(detected_at, started_at, now, decided_at, signalled_at)
+        self._feedback(decision, usage, trace, trigger)
         ended = self._episodes.after_step(detected_at, now, self._hold_triggers())
         if self._metrics is not None:
             self._metrics.record_episode(ended)
-        if decision.victims:
-            self._target.stop(decision.victims, detected_at)
-            if self._metrics is not None:
-                self._metrics.record_decision(
-                    trigger, len(decision.victims), detected_at, decided_at
-                )
+        if decision.victims and self._metrics is not None:
+            self._metrics.record_decision(trigger, len(decision.victims), detected_at, decided_at)
         return decision
 
-    def _feedback(
-        self,
-        decision: Decision,
-        usage: int,
-        detected_at: float,
-        decided_at: float,
-        kind: StepTrigger,
-    ) -> None:
+    def _feedback(self, decision: Decision, usage: int, trace: Trace, kind: StepTrigger) -> None:
+        detected_at, decided_at = trace.detected_at, trace.decided_at
         changed = decision.outcome is not self._last_outcome
         self._last_outcome = decision.outcome
         if decision.outcome is Outcome.VICTIMS or (
@@ -212,6 +219,9 @@ class Guard:
                     usage=usage,
                     victim_pids=tuple(pid_of(v) for v in decision.victims),
                     reason=decision.reason,
+                    step_started_at=trace.step_started_at,
+                    measured_at=trace.measured_at,
+                    signalled_at=trace.signalled_at,
                 )
             )
         if decision.outcome is Outcome.VICTIMS:

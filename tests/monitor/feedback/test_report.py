@@ -80,3 +80,25 @@ def test_write_report_is_atomic_and_valid_json(tmp_path):
     write_report(path, make_report())
     assert json.loads(path.read_text())["victims"][0]["pid"] == 42
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_a_traced_decision_says_where_detection_to_signal_went():
+    traced = DecisionRecord(
+        "event",
+        101.0,
+        101.030,
+        "victims",
+        1,
+        2,
+        (42,),
+        "r",
+        step_started_at=101.020,
+        measured_at=101.028,
+        signalled_at=101.031,
+    )
+    [d] = report_to_json(make_report(decisions=[traced]))["decisions"]
+    assert d["trace_seconds"] == pytest.approx(
+        {"wait": 0.020, "measure": 0.008, "decide": 0.002, "signal": 0.001}
+    )
+    [untraced] = report_to_json(make_report())["decisions"]
+    assert untraced["trace_seconds"] is None

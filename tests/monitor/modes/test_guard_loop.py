@@ -61,6 +61,29 @@ def test_step_kills_newest_until_under_target():
     assert record.detection_to_decision_seconds >= 0
 
 
+def test_a_step_signals_before_it_logs_and_traces_its_decision_path(caplog):
+    """Victims are signalled as soon as the decision is made (the log line and the record
+    come after), and the record says where detection -> signal went."""
+    cgroup = FakeCgroup(260 * MiB)
+    logged_at_signal: list[int] = []
+
+    class SignalSpy(FakeTarget):
+        def stop(self, victims, detected_at):
+            logged_at_signal.append(
+                sum("stopping newest processes" in r.getMessage() for r in caplog.records)
+            )
+            super().stop(victims, detected_at)
+
+    ticks = iter([10.0, 10.5, 10.75, 11.0])  # step starts, measured, decided, signalled
+    guard = Guard(cgroup, SignalSpy(cgroup, pool()), [], SETTINGS, clock=lambda: next(ticks))
+    with caplog.at_level("INFO"):
+        guard.step(detected_at=9.0, trigger_kind="event")
+    assert logged_at_signal == [0]
+    assert any("stopping newest processes" in r.getMessage() for r in caplog.records)
+    [record] = guard.decisions
+    assert record.trace_seconds == {"wait": 1.0, "measure": 0.5, "decide": 0.25, "signal": 0.25}
+
+
 def test_step_when_all_protected_records_once():
     cgroup = FakeCgroup(260 * MiB)
     procs = [Candidate("1", "cmd", 1.0, 250 * MiB, protected=True)]
