@@ -19,7 +19,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.decision.candidate import Candidate
@@ -98,32 +98,50 @@ class ProcessTarget:
             return list(self._records)
 
     def candidates(self) -> list[Candidate]:
-        """Live processes of the cgroup; zombies and processes we saw exit are left out."""
+        """Live processes of the cgroup, measured; zombies and processes we saw exit are
+        left out."""
+        return self.measure(self.listing())
+
+    def listing(self) -> list[Candidate]:
+        """Live processes of the cgroup without their memory (``memory_bytes`` 0, ``name``
+        the command name): one read of /proc/PID/stat each. :meth:`measure` completes
+        those a decision needs (``decision/measure_plan.py``)."""
         result: list[Candidate] = []
         for pid in self._list_pids():
             stat = self._reader.stat(pid)
             if stat is None or stat.state in ("Z", "X"):
                 continue
-            info = self._reader.read(pid)
-            if info is None:
-                continue
-            cid = candidate_id(pid, info.started_at)
+            started_at = self._reader.started_at_of(stat)
+            cid = candidate_id(pid, started_at)
             with self._lock:
                 if cid in self._gone:
                     continue
                 dying = cid in self._dying
-                self._cmdlines[cid] = info.cmdline
-            name = " ".join(info.cmdline) or f"[{info.comm}]"
             result.append(
                 Candidate(
                     id=cid,
-                    name=name,
-                    started_at=info.started_at,
-                    memory_bytes=info.memory.bytes,
+                    name=f"[{stat.comm}]",
+                    started_at=started_at,
+                    memory_bytes=0,
                     protected=pid in self._protected,
                     dying=dying,
                 )
             )
+        return result
+
+    def measure(self, listed: Sequence[Candidate]) -> list[Candidate]:
+        """``listed`` with their memory and command line; a process that exited (or whose
+        pid now belongs to another process) since it was listed is left out."""
+        result: list[Candidate] = []
+        for candidate in listed:
+            pid = pid_of(candidate)
+            info = self._reader.read(pid)
+            if info is None or candidate_id(pid, info.started_at) != candidate.id:
+                continue
+            with self._lock:
+                self._cmdlines[candidate.id] = info.cmdline
+            name = " ".join(info.cmdline) or f"[{info.comm}]"
+            result.append(replace(candidate, name=name, memory_bytes=info.memory.bytes))
         return result
 
     def stop(self, victims: Sequence[Candidate], detected_at: float) -> None:

@@ -157,6 +157,10 @@ class ProcReader:
         started = ticks_to_seconds(stat.start_ticks, self._ticks_per_second)
         return ProcessInfo(pid, stat.ppid, stat.comm, parse_cmdline(cmdline), started, memory)
 
+    def started_at_of(self, stat: ProcStat) -> float:
+        """Seconds after boot when the process of ``stat`` started."""
+        return ticks_to_seconds(stat.start_ticks, self._ticks_per_second)
+
     def started_at(self, pid: int) -> float | None:
         stat = self.stat(pid)
         if stat is None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from oomguard.monitor.actions.process_target import ProcessTarget, pid_of
 from oomguard.monitor.decision.episode import EpisodeClock, episode_lasts
+from oomguard.monitor.decision.measure_plan import first_to_measure, measured_for_decision
 from oomguard.monitor.decision.newest_first import Decision, InFlight, Limits, Outcome, decide
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
@@ -173,17 +174,26 @@ class Guard:
         ``trigger_kind`` may be spelled as text (see :meth:`StepTrigger.parse`)."""
         trigger = StepTrigger.parse(trigger_kind)
         started_at = self._clock()
+        limits = self._settings.limits
         try:
-            # Candidates before usage: a victim that exits between the two reads then counts
+            # The dying before usage: a victim that exits between the two reads then counts
             # as dying *and* is gone from usage (frees too little this round, the re-check
             # corrects it). The other order counts it in neither and stops an extra process.
-            candidates = self._target.candidates()
+            # Only what the decision needs is measured (decision/measure_plan.py).
+            listed = self._target.listing()
+            first = self._target.measure(
+                first_to_measure(listed, limits, started_at, self._in_flight)
+            )
             usage = self._cgroup.working_set()
+            candidates = measured_for_decision(
+                listed, first, usage, limits, started_at, self._in_flight, self._target.measure
+            )
         except (CgroupError, ParseError, OSError) as exc:
             self._error(f"cannot measure {self._cgroup.path}: {exc}")
             return None
-        now = self._clock()
-        decision = decide(candidates, usage, self._settings.limits, now, self._in_flight)
+        measured_at = self._clock()
+        # one "now" for the plan and the decision, so both agree on the in-flight timeout
+        decision = decide(candidates, usage, limits, started_at, self._in_flight)
         decided_at = self._clock()
         self._in_flight = InFlight.after(decision, decided_at, self._in_flight)
         exiting = self._in_flight.victim_ids if self._in_flight is not None else frozenset()
@@ -193,9 +203,9 @@ class Guard:
         if decision.victims:  # signal first: logs and records can wait, the victims cannot
             self._target.stop(decision.victims, detected_at)
             signalled_at = self._clock()
-        trace = Trace(detected_at, started_at, now, decided_at, signalled_at)
+        trace = Trace(detected_at, started_at, measured_at, decided_at, signalled_at)
         self._feedback(decision, usage, trace, trigger)
-        ended = self._episodes.after_step(detected_at, now, self._hold_triggers())
+        ended = self._episodes.after_step(detected_at, measured_at, self._hold_triggers())
         if self._metrics is not None:
             self._metrics.record_episode(ended)
         if decision.victims and self._metrics is not None:

@@ -8,6 +8,7 @@ puts this folder on the path, as ``tests/conftest.py`` does for ``k8s_helpers``)
 
 import time
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 from oomguard.monitor.kube.pod_candidates import PodInfo
@@ -91,6 +92,15 @@ class FakeTarget:
 
     def candidates(self):
         return list(self.procs.values())
+
+    def listing(self):
+        """Who is there, without memory (as ProcessTarget lists them)."""
+        self.listed = getattr(self, "listed", 0) + 1
+        return [replace(c, memory_bytes=0) for c in self.procs.values()]
+
+    def measure(self, listed):
+        self.measured = getattr(self, "measured", 0) + len(listed)
+        return [self.procs[c.id] for c in listed if c.id in self.procs]
 
     def stop(self, victims, detected_at):
         self.stopped.append(([v.id for v in victims], detected_at))

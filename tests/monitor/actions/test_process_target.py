@@ -57,6 +57,20 @@ def test_candidates_describe_live_processes(procs):
     assert not any(x.dying for x in cands.values())
 
 
+def test_listing_reads_no_memory_and_measure_completes_only_what_is_asked(procs):
+    a, b = procs(mib=4), procs(mib=16)
+    target = ProcessTarget(lambda: [a.pid, b.pid])
+    listed = {pid_of(x): x for x in target.listing()}
+    assert set(listed) == {a.pid, b.pid}
+    assert all(x.memory_bytes == 0 for x in listed.values())
+    [measured] = target.measure([listed[b.pid]])
+    assert measured.id == listed[b.pid].id
+    assert measured.memory_bytes > 16 * 2**20 and "-c" in measured.name
+    b.kill()
+    b.wait()
+    assert target.measure([listed[b.pid]]) == []  # gone since it was listed
+
+
 def test_sigterm_is_enough_for_a_cooperative_process(procs):
     p = procs()
     records: list[KillRecord] = []

@@ -160,7 +160,7 @@ def test_dry_run_monitors_are_threshold_only():
     assert SETTINGS.monitors.event
 
 
-def test_candidates_are_listed_before_usage_is_read():
+def test_the_dying_are_measured_before_usage_is_read():
     """A victim exiting between the two reads must not make the guard stop one more."""
     order = []
 
@@ -170,13 +170,17 @@ def test_candidates_are_listed_before_usage_is_read():
             return super().working_set()
 
     class Tg(FakeTarget):
-        def candidates(self):
-            order.append("candidates")
-            return super().candidates()
+        def listing(self):
+            order.append("listing")
+            return super().listing()
+
+        def measure(self, listed):
+            order.append("measure")
+            return super().measure(listed)
 
     cgroup = Cg(100 * MiB)
     Guard(cgroup, Tg(cgroup, pool()), [], SETTINGS).step(1.0, "event")
-    assert order == ["candidates", "usage"]
+    assert order[:3] == ["listing", "measure", "usage"]
 
 
 class BurstMonitor:
@@ -217,9 +221,9 @@ class SlowToExit(FakeTarget):
         super().__init__(cgroup, procs)
         self.measurements = 0
 
-    def candidates(self):
+    def listing(self):
         self.measurements += 1
-        return super().candidates()
+        return super().listing()
 
     def stop(self, victims, detected_at):
         self.stopped.append(([v.id for v in victims], detected_at))
