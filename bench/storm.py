@@ -60,6 +60,7 @@ def host_main(args: argparse.Namespace) -> int:
         ",".join(args.scenarios),
         "--contenders",
         ",".join(args.contenders),
+        *(["--base-src", args.base_src] if args.base_src else []),
     ]
     vm = [str(ROOT / "tests/vm/run-in-vm"), "--memory", args.vm_memory, "--cpus", "2"]
     vm += ["--rwdir", str(raw), "--timeout", str(args.timeout), "--", *inner]
@@ -116,6 +117,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         q.add_argument("--idle-seconds", type=float, default=60.0)
         q.add_argument("--scenarios", type=_list, default=list(SCENARIOS))
         q.add_argument("--contenders", type=_list, default=list(CONTENDERS))
+        q.add_argument(
+            "--base-src",
+            help="another checkout's src/ (say, main before a change): contender "
+            "oomguard-base runs it, and the idle cost measures it too",
+        )
 
     run = sub.add_parser("run")
     sizes(run)

@@ -16,12 +16,14 @@ RUN_TIMEOUT = 90.0  # per scenario x contender, inside the VM
 POLL_FLAGS = ["--monitors", "threshold", "--threshold-interval", "0.25", "--no-memory-high"]
 CONTENDERS = ("none", "poll-250ms", "earlyoom", "oomguard")
 EXTRA_CONTENDERS = {"d": ("oomguard-parent",)}
+BASE = "oomguard-base"  # oomguard from another checkout (--base-src): before and after, one run
 LABELS = {
     "none": "kernel alone",
     "poll-250ms": "oomguard threshold-only, 250 ms poll",
     "earlyoom": "earlyoom 1.7",
     "oomguard": "oomguard (event + threshold 0.1 s)",
     "oomguard-parent": "oomguard guarding the parent cgroup",
+    BASE: "oomguard before (base checkout, event + threshold 0.1 s)",
 }
 SHORT = {
     "a": "(a) staggered pool",

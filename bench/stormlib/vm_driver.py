@@ -18,6 +18,7 @@ from typing import Any
 
 from stormlib.cgroups import cg_write, read_kv, read_pids, remove_tree, spawn_in
 from stormlib.plan import (
+    BASE,
     BENCH_CG,
     CGROOT,
     EXTRA_CONTENDERS,
@@ -89,6 +90,16 @@ def earlyoom_argv(threshold_kib: int) -> list[str]:
         "--avoid",
         "^(storm-pool|storm-loader|oomguard|python.*|earlyoom|sh|bash)$",
     ]
+
+
+def guard_command(contender: str, cfg: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
+    """How to start oomguard for ``contender``: this checkout's, or for the base contender
+    the other checkout's sources (``--base-src``) on PYTHONPATH, ahead of this one's."""
+    env = dict(os.environ)
+    if contender != BASE:
+        return [str(ROOT / ".venv" / "bin" / "oomguard")], env
+    env["PYTHONPATH"] = str(cfg.base_src)
+    return [sys.executable, "-m", "oomguard"], env
 
 
 def run_one(scenario: str, contender: str, cfg: argparse.Namespace, raw: Path) -> dict[str, Any]:
@@ -166,12 +177,13 @@ def run_one(scenario: str, contender: str, cfg: argparse.Namespace, raw: Path) -
         else:
             waited = spawn_in(work, pool_argv, log)
     else:
-        argv = [oomguard, "guard", "--parent", str(parent), *common]
+        command, env = guard_command(contender, cfg)
+        argv = [*command, "guard", "--parent", str(parent), *common]
         if contender == "poll-250ms":
             argv += POLL_FLAGS
         extra["guard_argv"] = argv
         with open(log, "ab") as out:
-            guard = subprocess.Popen([*argv, "--", *pool_argv], stdout=out, stderr=out)
+            guard = subprocess.Popen([*argv, "--", *pool_argv], stdout=out, stderr=out, env=env)
         sampler.guard_pid = guard.pid
         waited = guard
     timed_out = False
@@ -265,13 +277,15 @@ def _wait_for_high(cg: Path, high: int, timeout: float) -> None:
 
 def idle_cost(cfg: argparse.Namespace, raw: Path) -> list[dict[str, Any]]:
     """CPU and RSS of each guard over ``--idle-seconds`` on an idle guarded cgroup, side by side."""
-    oomguard = str(ROOT / ".venv" / "bin" / "oomguard")
     high, limit = str(cfg.memory_high), str(cfg.memory_max)
-    setups = {
+    setups: dict[str, list[str]] = {
         "oomguard": [],
         "oomguard-event-only": ["--monitors", "event"],
         "poll-250ms": POLL_FLAGS,
     }
+    if cfg.base_src:
+        setups[BASE] = []
+        setups[f"{BASE}-event-only"] = ["--monitors", "event"]
     procs: dict[str, subprocess.Popen[bytes]] = {}
     parents: list[Path] = []
     sleep_for = str(int(cfg.idle_seconds + 120))
@@ -280,10 +294,12 @@ def idle_cost(cfg: argparse.Namespace, raw: Path) -> list[dict[str, Any]]:
         remove_tree(parent)
         parent.mkdir()
         parents.append(parent)
-        argv = [oomguard, "guard", "--parent", str(parent), "--memory-high", high]
+        command, env = guard_command(BASE if name.startswith(BASE) else "oomguard", cfg)
+        argv = [*command, "guard", "--parent", str(parent), "--memory-high", high]
         argv += ["--memory-max", limit, *flags, "--", "sleep", sleep_for]
         procs[name] = subprocess.Popen(
             argv,
+            env=env,
             stdout=open(raw / f"idle-{name}.log", "wb"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
         )
