@@ -129,6 +129,11 @@ class Guard:
     def run(self, stop: StopSignal) -> None:
         run_loop(self, self._inbox, stop)
 
+    def victim_exited(self) -> None:
+        """A victim is gone (its pidfd said so; any thread): step now rather than at the next
+        re-check, so the episode ends, or the next victim is chosen, as soon as it can."""
+        self._inbox.wake()
+
     # -- what the shared loop (step_loop.py) asks of this mode -----------------------------
 
     def sync_monitors(self) -> None:

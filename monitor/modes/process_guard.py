@@ -14,6 +14,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Mapping
 
+from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.feedback.report import GuardReport
@@ -87,14 +88,21 @@ class ProcessGuard:
             protected,
             grace=settings.grace,
             dry_run=settings.dry_run,
-            on_record=victim_recorder(metrics, log_victim),
+            on_record=self._on_record,
         )
+        self._record_victim = victim_recorder(metrics, log_victim)
         monitors = metrics.tracked(build_monitors(cgroup, settings.monitors))
         self.guard = Guard(cgroup, self.target, monitors, settings, metrics=metrics)
         self.thread = threading.Thread(target=self.guard.run, args=(stop,), name=thread_name)
 
     def start(self) -> None:
         self.thread.start()
+
+    def _on_record(self, victim: KillRecord) -> None:
+        """A victim's fate is known: wake the loop first when it exited, then log it."""
+        if victim.outcome is Outcome.EXITED:
+            self.guard.victim_exited()
+        self._record_victim(victim)
 
     def wait(self) -> None:
         """Until the loop ends (its stop signal was set, e.g. by a signal handler).

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from monitor_fakes import FakeCgroup, FakeTarget
+from monitor_fakes import FakeCgroup, FakeTarget, wait_for
 
 from oomguard.monitor.decision.candidate import Candidate
 from oomguard.monitor.decision.newest_first import Outcome
@@ -281,3 +281,28 @@ def test_a_trigger_while_nobody_may_be_stopped_is_still_spaced():
     run_briefly(guard, 0.9)
     assert len(burst.sent) == 60
     assert 1 <= target.measurements <= 2
+
+
+def test_a_victim_exit_wakes_the_loop_which_ends_the_episode_without_a_recheck():
+    """The re-check timer is an hour here: only the victims' exit can bring the next step."""
+    cgroup = FakeCgroup(260 * MiB)
+    target = SlowToExit(cgroup, pool())
+    settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 3600.0, recheck_interval=3600.0)
+    trigger = Trigger(TriggerKind.EVENT, time.monotonic())
+    guard = Guard(cgroup, target, [OneShotMonitor([trigger])], settings)
+    stop = StopSignal()
+    thread = threading.Thread(target=guard.run, args=(stop,))
+    thread.start()
+    try:
+        assert wait_for(lambda: target.stopped)
+        assert guard.wait_for() == (3600.0, True)  # an episode: victims still there
+        steps = target.measurements
+        for victim in target.stopped[0][0]:  # they exit
+            cgroup.usage -= target.procs.pop(victim).memory_bytes
+        guard.victim_exited()
+        assert wait_for(lambda: target.measurements > steps)
+        assert wait_for(lambda: guard.wait_for() == (None, False))  # the episode is over
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
