@@ -45,6 +45,13 @@ def analyse(run: dict[str, Any], settings: dict[str, int]) -> dict[str, Any]:
         first = next((d for d in deaths if start <= d <= end + 0.05), None)
         if first is not None:
             reactions.append(first - start)
+    signals = signal_times(run.get("guard_report") or {})
+    to_signal = []
+    for start, end in spans:
+        # the guard may signal before the 10 ms sampler sees the breach: that counts as 0
+        first_signal = next((t for t in signals if start - 0.02 <= t <= end + 0.05), None)
+        if first_signal is not None:
+            to_signal.append(max(0.0, first_signal - start))
     relief = (spans[0][1] - spans[0][0]) if spans else None
     busy = [(t, c) for t, c, b in run["guard_cpu"] if b]
     woken = [w for _, w, b in run.get("guard_wakeups", []) if b]
@@ -78,6 +85,7 @@ def analyse(run: dict[str, Any], settings: dict[str, int]) -> dict[str, Any]:
         "over_high_s": over,
         "episodes": len(spans),
         "reactions": reactions,
+        "breach_to_signal": to_signal,
         "peak": peak,
         "cpu_s": cpu,
         "wakeups": (woken[-1] - woken[0]) if len(woken) > 1 else None,
@@ -97,3 +105,16 @@ def _count(items: Iterator[str] | Sequence[str]) -> dict[str, int]:
     for i in items:
         out[i] = out.get(i, 0) + 1
     return out
+
+
+def signal_times(report: dict[str, Any]) -> list[float]:
+    """When the guard sent each victim its first signal, on the VM's monotonic clock (the
+    sampler's), from its report; empty without a report or its zero."""
+    zero = report.get("started_at_monotonic_seconds")
+    if zero is None:
+        return []
+    return sorted(
+        zero + v["detected_at_seconds"] + v["detection_to_signal_seconds"]
+        for v in report.get("victims") or []
+        if v.get("detection_to_signal_seconds") is not None
+    )

@@ -145,16 +145,20 @@ def _headline(rows: list[dict[str, Any]], contenders: list[str], scenarios: list
         "## Headline",
         "",
         "| contender | kernel OOM kills (a, b, c, e) | kernel OOM kills (d) | victims | "
-        "work preserved (mean) | breach -> victim stopped p50 / p95 / max (ms, a b c e) | "
+        "work preserved (mean) | breach -> first signal p50 / max (ms, a b c e) | "
+        "breach -> victim stopped p50 / p95 / max (ms, a b c e) | "
         "oomguard's own detection -> signal p50 / max (ms, a b c e) | guard CPU, all runs (s) | "
         "guard wake-ups, all runs | guard peak RSS (MiB) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in contenders:
         mine = [r for r in rows if r["contender"] == c]
         main = sum(r["oom_kills"] for r in mine if r["scenario"] != "d")
         d = sum(r["oom_kills"] for r in mine if r["scenario"] == "d")
         reactions = [x for r in mine if r["scenario"] != "d" for x in r["reactions"]]
+        to_signal = [
+            x for r in mine if r["scenario"] != "d" for x in r.get("breach_to_signal") or []
+        ]
         kept = [r["preserved"] for r in mine if r["preserved"] is not None]
         cpu = [r["cpu_s"] for r in mine if r["cpu_s"] is not None]
         own = [x for r in mine if r["scenario"] != "d" for x in r["guard_signal"]]
@@ -166,6 +170,7 @@ def _headline(rows: list[dict[str, Any]], contenders: list[str], scenarios: list
             f"{d if any(r['scenario'] == 'd' for r in mine) else '-'} | "
             f"{sum(r['victims'] for r in mine)} | "
             f"{_fmt(100 * statistics.mean(kept) if kept else None, '.0f', ' %')} | "
+            f"{_ms(percentile(to_signal, 0.5))} / {_ms(max(to_signal) if to_signal else None)} | "
             f"{_ms(percentile(reactions, 0.5))} / {_ms(percentile(reactions, 0.95))} / "
             f"{_ms(max(reactions) if reactions else None)} | "
             f"{_ms(percentile(own, 0.5))} / {_ms(max(own) if own else None)} | "

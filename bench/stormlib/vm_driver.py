@@ -224,6 +224,7 @@ def run_one(scenario: str, contender: str, cfg: argparse.Namespace, raw: Path) -
     if guard_report is not None:
         guard_report = {
             "victims": guard_report.get("victims"),
+            "started_at_monotonic_seconds": guard_report.get("started_at_monotonic_seconds"),
             "decisions": [
                 {
                     k: d.get(k)

@@ -148,6 +148,9 @@ def report_to_json(report: GuardReport) -> dict[str, Any]:
             "dry_run": report.dry_run,
         },
         "exit_status": report.exit_status,
+        # the zero of every *_at_seconds, on CLOCK_MONOTONIC (to line the report up with
+        # other samples of the same machine, e.g. a benchmark's)
+        "started_at_monotonic_seconds": report.started_at,
         "victims": [_victim(v, zero) for v in report.victims],
         "decisions": [_decision(d, zero) for d in report.decisions],
         "memory_events": {

@@ -58,6 +58,7 @@ def test_report_json_has_victims_events_and_latencies():
     assert lat["detection_to_decision"]["count"] == 1
     assert lat["detection_to_decision"]["max"] == pytest.approx(0.002)
     assert data["exit_status"] == 0
+    assert data["started_at_monotonic_seconds"] == 100.0  # the zero of the relative times
     assert data["settings"]["memory_max_bytes"] == 300 << 20
 
 
