@@ -5,7 +5,10 @@ It is the safety net under the event monitor: memory.events only moves when the
 also sees memory that escaped the cgroup (tmpfs/shmem charged elsewhere, kernel
 memory, other cgroups). It is level-triggered: every poll above the limit emits a
 Trigger (kind THRESHOLD) with ``{"usage": bytes, "limit": bytes}``; the decision
-layer's in-flight rule keeps repeated triggers from killing twice.
+layer's in-flight rule keeps repeated triggers from killing twice. After a trigger it
+polls no more until the loop has taken it (``consumption.py``), then goes on at its
+interval. A cgroup's working set needs memory.stat only when memory.current alone is
+above the limit.
 
 Read failures: unparsable contents are logged and the poll skipped; a removed cgroup
 or an unreadable file ends the monitor with :class:`MonitorError`.
@@ -13,7 +16,9 @@ or an unreadable file ends the monitor with :class:`MonitorError`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import select
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +28,7 @@ from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.meminfo import parse_meminfo
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.runtime.stop_signal import StopSignal
+from oomguard.monitor.triggers.consumption import Consumption
 from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind, TriggerSink
 
 log = logging.getLogger(__name__)
@@ -35,6 +41,10 @@ class UsageSource(Protocol):
 
     def read(self) -> int: ...
 
+    def upper_bound(self) -> int | None:
+        """A cheap figure usage never exceeds (None: none): at or under the limit, the
+        poll needs no full reading."""
+
 
 class CgroupWorkingSet:
     """``memory.current - inactive_file`` of one cgroup (the kubelet's working set)."""
@@ -46,6 +56,14 @@ class CgroupWorkingSet:
 
     def read(self) -> int:
         return self.cgroup.working_set()
+
+    def upper_bound(self) -> int | None:
+        """memory.current alone: the working set is that minus inactive_file, so while
+        memory.current is under the limit memory.stat need not be read and parsed."""
+        try:
+            return self.cgroup.memory_current()
+        except ParseError:
+            return None  # the full reading says what is wrong
 
 
 class HostMemoryUsed:
@@ -62,6 +80,9 @@ class HostMemoryUsed:
         except OSError as exc:
             raise CgroupError(f"cannot read {self.meminfo}: {exc.strerror}") from exc
         return parse_meminfo(data, str(self.meminfo)).used_bytes
+
+    def upper_bound(self) -> int | None:
+        return None
 
 
 def above_limit(usage: int, limit: int) -> bool:
@@ -92,20 +113,41 @@ class ThresholdMonitor:
         self._clock = clock
 
     def run(self, sink: TriggerSink, stop: StopSignal) -> None:
-        while not stop.is_set():
-            self.poll_once(sink)
-            if stop.wait(self.interval):
-                return
-
-    def poll_once(self, sink: TriggerSink) -> None:
-        """One poll: read usage, trigger if above the limit."""
+        pending = Consumption()
         try:
+            waiter = select.poll()
+            waiter.register(stop.fileno(), select.POLLIN)
+            waiter.register(pending.fileno(), select.POLLIN)
+
+            def send(trigger: Trigger) -> None:
+                sink(dataclasses.replace(trigger, on_consumed=pending.consumed))
+
+            while not stop.is_set():
+                if self.poll_once(send):
+                    # nothing new to say until the loop took it: no polls meanwhile
+                    ready = {fd for fd, _ in waiter.poll()}
+                    if stop.fileno() in ready:
+                        return
+                    pending.reset()
+                if stop.wait(self.interval):
+                    return
+        finally:
+            pending.close()
+
+    def poll_once(self, sink: TriggerSink) -> bool:
+        """One poll: read usage, trigger if above the limit; whether it triggered."""
+        try:
+            bound = self.source.upper_bound()
+            if bound is not None and not above_limit(bound, self.limit_bytes):
+                return False  # under the limit for sure: no full reading needed
             usage = self.source.read()
         except ParseError as exc:
             log.warning("skipping a %s reading: %s", self.source.name, exc)
-            return
+            return False
         except CgroupError as exc:
             raise MonitorError(f"cannot read {self.source.name}: {exc}") from exc
-        if above_limit(usage, self.limit_bytes):
-            detail = {"usage": usage, "limit": self.limit_bytes}
-            sink(Trigger(TriggerKind.THRESHOLD, self._clock(), detail))
+        if not above_limit(usage, self.limit_bytes):
+            return False
+        detail = {"usage": usage, "limit": self.limit_bytes}
+        sink(Trigger(TriggerKind.THRESHOLD, self._clock(), detail))
+        return True

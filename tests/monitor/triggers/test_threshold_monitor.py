@@ -2,7 +2,7 @@ import itertools
 import threading
 
 import pytest
-from monitor_threads import wait_until
+from monitor_threads import blocked_in_poll, wait_until
 
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.triggers.stop_signal import StopSignal
@@ -54,7 +54,12 @@ def run_then_stop(monitor, count):
     triggers, and whether its thread ended within 30 s of the stop signal."""
     stop = StopSignal()
     triggers = []
-    thread = threading.Thread(target=monitor.run, args=(triggers.append, stop))
+
+    def take(trigger):  # a loop that is never busy: every trigger taken at once
+        triggers.append(trigger)
+        trigger.consumed()
+
+    thread = threading.Thread(target=monitor.run, args=(take, stop))
     thread.start()
     assert wait_until(lambda: len(triggers) >= count), f"only {len(triggers)} triggers"
     stop.set()
@@ -83,3 +88,47 @@ def test_stop_ends_the_wait_between_polls(fake_cgroup):
 def test_bad_settings_are_refused(fake_cgroup, limit, interval):
     with pytest.raises(ValueError, match="must be positive"):
         ThresholdMonitor(CgroupWorkingSet(fake_cgroup), limit, interval)
+
+
+def test_under_the_limit_memory_current_alone_is_read(fake_cgroup):
+    """The working set is memory.current minus inactive_file: while memory.current is at or
+    under the limit, memory.stat (here gone: reading it would be an error) is not read."""
+    fake_cgroup.file("memory.stat").unlink()
+    current = 104857600
+    monitor = ThresholdMonitor(CgroupWorkingSet(fake_cgroup), current)
+    assert monitor.poll_once(lambda t: None) is False
+    with pytest.raises(MonitorError):
+        ThresholdMonitor(CgroupWorkingSet(fake_cgroup), current - 1).poll_once(lambda t: None)
+
+
+class CountingSource:
+    name = "counted usage"
+
+    def __init__(self):
+        self.reads = 0
+
+    def read(self):
+        self.reads += 1
+        return 100
+
+    def upper_bound(self):
+        return None
+
+
+def test_after_a_trigger_nothing_is_polled_until_the_loop_takes_it():
+    source = CountingSource()
+    monitor = ThresholdMonitor(source, 1, interval=0.01)
+    stop, triggers = StopSignal(), []
+    thread = threading.Thread(target=monitor.run, args=(triggers.append, stop), daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: triggers)
+        assert wait_until(lambda: blocked_in_poll(thread))  # waiting for the loop
+        assert source.reads == 1 and len(triggers) == 1
+        triggers[0].consumed()
+        assert wait_until(lambda: len(triggers) == 2)
+        assert source.reads == 2
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive()
