@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stormlib.plan import CONTENDERS, ROOT, SCENARIOS, SHM_DIR, MiB
+from stormlib.plan import CONTENDERS, ROOT, RUN_TIMEOUT, SCENARIOS, SHM_DIR, MiB
 from stormlib.render import render
 from stormlib.vm_driver import in_vm_main
 from stormlib.workload import loader_main, pool_main
@@ -60,6 +60,8 @@ def host_main(args: argparse.Namespace) -> int:
         ",".join(args.scenarios),
         "--contenders",
         ",".join(args.contenders),
+        "--run-timeout",
+        str(args.run_timeout),
         *(["--base-src", args.base_src] if args.base_src else []),
     ]
     vm = [str(ROOT / "tests/vm/run-in-vm"), "--memory", args.vm_memory, "--cpus", "2"]
@@ -117,6 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         q.add_argument("--idle-seconds", type=float, default=60.0)
         q.add_argument("--scenarios", type=_list, default=list(SCENARIOS))
         q.add_argument("--contenders", type=_list, default=list(CONTENDERS))
+        q.add_argument(
+            "--run-timeout",
+            type=float,
+            default=RUN_TIMEOUT,
+            help="seconds one scenario x contender may take in the VM (a loaded host needs "
+            "more: Python's start-up alone can take a minute under emulation)",
+        )
         q.add_argument(
             "--base-src",
             help="another checkout's src/ (say, main before a change): contender "

@@ -24,7 +24,6 @@ from stormlib.plan import (
     EXTRA_CONTENDERS,
     POLL_FLAGS,
     ROOT,
-    RUN_TIMEOUT,
     SAMPLE_INTERVAL,
     SHM_DIR,
     STORM_SCRIPT,
@@ -188,7 +187,7 @@ def run_one(scenario: str, contender: str, cfg: argparse.Namespace, raw: Path) -
         waited = guard
     timed_out = False
     try:
-        waited.wait(RUN_TIMEOUT)
+        waited.wait(cfg.run_timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
         for f in SHM_DIR.glob("*"):  # frees escaped memory so a wedged run can end
@@ -197,7 +196,11 @@ def run_one(scenario: str, contender: str, cfg: argparse.Namespace, raw: Path) -
             cg_write(parent / "cgroup.kill", "1")
         if guard is not None and guard is not waited:
             guard.kill()
-        waited.wait(30)
+        try:
+            waited.wait(30)
+        except subprocess.TimeoutExpired:  # a guard still starting up: the run is lost anyway
+            waited.kill()
+            waited.wait()
     ended = time.monotonic()
     if guard is not None and guard is not waited:
         guard.send_signal(signal.SIGTERM)
