@@ -145,8 +145,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=arguments.positive_seconds,
         default=1.0,
         metavar="SECONDS",
-        help="longest wait between two of the agent's own checks when no monitor wakes it; "
-        "/healthz fails after 5 ticks (at least 10 s) without a step (default: %(default)s)",
+        help="longest wait between two of the agent's own checks while a threshold or "
+        "host-memory monitor runs or an episode lasts (otherwise only triggers wake it); "
+        "/healthz fails when one step runs 5 ticks (at least 10 s) (default: %(default)s)",
     )
     from oomguard.monitor.modes.sidecar_mode import configure_sidecar
 
