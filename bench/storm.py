@@ -62,6 +62,8 @@ def host_main(args: argparse.Namespace) -> int:
         ",".join(args.contenders),
         "--run-timeout",
         str(args.run_timeout),
+        "--settle-seconds",
+        str(args.settle_seconds),
         *(["--base-src", args.base_src] if args.base_src else []),
     ]
     vm = [str(ROOT / "tests/vm/run-in-vm"), "--memory", args.vm_memory, "--cpus", "2"]
@@ -119,6 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         q.add_argument("--idle-seconds", type=float, default=60.0)
         q.add_argument("--scenarios", type=_list, default=list(SCENARIOS))
         q.add_argument("--contenders", type=_list, default=list(CONTENDERS))
+        q.add_argument(
+            "--settle-seconds",
+            type=float,
+            default=40.0,
+            help="longest wait for the idle guards' start-up to be over before the idle "
+            "window (each under 2 %% CPU over 2 s); a loaded host needs more",
+        )
         q.add_argument(
             "--run-timeout",
             type=float,

@@ -318,7 +318,7 @@ def idle_cost(cfg: argparse.Namespace, raw: Path) -> list[dict[str, Any]]:
         stdout=open(raw / "idle-earlyoom.log", "ab"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
     )
-    _settle(procs, 40.0)  # imports and start-up are slow under emulation
+    _settle(procs, cfg.settle_seconds)  # imports and start-up are slow under emulation
     start = {n: cpu_seconds(p.pid) for n, p in procs.items()}
     woken = {n: wakeups(p.pid) for n, p in procs.items()}
     t0 = time.monotonic()
