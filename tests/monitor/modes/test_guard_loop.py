@@ -36,16 +36,21 @@ def pool():
     return [Candidate(str(i), f"w{i}", float(i), 40 * MiB, protected=(i == 0)) for i in range(6)]
 
 
-def run_briefly(guard, seconds=0.5):
-    """Run the loop for ``seconds``, then stop it. Outside an episode the loop waits for
-    its inbox with no timeout, so it ends only if the stop signal woke it."""
+def run_until(guard, condition, timeout=90.0):
+    """Run the loop until ``condition()`` holds (at most ``timeout`` s), then stop it; whether
+    the condition held. Outside an episode the loop waits for its inbox with no timeout, so
+    it ends only if the stop signal woke it. Timings in these tests are long (seconds to a
+    minute) where a rule is about time, so a loaded machine cannot pass for a broken rule."""
     stop = StopSignal()
     thread = threading.Thread(target=guard.run, args=(stop,))
     thread.start()
-    time.sleep(seconds)
-    stop.set()
-    thread.join(30)
+    try:
+        held = wait_for(condition, timeout)
+    finally:
+        stop.set()
+        thread.join(30)
     assert not thread.is_alive(), "the loop did not wake on its stop signal"
+    return held
 
 
 def test_step_kills_newest_until_under_target():
@@ -99,7 +104,7 @@ def test_trigger_from_a_monitor_leads_to_a_kill_and_stop_ends_the_loop():
     detected = time.monotonic()
     monitor = OneShotMonitor([Trigger(TriggerKind.EVENT, detected, {"high": 1})])
     guard = Guard(cgroup, target, [monitor], SETTINGS)
-    run_briefly(guard)
+    assert run_until(guard, lambda: target.stopped)
     assert target.stopped == [(["5", "4"], detected)]
 
 
@@ -109,7 +114,7 @@ def test_coalesced_triggers_make_one_decision_with_the_earliest_detection():
     now = time.monotonic()
     triggers = [Trigger(TriggerKind.EVENT, now - 0.01 * i) for i in range(5)]
     guard = Guard(cgroup, target, [OneShotMonitor(triggers)], SETTINGS)
-    run_briefly(guard, 0.3)
+    assert run_until(guard, lambda: target.stopped)
     assert len(target.stopped) == 1
     assert target.stopped[0][1] == min(t.detected_at for t in triggers)
 
@@ -127,15 +132,7 @@ def test_rechecks_while_the_episode_is_open():
     calls = []
     original = guard.step
     guard.step = lambda d, k: calls.append(k) or original(d, k)
-    stop = StopSignal()
-    thread = threading.Thread(target=guard.run, args=(stop,))
-    thread.start()
-    try:  # a condition, not a duration: a loaded machine only makes it slower
-        assert wait_for(lambda: calls.count(RECHECK) >= 3)
-    finally:
-        stop.set()
-        thread.join(30)
-    assert not thread.is_alive()
+    assert run_until(guard, lambda: calls.count(RECHECK) >= 3)
     assert calls[0] == "event"
 
 
@@ -145,9 +142,8 @@ def test_monitor_failure_is_reported_and_the_loop_polls_instead():
     calls = []
     original = guard.step
     guard.step = lambda d, k: calls.append(k) or original(d, k)
-    run_briefly(guard, 0.5)
+    assert run_until(guard, lambda: guard.errors and calls.count(RECHECK) >= 2)
     assert any("cgroup gone" in e for e in guard.errors)
-    assert calls.count(RECHECK) >= 2
 
 
 def test_measurement_errors_are_reported_not_raised():
@@ -191,17 +187,19 @@ def test_the_dying_are_measured_before_usage_is_read():
 
 
 class BurstMonitor:
-    """memory.events under a storm: ``count`` triggers over ``spread`` seconds, after ``delay``."""
+    """memory.events under a storm: ``count`` triggers over ``spread`` seconds, once
+    ``when()`` holds (at once by default)."""
 
     name = "event"
 
-    def __init__(self, count, spread, delay=0.0, before=None):
-        self.count, self.spread, self.delay, self.before = count, spread, delay, before
+    def __init__(self, count, spread, when=None, before=None):
+        self.count, self.spread, self.when, self.before = count, spread, when, before
         self.sent = []
 
     def run(self, sink, stop):
-        if stop.wait(self.delay):
-            return
+        while self.when is not None and not self.when():
+            if stop.wait(0.01):
+                return
         if self.before is not None:
             self.before()
         for _ in range(self.count):
@@ -239,11 +237,10 @@ class SlowToExit(FakeTarget):
 def test_a_burst_while_victims_are_in_flight_is_at_most_two_measurements():
     cgroup = FakeCgroup(260 * MiB)
     target = SlowToExit(cgroup, pool())
-    settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 30.0, recheck_interval=1.0)
+    settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 120.0, recheck_interval=60.0)
     burst = BurstMonitor(60, 0.3)
     guard = Guard(cgroup, target, [burst], settings)
-    run_briefly(guard, 1.5)
-    assert len(burst.sent) == 60
+    assert run_until(guard, lambda: len(burst.sent) == 60 and target.stopped)
     assert len(target.stopped) == 1  # the first trigger was answered, the rest waited
     assert 1 <= target.measurements <= 2
 
@@ -252,14 +249,20 @@ def test_the_first_trigger_after_a_quiet_spell_is_decided_at_once():
     cgroup = FakeCgroup(100 * MiB)
     target = FakeTarget(cgroup, pool())
 
-    settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 3.0, recheck_interval=0.5)
+    settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 3.0, recheck_interval=30.0)
     monitor = OneShotMonitor([Trigger(TriggerKind.THRESHOLD, time.monotonic())])
-    burst = BurstMonitor(1, 0.0, delay=1.0, before=new_process(target, cgroup))
-    guard = Guard(cgroup, target, [monitor, burst], settings)
-    run_briefly(guard, 1.5)
+    monitors = [monitor]
+    guard = Guard(cgroup, target, monitors, settings)
+    calls = []
+    original = guard.step
+    guard.step = lambda d, k: calls.append(k) or original(d, k)
+    # the breach comes once the calm step (nothing to free) has been taken
+    burst = BurstMonitor(1, 0.0, when=lambda: calls, before=new_process(target, cgroup))
+    monitors.append(burst)
+    assert run_until(guard, lambda: target.stopped)
     assert [ids for ids, _ in target.stopped] == [["9"]]
     [record] = guard.decisions
-    assert record.detection_to_decision_seconds < 0.2  # not held for the spacing
+    assert record.detection_to_decision_seconds < 10  # held, it would wait about 30 s
 
 
 def test_once_victims_are_gone_and_nothing_is_left_to_free_a_trigger_is_not_held():
@@ -267,26 +270,30 @@ def test_once_victims_are_gone_and_nothing_is_left_to_free_a_trigger_is_not_held
     cgroup = FakeCgroup(260 * MiB)
     target = FakeTarget(cgroup, pool())
 
-    settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 3.0, recheck_interval=2.0)
+    settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 3.0, recheck_interval=8.0)
     first = OneShotMonitor([Trigger(TriggerKind.EVENT, time.monotonic())])
-    # the re-check 2 s after the kill finds relief; the breach comes 0.3 s after that
-    again = BurstMonitor(1, 0.0, delay=2.3, before=new_process(target, cgroup))
-    guard = Guard(cgroup, target, [first, again], settings)
-    run_briefly(guard, 3.5)
+    monitors = [first]
+    guard = Guard(cgroup, target, monitors, settings)
+    calls = []
+    original = guard.step
+    guard.step = lambda d, k: calls.append(k) or original(d, k)
+    # the breach comes once a step after the kill found relief
+    again = BurstMonitor(1, 0.0, when=lambda: len(calls) >= 2, before=new_process(target, cgroup))
+    monitors.append(again)
+    assert run_until(guard, lambda: len(target.stopped) == 2)
     assert [ids for ids, _ in target.stopped] == [["5", "4"], ["9"]]
     second = guard.decisions[-1]
-    assert second.detection_to_decision_seconds < 1.0  # held, it would have waited 1.7 s
+    assert second.detection_to_decision_seconds < 4  # held, it would wait about 8 s
 
 
 def test_a_trigger_while_nobody_may_be_stopped_is_still_spaced():
     """No victims in flight, but the episode lasts: a storm must not become a busy loop."""
     cgroup = FakeCgroup(260 * MiB)
     target = SlowToExit(cgroup, [Candidate("1", "cmd", 1.0, 250 * MiB, protected=True)])
-    settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 30.0, recheck_interval=1.0)
+    settings = GuardSettings(200 * MiB, None, 10 * MiB, 1.0, 120.0, recheck_interval=60.0)
     burst = BurstMonitor(60, 0.3)
     guard = Guard(cgroup, target, [burst], settings)
-    run_briefly(guard, 0.9)
-    assert len(burst.sent) == 60
+    assert run_until(guard, lambda: len(burst.sent) == 60 and target.measurements)
     assert 1 <= target.measurements <= 2
 
 
