@@ -20,6 +20,7 @@ import kopf
 from kubernetes import config as kube_config
 from kubernetes.client import ApiClient, Configuration
 
+from oomguard.operator import pressure_taint_handlers as pressure_taint_handlers  # registers
 from oomguard.operator.kopf_settings import configure_kopf
 from oomguard.operator.metrics import OperatorMetrics
 from oomguard.operator.options import OperatorOptions

@@ -61,6 +61,30 @@ def configure(parser: argparse.ArgumentParser) -> None:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="lowest log level also posted as Kubernetes Events (default: %(default)s)",
     )
+    taint = parser.add_argument_group(
+        "memory-pressure taint",
+        "oomguard.io/memory-pressure:NoSchedule on nodes whose agent reports MemoryPressure",
+    )
+    taint.add_argument(
+        "--pressure-taint",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.pressure_taint,
+        help="taint nodes under memory pressure (default: %(default)s); off: Nodes are "
+        "never written",
+    )
+    taint.add_argument(
+        "--pressure-taint-heartbeat-seconds",
+        type=float,
+        default=defaults.pressure_taint_heartbeat_seconds,
+        help="an agent that has not refreshed its status for this long is gone: its "
+        "taint is removed (default: %(default)s)",
+    )
+    taint.add_argument(
+        "--pressure-taint-max-age-seconds",
+        type=float,
+        default=defaults.pressure_taint_max_age_seconds,
+        help="one pressure episode keeps a node tainted at most this long (default: %(default)s)",
+    )
     parser.add_argument(
         "--verbose",
         action="store_const",
@@ -130,6 +154,9 @@ def options_from_args(args: argparse.Namespace) -> OperatorOptions:
         liveness_endpoint=args.liveness_endpoint or None,
         peering=args.peering,
         posting_level=args.posting_level,
+        pressure_taint=args.pressure_taint,
+        pressure_taint_heartbeat_seconds=args.pressure_taint_heartbeat_seconds,
+        pressure_taint_max_age_seconds=args.pressure_taint_max_age_seconds,
     )
 
 

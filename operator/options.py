@@ -23,12 +23,18 @@ class OperatorOptions:
     watch_client_timeout: float = 330.0  # client side: a watch silent for longer is restarted
     watch_connect_timeout: float = 10.0
     override_seconds: float = 30.0  # how long our own writes stand in for a lagging watch
+    # the taint oomguard.io/memory-pressure:NoSchedule while an agent reports MemoryPressure
+    pressure_taint: bool = True
+    pressure_taint_heartbeat_seconds: float = 180.0  # a silent agent's pressure is ignored
+    pressure_taint_max_age_seconds: float = 600.0  # one pressure episode taints at most this
 
     def __post_init__(self) -> None:
         if self.resync_seconds <= 0 or self.debounce_seconds < 0:
             raise ValueError("resync_seconds must be positive and debounce_seconds not negative")
         if self.write_concurrency < 1:
             raise ValueError("write_concurrency must be at least 1")
+        if self.pressure_taint_heartbeat_seconds <= 0 or self.pressure_taint_max_age_seconds <= 0:
+            raise ValueError("the pressure taint's heartbeat and maximum age must be positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> OperatorOptions:

@@ -14,16 +14,19 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from oomguard.monitor.decision import memory_pressure
+from oomguard.monitor.decision.memory_pressure import PressureState
 from oomguard.monitor.kube.backoff import Backoff, relist_backoff, watch_retry_backoff
 from oomguard.monitor.kube.watch_health import WatchHealth, WatchName, WatchRestart
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.wire.conditions import condition, stamp_transitions
 from oomguard.wire.crd import GROUP, RESERVE_PLURAL, VERSION
 from oomguard.wire.list_watch import WatchGoneError, WatchStream, list_json
+from oomguard.wire.memory_pressure import MEMORY_PRESSURE
 from oomguard.wire.node_settings import NodeSettings, SettingsError, default_node_settings
 from oomguard.wire.sizes import format_size
 from oomguard.wire.times import rfc3339
@@ -240,6 +243,8 @@ class ReserveReport:
     degraded_reason: str | None = None  # e.g. "MemoryHighUnsupported"
     degraded_message: str = ""
     last_decision: Mapping[str, Any] | None = None
+    pressure: PressureState = field(default_factory=PressureState)
+    pressure_cooldown: float = 0.0  # seconds, for the condition's message
 
 
 _EVENT_KEYS = {
@@ -278,6 +283,13 @@ def reserve_status(
     conditions = [
         condition("Enforcing", enforcing, enforcing_reason, enforcing_message, generation),
         condition("Degraded", degraded, degraded_reason, degraded_message, generation),
+        condition(
+            MEMORY_PRESSURE,
+            report.pressure.under_pressure,
+            report.pressure.reason.value,
+            memory_pressure.message(report.pressure, report.pressure_cooldown),
+            generation,
+        ),
     ]
 
     status: dict[str, Any] = {

@@ -41,7 +41,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.actions.pod_evictor import PodEvictor
+from oomguard.monitor.decision.memory_pressure import PressureState, observe
 from oomguard.monitor.decision.newest_first import Decision
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
@@ -90,6 +92,9 @@ __all__ = [
 
 log = logging.getLogger("oomguard.node")
 
+# what puts the node under MemoryPressure: memory freed by force (a dry run frees nothing)
+_FREED = (Outcome.EVICTED, Outcome.KILLED)
+
 TICK = StepTrigger.RECHECK  # the loop's own threshold check when no trigger arrives
 
 
@@ -129,6 +134,7 @@ class NodeAgent:
             self._inbox, self.kubepods, self._error, monitors, monitor_builder, metrics
         )
         self.look = NodeLook()
+        self.pressure = PressureState()  # NodeMemoryReserve's MemoryPressure condition
         self.errors: list[str] = []
         self._view = NodeStatusView(self, self._lock)
 
@@ -262,6 +268,14 @@ class NodeAgent:
             if done is not None:
                 self.evictions.record(plan, *done)
             self.evictions.step_done(plan, detected_at)
+            freed = sum(r.outcome in _FREED for r, _ in done[0]) if done is not None else 0
+            self.pressure = observe(
+                self.pressure,
+                self._clock(),
+                freed=freed,
+                episode=self.evictions.planner.hold_triggers(m.alive),
+                cooldown=self.settings.eviction.pressure_cooldown_seconds,
+            )
         return plan.decision
 
     def _look(self, now: float) -> Measurement | None:

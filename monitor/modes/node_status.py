@@ -12,6 +12,7 @@ from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.actions.pod_evictor import ActionResult
 from oomguard.monitor.decision.candidate import Candidate, newest_first_key
 from oomguard.monitor.decision.eviction_planner import eviction_order
+from oomguard.monitor.decision.memory_pressure import PressureState
 from oomguard.monitor.kube.node_reserve import ReserveReport, ReserveState
 from oomguard.monitor.kube.pod_candidates import ProtectionRules, protection_reason
 from oomguard.monitor.modes.node_measurer import Measurement
@@ -209,6 +210,8 @@ def reserve_report(
     memory_events: Mapping[str, int],
     problem: tuple[str, str] | None,
     last: Mapping[str, Any] | None,
+    pressure: PressureState | None = None,
+    pressure_cooldown: float = 0.0,
 ) -> ReserveReport:
     """What ``NodeMemoryReserve.status`` should say (``problem``: see :func:`degraded`)."""
     return ReserveReport(
@@ -221,6 +224,8 @@ def reserve_report(
         degraded_reason=problem[0] if problem else None,
         degraded_message=problem[1] if problem else "",
         last_decision=last,
+        pressure=pressure if pressure is not None else PressureState(),
+        pressure_cooldown=pressure_cooldown,
     )
 
 

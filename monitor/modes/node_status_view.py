@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Protocol
 
+from oomguard.monitor.decision.memory_pressure import PressureState
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.kube.node_reserve import ReserveReport
 from oomguard.monitor.kube.pod_candidates import ProtectionRules
@@ -34,6 +35,7 @@ class StatusSource(Protocol):
     evictions: NodeEvictions
     pods: PodSnapshots
     errors: list[str]
+    pressure: PressureState
 
     def rules(self) -> ProtectionRules: ...
 
@@ -78,10 +80,14 @@ class NodeStatusView:
                 options.set_memory_high, a.look.error, a.monitors.failures, a.reserve.refused
             )
             last = a.evictions.last_decision
+            pressure = a.pressure
+            cooldown = a.reserve.settings.eviction.pressure_cooldown_seconds
         if state is None:
             return None
         events, maximum = a.limit.kernel_counters()
         applied = high.bytes if high is not None and writes else None
         usage = m.usage if m is not None else 0
         cgroup = str(options.kubepods.path)
-        return reserve_report(state, cgroup, applied, maximum, usage, events, problem, last)
+        return reserve_report(
+            state, cgroup, applied, maximum, usage, events, problem, last, pressure, cooldown
+        )

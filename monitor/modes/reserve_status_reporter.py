@@ -2,7 +2,8 @@
 
 Writes are driven by change, not by time: a new generation, memory.high, a condition, a
 memory.events counter or a decision is written at most ``min_interval`` after it happened;
-usage alone only refreshes the status every ``refresh_interval``. That keeps one PATCH per
+usage alone only refreshes the status every ``refresh_interval``; the ``MemoryPressure``
+condition coming or going is written at the next poll. That keeps one PATCH per
 node per minute in calm times (1,000 nodes: ~17 writes/s to the apiserver) while an incident
 still shows up within seconds. Nothing is written while the node has no object.
 """
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 from oomguard.monitor.kube.node_reserve import ReserveReport, reserve_status
 from oomguard.monitor.runtime.stop_signal import StopSignal
+from oomguard.wire.memory_pressure import MEMORY_PRESSURE
 
 log = logging.getLogger("oomguard.node")
 
@@ -31,6 +33,14 @@ class StatusWriter(Protocol):
 def significant(status: Mapping[str, Any]) -> dict[str, Any]:
     """The status without the fields that move all the time (pure)."""
     return {key: value for key, value in status.items() if key not in _VOLATILE}
+
+
+def pressure_status(status: Mapping[str, Any] | None) -> str | None:
+    """The ``MemoryPressure`` condition's status in a status body (pure)."""
+    for entry in (status or {}).get("conditions") or []:
+        if entry.get("type") == MEMORY_PRESSURE:
+            return str(entry.get("status"))
+    return None
 
 
 class ReserveStatusReporter:
@@ -71,8 +81,14 @@ class ReserveStatusReporter:
         now = self._clock()
         since = None if self._written_at is None else now - self._written_at
         changed = self._written is None or significant(status) != significant(self._written)
-        due = since is None or (
-            since >= self._refresh_interval or (changed and since >= self._min_interval)
+        # pressure coming or going is written at once: the operator's taint follows it
+        urgent = self._written is not None and (
+            pressure_status(status) != pressure_status(self._written)
+        )
+        due = (
+            since is None
+            or urgent
+            or (since >= self._refresh_interval or (changed and since >= self._min_interval))
         )
         if not due:
             return False

@@ -61,6 +61,9 @@ OPERATOR_NEEDS = [
     ("create", "", "events", ""),
     ("list", "apiextensions.k8s.io", "customresourcedefinitions", ""),
     ("watch", "apiextensions.k8s.io", "customresourcedefinitions", ""),
+    # The memory-pressure taint (on by default): read a Node, patch its spec.taints.
+    ("get", "", "nodes", ""),
+    ("patch", "", "nodes", ""),
     # The eviction webhook (on by default): its pod placement cache.
     ("get", "", "pods", ""),
     ("list", "", "pods", ""),
@@ -77,7 +80,6 @@ DANGEROUS_FOR_BOTH = [
     ("get", "", "secrets", ""),
     ("list", "", "secrets", ""),
     ("get", "", "configmaps", ""),
-    ("patch", "", "nodes", ""),
     ("update", "", "nodes", ""),
     ("delete", "", "nodes", ""),
     ("patch", "", "nodes", "status"),
@@ -101,6 +103,7 @@ AGENT_DENIED = [
     ("get", "", "pods", ""),  # it lists and watches; it never needs one pod by name
     ("get", "", "nodes", ""),  # node memory comes from /proc/meminfo
     ("list", "", "nodes", ""),
+    ("patch", "", "nodes", ""),  # the taint is the operator's: agents never write Nodes
     ("create", GROUP, "nodememoryreserves", ""),
     ("patch", GROUP, "nodememoryreserves", ""),  # spec is the operator's
     ("update", GROUP, "nodememoryreserves", ""),

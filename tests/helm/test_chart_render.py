@@ -322,3 +322,37 @@ def test_objects_land_in_the_release_namespace(helm_home: Path) -> None:
             assert o["metadata"]["namespace"] == "guard-ns", o["kind"]
     for binding in by_kind(objects, "ClusterRoleBinding"):
         assert binding["subjects"][0]["namespace"] == "guard-ns"
+
+
+def test_memory_pressure_taint_toggle_reaches_operator_args_and_rbac(helm_home: Path) -> None:
+    key = "oomguard.io/memory-pressure"
+
+    def node_verbs(objects: Objects) -> set[str]:
+        roles = [
+            r
+            for r in by_kind(objects, "ClusterRole")
+            if r["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
+        ]
+        return {
+            verb
+            for role in roles
+            for rule in role["rules"]
+            if "nodes" in rule["resources"] and rule["apiGroups"] == [""]
+            for verb in rule["verbs"]
+        }
+
+    on = render(helm_home)
+    deploy = one(on, "Deployment")
+    args = container(deploy)["args"]
+    assert "--pressure-taint-max-age-seconds=600" in args
+    assert "--pressure-taint-heartbeat-seconds=180" in args
+    assert "patch" in node_verbs(on)
+    # the operator removes the taint: it must always be schedulable onto a tainted node
+    tolerations = pod_spec(deploy)["tolerations"]
+    assert {"key": key, "operator": "Exists", "effect": "NoSchedule"} in tolerations
+    off = render(helm_home, set_values=["operator.memoryPressureTaint.enabled=false"])
+    assert "--no-pressure-taint" in container(one(off, "Deployment"))["args"]
+    assert node_verbs(off) == {"list", "watch"}
+    # the agent DaemonSet tolerates every taint, ours included
+    agent = pod_spec(one(on, "DaemonSet"))
+    assert {"operator": "Exists"} in agent["tolerations"]

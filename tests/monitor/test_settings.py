@@ -35,6 +35,7 @@ def full_spec() -> dict:
             "protectedNamespaces": ["monitoring", "kube-system"],
             "protectAnnotationNamespaces": ["team-a"],
             "protectDaemonSetPods": False,
+            "pressureCooldownSeconds": 120,
         },
         "dryRun": True,
     }
@@ -96,6 +97,8 @@ def test_partial_monitor_spec_merges_onto_base():
         (("eviction", "maxEvictionsPerMinute"), 0, "between 1 and 600"),
         (("eviction", "killFallback", "waitSeconds"), -1, "between 0 and 3600"),
         (("eviction", "killFallback", "enabled"), 1, "expected true or false"),
+        (("eviction", "pressureCooldownSeconds"), -1, "between 0 and 3600"),
+        (("eviction", "pressureCooldownSeconds"), 3601, "between 0 and 3600"),
         (("eviction", "protectedNamespaces"), ["ok", ""], "expected a list of namespace names"),
         (("eviction", "protectedNamespaces"), "kube-system", "expected a list"),
     ],

@@ -142,6 +142,14 @@ INVALID = [
         "eviction.gracePeriodSeconds must be between 0 and 300",
     ),
     ({**VALID, "eviction": {"buffer": "5Gi"}}, "eviction.buffer must be between 0 and 4Gi"),
+    (
+        {**VALID, "eviction": {"pressureCooldownSeconds": -1}},
+        "eviction.pressureCooldownSeconds must be between 0 and 3600",
+    ),
+    (
+        {**VALID, "eviction": {"pressureCooldownSeconds": 3601}},
+        "eviction.pressureCooldownSeconds must be between 0 and 3600",
+    ),
     ({**VALID, "eviction": {"buffer": 4 * GI + 1}}, "eviction.buffer must be between 0 and 4Gi"),
     (
         {**VALID, "eviction": {"maxEvictionsPerMinute": 0}},

@@ -41,6 +41,8 @@ __all__ = [  # with the monitor section and the spec errors, so callers need one
     "DEFAULT_RESERVE_PERCENT",
     "GIB",
     "MIB",
+    "PRESSURE_COOLDOWN_MAX_SECONDS",
+    "PRESSURE_COOLDOWN_MIN_SECONDS",
     "PSI_WINDOW_MAX_MS",
     "PSI_WINDOW_MIN_MS",
     "EventMonitorSettings",
@@ -65,6 +67,13 @@ DEFAULT_RESERVE_MIN_BYTES = 512 * MIB
 DEFAULT_RESERVE_MAX_BYTES = 10 * GIB
 
 
+# MemoryPressure cooldown bounds (the CRDs say the same): long enough that an evicted pod's
+# replacement is not scheduled back at once, short enough that a node is not kept out of
+# scheduling for long after a storm.
+PRESSURE_COOLDOWN_MIN_SECONDS = 0
+PRESSURE_COOLDOWN_MAX_SECONDS = 3600
+
+
 class EvictionPolicy(Enum):
     NEWEST_FIRST = "NewestFirst"
     QOS_THEN_NEWEST = "QoSThenNewest"
@@ -84,6 +93,9 @@ class EvictionSettings:
     # where pods may protect themselves with oomguard.io/protect ("*": every namespace)
     protect_annotation_namespaces: tuple[str, ...] = ()
     protect_daemonset_pods: bool = True
+    # how long the node stays under MemoryPressure (and tainted) after an episode with
+    # evictions ended: replacements of evicted pods do not land in the same storm
+    pressure_cooldown_seconds: int = 60
 
     def __post_init__(self) -> None:
         path = "eviction"
@@ -91,6 +103,12 @@ class EvictionSettings:
         not_negative(self.buffer_bytes, f"{path}.bufferBytes")
         between(self.max_evictions_per_minute, 1, 600, f"{path}.maxEvictionsPerMinute")
         between(self.kill_fallback_wait_seconds, 0, 3600, f"{path}.killFallback.waitSeconds")
+        between(
+            self.pressure_cooldown_seconds,
+            PRESSURE_COOLDOWN_MIN_SECONDS,
+            PRESSURE_COOLDOWN_MAX_SECONDS,
+            f"{path}.pressureCooldownSeconds",
+        )
 
     @classmethod
     def from_spec(
@@ -139,6 +157,9 @@ class EvictionSettings:
             protect_daemonset_pods=bool_field(
                 spec, "protectDaemonSetPods", base.protect_daemonset_pods, path
             ),
+            pressure_cooldown_seconds=int_field(
+                spec, "pressureCooldownSeconds", base.pressure_cooldown_seconds, path
+            ),
         )
 
     def to_spec(self) -> dict[str, Any]:
@@ -154,6 +175,7 @@ class EvictionSettings:
             "protectedNamespaces": list(self.protected_namespaces),
             "protectAnnotationNamespaces": list(self.protect_annotation_namespaces),
             "protectDaemonSetPods": self.protect_daemonset_pods,
+            "pressureCooldownSeconds": self.pressure_cooldown_seconds,
         }
 
 

@@ -165,6 +165,32 @@ def test_status_body_and_conditions():
     assert cond2["Degraded"]["lastTransitionTime"] == "2026-01-02T00:00:00Z"
 
 
+def test_memory_pressure_condition():
+    from oomguard.monitor.decision.memory_pressure import PressureState
+
+    state = state_for(obj(generation=2), NODE, 8 * GIB, None)
+    calm = ReserveReport(state, "kubepods.slice", 7 * GIB, None, GIB, {})
+    t0, t1 = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+    before = reserve_status(calm, None, t0)
+    cond = {c["type"]: c for c in before["conditions"]}["MemoryPressure"]
+    assert (cond["status"], cond["reason"]) == ("False", "NoRecentEvictions")
+    pressed = ReserveReport(
+        state,
+        "kubepods.slice",
+        7 * GIB,
+        None,
+        GIB,
+        {},
+        pressure=PressureState(since=1.0, freed=2),
+        pressure_cooldown=60,
+    )
+    after = reserve_status(pressed, before, t1)
+    cond = {c["type"]: c for c in after["conditions"]}["MemoryPressure"]
+    assert (cond["status"], cond["reason"]) == ("True", "Evicting")
+    assert cond["lastTransitionTime"] == "2026-01-01T00:05:00Z"  # the operator's clock
+    assert "2 pod(s)" in cond["message"] and cond["observedGeneration"] == 2
+
+
 def test_status_writer_reports_missing_object():
     from kubernetes.client.exceptions import ApiException
 

@@ -299,3 +299,54 @@ def test_after_a_step_with_nothing_to_free_the_next_trigger_is_not_held(tree):
     measured = run_spaced(agent, triggers, 60.0, lambda m: len(m) == 2)
     assert len(measured) == 2
     assert measured[1] - triggers.sent[1] < 30  # held, it would have waited about 60 s
+
+
+# ------------------------------------------------------------------ MemoryPressure
+
+
+def test_memory_pressure_begins_with_an_eviction_and_ends_a_cooldown_after_the_episode(tree):
+    import shutil
+
+    from oomguard.monitor.decision.memory_pressure import PressureReason as R
+
+    pods = [pod("old", 1), pod("new", 2)]
+    memory = {"old": 600 * MI, "new": 500 * MI}
+    eviction = EvictionSettings(
+        buffer_bytes=0, kill_fallback_wait_seconds=10, pressure_cooldown_seconds=30
+    )
+    agent, clock = make_agent(tree, pods, memory, Api(), eviction)
+    assert agent.pressure.reason is R.NO_EVICTIONS
+    agent.step("event")
+    assert agent.counters["evicted"] == 1
+    assert (agent.pressure.reason, agent.pressure.freed) == (R.EVICTING, 1)
+    clock.now += 5
+    agent.step()  # "new" is still on the node: the episode lasts
+    assert agent.pressure.reason is R.EVICTING
+    # "new" is gone and usage is under the target: the episode is over, the cooldown runs
+    shutil.rmtree(tree / pod_cgroup_path(pods[1].uid, pods[1].qos, LOC))
+    del agent.pods.pods[pods[1].uid]
+    (tree / "kubepods.slice" / "memory.current").write_text(f"{600 * MI}\n")
+    clock.now += 1
+    agent.step()
+    assert agent.pressure.reason is R.COOLING_DOWN
+    clock.now += 29.9
+    agent.step()
+    assert agent.pressure.under_pressure
+    clock.now += 0.1
+    agent.step()
+    assert agent.pressure.reason is R.NO_EVICTIONS
+
+
+def test_no_memory_pressure_without_an_eviction(tree):
+    pods = [pod("a", 1), pod("b", 2)]
+    memory = {"a": 600 * MI, "b": 500 * MI}
+    dry, _ = make_agent(tree, pods, memory, Api(), dry_run=True)
+    dry.step("event")
+    assert dry.counters["dry_run"] >= 1 and not dry.pressure.under_pressure
+    blocked, clock = make_agent(tree, pods, memory, Api({"a": 429, "b": 429}))
+    blocked.step("event")
+    assert blocked.counters["blocked"] == 2 and not blocked.pressure.under_pressure
+    # ... until the last resort kills one: that freed memory by force
+    clock.now += 11
+    blocked.step()
+    assert blocked.counters["killed"] == 1 and blocked.pressure.under_pressure

@@ -595,3 +595,66 @@ def test_agent_cannot_write_the_reserve_spec(node: Node) -> None:
         CustomObjectsApi(node.cp.api_client).delete_cluster_custom_object(
             GROUP, VERSION, PLURAL, node.name
         )
+
+
+def test_memory_pressure_in_the_reserve_status(node: Node, stop: StopSignal) -> None:
+    """MemoryPressure=True as soon as the agent evicted; False the cooldown after the
+    episode ended: what the operator turns into the node's taint."""
+    custom = CustomObjectsApi(node.cp.api_client)
+    (node.tree / "kubepods.slice" / "memory.max").write_text("max\n")
+    body = reserve_body(node, 300)
+    body["spec"]["eviction"]["pressureCooldownSeconds"] = 3
+    custom.create_cluster_custom_object(GROUP, VERSION, PLURAL, body)
+    parts = node.agent(settings_for(node), reserve_watch=True, monitors=None)
+    runner = threading.Thread(target=run_parts, args=(parts, stop), daemon=True)
+    runner.start()
+
+    def pressure() -> dict[str, Any] | None:
+        obj = custom.get_cluster_custom_object(GROUP, VERSION, PLURAL, node.name)
+        found = {c["type"]: c for c in (obj.get("status") or {}).get("conditions") or []}
+        condition = found.get("MemoryPressure")
+        return dict(condition) if condition else None
+
+    try:
+        calm = wait_for("the first status", pressure, timeout=30)
+        assert (calm["status"], calm["reason"]) == ("False", "NoRecentEvictions")
+        victim = node.pod("victim", 1700, 5)
+        wait_for("the pod evicted", lambda: node.evicted(victim), timeout=30, interval=0.05)
+        evicted_at = time.monotonic()
+        pressed = wait_for(
+            "MemoryPressure=True",
+            lambda: (p := pressure() or {}).get("status") == "True" and p,
+            timeout=10,
+            interval=0.05,
+        )
+        reported_after = time.monotonic() - evicted_at
+        assert pressed["reason"] in ("Evicting", "CoolingDown")
+        assert "1 pod(s) evicted or killed" in pressed["message"]
+        # the evicted pod ends (the kubelet's part): its cgroup and its memory go
+        node.admin.delete_namespaced_pod(
+            victim.metadata.name, node.namespace, grace_period_seconds=0
+        )
+        node.memory.pop(victim.metadata.uid)
+        cgroup = node.tree / pod_cgroup_path(victim.metadata.uid, QosClass.BURSTABLE, LOC)
+        cgroup.rename(node.tree / "gone")
+        node.set_usage(sum(node.memory.values()))
+        gone_at = time.monotonic()
+        cleared = wait_for(
+            "MemoryPressure=False after the cooldown",
+            lambda: (p := pressure() or {}).get("status") == "False" and p,
+            timeout=30,
+            interval=0.05,
+        )
+        cleared_after = time.monotonic() - gone_at
+        assert cleared["reason"] == "NoRecentEvictions"
+        assert cleared_after >= 3  # not before the cooldown
+    finally:
+        stop.set()
+        runner.join(15)
+    # written at once, not after min_interval, and gone within cooldown + tick + a write
+    assert reported_after < 2, reported_after
+    assert cleared_after < 3 + 5, cleared_after
+    print(
+        f"eviction -> MemoryPressure=True in {reported_after:.2f}s; "
+        f"gone -> False in {cleared_after:.2f}s"
+    )

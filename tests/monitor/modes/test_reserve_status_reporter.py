@@ -122,3 +122,26 @@ def test_deleted_object_starts_over():
     assert not reporter.report_once()  # debounce after the failed attempt
     clock.now = 8
     assert reporter.report_once()
+
+
+def test_memory_pressure_coming_or_going_is_written_at_once():
+    """Not held back by min_interval: the operator's taint follows this write."""
+    from dataclasses import replace
+
+    from oomguard.monitor.decision.memory_pressure import PressureState
+    from oomguard.monitor.modes.reserve_status_reporter import pressure_status
+
+    current = [report()]
+    reporter, writer, clock = make(current)
+    assert reporter.report_once()
+    current[0] = replace(report(), pressure=PressureState(since=1.0, freed=1))
+    clock.now = 0.5
+    assert reporter.report_once()  # at once, before min_interval (2 s) would allow
+    assert pressure_status(writer.written[-1]) == "True"
+    current[0] = replace(report(), pressure=PressureState(since=1.0, freed=2))
+    clock.now = 1.0
+    assert not reporter.report_once()  # only the message changed: min_interval holds it
+    current[0] = report()
+    clock.now = 1.5
+    assert reporter.report_once()
+    assert pressure_status(writer.written[-1]) == "False"
