@@ -356,3 +356,15 @@ def test_memory_pressure_taint_toggle_reaches_operator_args_and_rbac(helm_home: 
     # the agent DaemonSet tolerates every taint, ours included
     agent = pod_spec(one(on, "DaemonSet"))
     assert {"operator": "Exists"} in agent["tolerations"]
+
+
+def test_a_slow_start_is_not_a_crash_loop(rendered: dict[str, Objects]) -> None:
+    """The liveness probes count only after a start-up probe passed, with minutes of room:
+    on an emulated or starved node, Python alone took longer to start than the liveness
+    probe's first failures allowed, and the kubelet killed the agent mid-start (exit 137)."""
+    for kind in ("DaemonSet", "Deployment"):
+        c = container(one(rendered["defaults"], kind))
+        startup = c["startupProbe"]
+        assert startup["httpGet"]["path"] == c["livenessProbe"]["httpGet"]["path"]
+        assert startup["periodSeconds"] * startup["failureThreshold"] >= 300, kind
+        assert "initialDelaySeconds" not in c["livenessProbe"], kind
