@@ -85,7 +85,8 @@ def pods_ready(core: CoreV1Api, selector: str) -> list[Any] | None:
             last = c.last_state.terminated if c.last_state else None
             if c.restart_count >= 2 and last is not None:
                 raise AssertionError(
-                    f"{p.metadata.name}/{c.name} keeps crashing (exit {last.exit_code}, "
+                    f"{p.metadata.name}/{c.name} keeps crashing ({last.reason}, exit "
+                    f"{last.exit_code}, "
                     f"{c.restart_count} restarts):\n{last.message}\n{container_logs(p)}"
                 )
     ready = [
