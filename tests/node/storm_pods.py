@@ -33,6 +33,9 @@ print("done", flush=True)
 """
 
 
+PRESSURE_TAINT = "oomguard.io/memory-pressure"
+
+
 class Ending(enum.Enum):
     """How a storm pod ended."""
 
@@ -74,6 +77,11 @@ class StormPlan:
                 "terminationGracePeriodSeconds": 5,
                 "automountServiceAccountToken": False,
                 "enableServiceLinks": False,
+                # the storm stands for work already placed on the node: the pods created
+                # after the first eviction must still land here, memory-pressure taint or not
+                "tolerations": [
+                    {"key": PRESSURE_TAINT, "operator": "Exists", "effect": "NoSchedule"}
+                ],
                 "containers": [
                     {
                         "name": "work",

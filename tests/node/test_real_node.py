@@ -39,7 +39,7 @@ from k8s_helpers import wait_for
 from kubernetes.client import AppsV1Api, CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from node_bed import NODE_NAME, PYTHON_IMAGE, Node, progress
-from storm_pods import Ending, StormPlan, ending, is_final, newest_first_holds
+from storm_pods import PRESSURE_TAINT, Ending, StormPlan, ending, is_final, newest_first_holds
 
 pytestmark = [pytest.mark.kernel(memory="7G"), pytest.mark.node, pytest.mark.timeout(2400)]
 
@@ -119,7 +119,14 @@ def evicted_names(core: CoreV1Api, namespace: str) -> set[str]:
     return {str(e.involved_object.name) for e in events.items}
 
 
-def run_storm(core: CoreV1Api, namespace: str) -> list[Ending]:
+def pressure_tainted(core: CoreV1Api) -> bool:
+    node = core.read_node(NODE_NAME)
+    return any(t.key == PRESSURE_TAINT for t in node.spec.taints or [])
+
+
+def run_storm(
+    core: CoreV1Api, namespace: str, taint_seen: list[bool] | None = None
+) -> list[Ending]:
     """Start the storm's pods one after another (each created once the one before runs, so
     age order is creation order); once every pod is full or final, let them finish; say how
     each ended."""
@@ -142,6 +149,9 @@ def run_storm(core: CoreV1Api, namespace: str) -> list[Ending]:
         progress(f"{namespace}: {name} of {plan.count} started")
 
     def last_states() -> list[dict[str, Any] | None]:
+        if taint_seen is not None and not taint_seen and pressure_tainted(core):
+            taint_seen.append(True)
+            progress(f"{namespace}: the node carries {PRESSURE_TAINT}")
         states: list[dict[str, Any] | None] = []
         for i in range(plan.count):
             try:
@@ -290,7 +300,8 @@ def test_storm_is_stopped_newest_first_and_the_oldest_pods_complete(
     core = release.core
     wait_for("the node's reserve enforced", lambda: reserve_status(release.node), timeout=300)
     oom_kills = kubepods_event("oom_kill")
-    endings = run_storm(core, "storm-guarded")
+    taint_seen: list[bool] = []
+    endings = run_storm(core, "storm-guarded", taint_seen)
     try:
         assert kubepods_event("oom_kill") == oom_kills, f"kernel OOM kills in kubepods: {endings}"
         evicted = endings.count(Ending.EVICTED)
@@ -308,6 +319,14 @@ def test_storm_is_stopped_newest_first_and_the_oldest_pods_complete(
         assert scraped == evicted
         mean = prometheus_value(prometheus, DECISION_TO_ACTION_MEAN)
         progress(f"agent in its pod: decision -> eviction answer, mean {mean} s")
+        # point 4: while it evicts, new pods (a Deployment's replacements) are kept off the
+        # node by the operator's taint; it goes once the cooldown after the episode passed
+        assert taint_seen, f"no {PRESSURE_TAINT} taint while the agent evicted"
+        wait_for(
+            "the memory-pressure taint gone after the cooldown",
+            lambda: not pressure_tainted(core),
+            timeout=300,
+        )
     except AssertionError:
         print(agent_logs(core))
         raise
@@ -357,3 +376,4 @@ def test_uninstall_restores_kubepods(release: Release) -> None:
         lambda: kubepods_high() == release.high_before,
         timeout=300,
     )
+    assert not pressure_tainted(release.core), "uninstall left the memory-pressure taint"
