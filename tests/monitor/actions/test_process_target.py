@@ -83,7 +83,7 @@ def test_sigterm_is_enough_for_a_cooperative_process(procs):
     assert (r.pid, r.signal, r.outcome) == (p.pid, "SIGTERM", "exited")
     assert r.memory_bytes == victim.memory_bytes
     assert 0 <= r.detection_to_signal_seconds <= r.detection_to_exit_seconds
-    assert p.wait(timeout=5) == -15
+    assert p.wait(timeout=60) == -15
     assert target.candidates() == []
 
 
@@ -94,11 +94,11 @@ def test_sigkill_after_grace_when_sigterm_is_ignored(procs):
     t0 = time.monotonic()
     target.stop([victim], detected_at=t0)
     assert wait_for(lambda: [x for x in target.candidates() if x.dying])
-    assert wait_for(lambda: target.records, timeout=5)
+    assert wait_for(lambda: target.records, timeout=60)
     [r] = target.records
     assert (r.signal, r.outcome) == ("SIGKILL", "exited")
     assert r.exited_at - r.signalled_at >= 0.3
-    assert p.wait(timeout=5) == -9
+    assert p.wait(timeout=60) == -9
 
 
 def test_marked_dying_while_escalating(procs):

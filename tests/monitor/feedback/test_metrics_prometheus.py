@@ -76,7 +76,7 @@ def endpoint(tmp_path: Path) -> Iterator[tuple[str, GuardMetrics]]:
 
 def test_endpoint_serves_the_text_format(endpoint: tuple[str, GuardMetrics]) -> None:
     address, _ = endpoint
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=30) as response:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
         body = response.read().decode()

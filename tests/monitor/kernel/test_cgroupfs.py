@@ -175,7 +175,7 @@ def test_memory_high_is_restored_when_a_signal_arrives(fake_cgroup, signum):
     assert child.stdout.readline() == "set\n"
     assert fake_cgroup.memory_high() == MemoryLimit(4096)
     child.send_signal(signum)
-    assert child.wait(timeout=10) == 128 + signum
+    assert child.wait(timeout=60) == 128 + signum
     assert fake_cgroup.memory_high() == UNLIMITED
 
 

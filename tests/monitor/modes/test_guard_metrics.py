@@ -59,7 +59,7 @@ def test_guard_loop_records_decisions_and_monitor_health():
         assert value(metrics, "oomguard_monitor_up", monitor="event") == 1
     finally:
         stop.set()
-        thread.join(5)
+        thread.join(30)
     # 260Mi over a 200Mi target with a 10Mi buffer: 70Mi to free -> two 40Mi workers
     assert value(metrics, "oomguard_victims_total") == 2
     assert value(metrics, "oomguard_detection_latency_seconds_count", trigger="event") == 1
@@ -113,9 +113,9 @@ def test_metrics_endpoint_serves_while_guarding_and_stops_after():
     port = free_port()
     with metrics_endpoint(metrics, "127.0.0.1", port) as http:
         assert http is not None
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
             assert b'mode="guard"' in response.read()
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=30) as response:
             assert response.read() == b"ok\n"
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)

@@ -239,7 +239,7 @@ class Kubelet:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(5)
+        self._thread.join(30)
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):

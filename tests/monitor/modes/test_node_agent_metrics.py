@@ -75,7 +75,7 @@ def test_build_agent_serves_metrics_next_to_the_probes(tmp_path):
     http.start()
     try:
         url = f"http://127.0.0.1:{http.port}/metrics"
-        with urllib.request.urlopen(url, timeout=5) as response:
+        with urllib.request.urlopen(url, timeout=30) as response:
             body = response.read().decode()
     finally:
         http.stop()

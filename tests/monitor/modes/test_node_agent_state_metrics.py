@@ -18,7 +18,7 @@ def test_agent_state_is_on_the_metrics_endpoint(tmp_path):
     parts = build_agent(object(), options, settings(), monitors=[], http=http)
     http.start()
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http.port}/metrics", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http.port}/metrics", timeout=30) as r:
             body = r.read().decode()
     finally:
         http.stop()

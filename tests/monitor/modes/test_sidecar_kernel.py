@@ -212,7 +212,7 @@ def test_sidecar_stops_newest_workers_main_and_oldest_live(pod: Pod, tmp_path: P
     finally:
         sidecar.terminate()
         sidecar.wait(30)
-        reader.join(5)
+        reader.join(30)
     result = outcomes(tmp_path)
     finished = sorted(i for i, o in result.items() if o == "finished")
     stopped = sorted(i for i, o in result.items() if o != "finished")

@@ -67,7 +67,7 @@ class FakeDBusPeer:
         self._closing = True
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as wake:
             wake.connect(str(self.path))
-        self._thread.join(5)
+        self._thread.join(30)
         self._listener.close()
 
     def _serve(self) -> None:
