@@ -111,6 +111,19 @@ def container_logs(pod: Any, lines: int = 40) -> str:
     return "\n".join(out)
 
 
+def describe(core: CoreV1Api, selector: str) -> str:
+    """What a stuck component's pods say: phase, conditions, container states, their logs,
+    and the namespace's recent Events (scheduling, probes, kills)."""
+    out = []
+    for p in core.list_namespaced_pod(NAMESPACE, label_selector=selector).items:
+        status = core.api_client.sanitize_for_serialization(p.status)
+        out.append(f"--- pod {p.metadata.name}: {status}")
+        out.append(container_logs(p))
+    for e in core.list_namespaced_event(NAMESPACE).items[-30:]:
+        out.append(f"event {e.involved_object.name}: {e.reason}: {e.message}")
+    return "\n".join(out)
+
+
 def agent_logs(core: CoreV1Api, lines: int = 60) -> str:
     pods = core.list_namespaced_pod(
         NAMESPACE, label_selector="app.kubernetes.io/component=agent"

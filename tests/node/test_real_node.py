@@ -24,6 +24,7 @@ from chart_release import (
     NAMESPACE,
     RELEASE,
     agent_logs,
+    describe,
     helm,
     image_values,
     kubepods_current,
@@ -36,7 +37,7 @@ from chart_release import (
 )
 from conftest import RESERVE_MI, Release
 from k8s_helpers import wait_for
-from kubernetes.client import AppsV1Api, CoreV1Api, CustomObjectsApi
+from kubernetes.client import CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from node_bed import NODE_NAME, PYTHON_IMAGE, Node, progress
 from storm_pods import PRESSURE_TAINT, Ending, StormPlan, ending, is_final, newest_first_holds
@@ -67,23 +68,16 @@ def reserve_status(node: Node) -> dict[str, Any] | None:
 
 def test_install_runs_the_agent_and_guards_the_kubelets_kubepods(release: Release) -> None:
     node, core = release.node, release.core
-    wait_for(
-        "the agent pod Running and Ready",
-        lambda: pods_ready(core, "app.kubernetes.io/component=agent"),
-        timeout=600,
-    )
-    wait_for(
-        "the operator Deployment available",
-        lambda: (
-            (
-                d := AppsV1Api(node.cp.api_client).read_namespaced_deployment(
-                    "oomguard-operator", NAMESPACE
-                )
-            ).status.available_replicas
-            == d.spec.replicas
-        ),
-        timeout=600,
-    )
+    for component in ("agent", "operator"):
+        selector = f"app.kubernetes.io/component={component}"
+        try:
+            wait_for(
+                f"the {component} pod Running and Ready",
+                lambda s=selector: pods_ready(core, s),
+                timeout=600,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{describe(core, selector)}") from None
     capacity = node_memory_bytes(core)
     reserve = wait_for(
         "the node's reserve applied by the agent",
