@@ -373,6 +373,7 @@ def running_node(
                 ],
             )
             _wait("the node to be Ready", lambda: node_ready(cp), deadline, procs)
+            untaint_ready_node(cp)
             timings["node Ready"] = time.monotonic() - started
             progress("node bed: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
             yield node
@@ -402,6 +403,24 @@ def _mounts_under(path: Path) -> list[str]:
         if point == str(path) or point.startswith(f"{path}/"):
             found.append(point)
     return found
+
+
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+
+
+def untaint_ready_node(cp: ControlPlane) -> None:
+    """Do the node lifecycle controller's part for our one Ready node: the kubelet registers
+    it with the ``not-ready:NoSchedule`` taint, and the controller that lifts it is off in
+    ``tests/cluster`` (it would mark a node without a kubelet NotReady). Left on, only pods
+    tolerating every taint (the agent's DaemonSet) would ever be scheduled here."""
+    from kubernetes.client import CoreV1Api
+
+    core = CoreV1Api(cp.api_client)
+    node = core.read_node(NODE_NAME)
+    kept = [t for t in node.spec.taints or [] if t.key != NOT_READY_TAINT]
+    if len(kept) != len(node.spec.taints or []):
+        body = {"spec": {"taints": [cp.api_client.sanitize_for_serialization(t) for t in kept]}}
+        core.patch_node(NODE_NAME, body)
 
 
 def node_ready(cp: ControlPlane) -> bool:
