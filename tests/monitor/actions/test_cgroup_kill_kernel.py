@@ -4,9 +4,9 @@ ignored: a shell that keeps forking in a pod-like subtree is emptied by SIGKILL 
 import ctypes
 import os
 import subprocess
-import time
 
 import pytest
+from monitor_fakes import wait_for
 
 from oomguard.monitor.actions.cgroup_kill import KillMethod, kill_cgroup, subtree_pids
 
@@ -35,16 +35,12 @@ def test_signal_each_empties_a_forking_subtree(real_cgroup):
     )
     assert forker.stdout is not None
     assert forker.stdout.readline() == "in\n"
-    deadline = time.monotonic() + 30
-    while len(subtree_pids(real_cgroup)) < 5:  # the shell and some sleepers
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    # the shell and some sleepers
+    assert wait_for(lambda: len(subtree_pids(real_cgroup)) >= 5), "the forker never forked"
     method = kill_cgroup(real_cgroup, method=KillMethod.SIGNAL_EACH)
     assert method is KillMethod.SIGNAL_EACH
     assert subtree_pids(real_cgroup) == []
     assert forker.wait(timeout=30) == -9
-    deadline = time.monotonic() + 30
-    while real_cgroup.events().populated:
-        reap()
-        assert time.monotonic() < deadline, "the subtree stayed populated"
-        time.sleep(0.01)
+    assert wait_for(lambda: reap() or not real_cgroup.events().populated), (
+        "the subtree stayed populated"
+    )
