@@ -360,6 +360,10 @@ def running_node(
                     f"--secure-port={free_port()}",
                 ],
             )
+            # kube-proxy takes the node's IPs once at start and exits when they later differ
+            # (pkg/proxy/node.go): a node registered after its 30 s wait makes it exit 1. So it
+            # starts only when the Node object carries its address.
+            _wait("the Node object and its address", lambda: node_addressed(cp), deadline, procs)
             procs.start(
                 "kube-proxy",
                 [
@@ -421,6 +425,17 @@ def untaint_ready_node(cp: ControlPlane) -> None:
     if len(kept) != len(node.spec.taints or []):
         body = {"spec": {"taints": [cp.api_client.sanitize_for_serialization(t) for t in kept]}}
         core.patch_node(NODE_NAME, body)
+
+
+def node_addressed(cp: ControlPlane) -> bool:
+    """The Node object exists and lists the address kube-proxy will take for its own."""
+    from kubernetes.client import CoreV1Api
+
+    try:
+        node = CoreV1Api(cp.api_client).read_node(NODE_NAME)
+    except Exception:
+        return False
+    return any(a.type == "InternalIP" and a.address == NODE_IP for a in node.status.addresses or [])
 
 
 def node_ready(cp: ControlPlane) -> bool:
