@@ -73,6 +73,7 @@ from oomguard.monitor.modes.node_status_view import NodeStatusView
 from oomguard.monitor.modes.reserve_keeper import ReserveKeeper
 from oomguard.monitor.modes.step_loop import run_loop
 from oomguard.monitor.modes.systemd_memory_high import systemd_memory_high
+from oomguard.monitor.runtime.change_notice import ChangeNotice
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.factory import build_monitors
 from oomguard.monitor.triggers.trigger import Monitor, StepTrigger
@@ -137,6 +138,8 @@ class NodeAgent:
         self.pressure = PressureState()  # NodeMemoryReserve's MemoryPressure condition
         self.errors: list[str] = []
         self._view = NodeStatusView(self, self._lock)
+        # raised after every step and settings change: the status reporter sleeps on it
+        self.changes = ChangeNotice()
 
     @property
     def options(self) -> AgentOptions:
@@ -187,6 +190,7 @@ class NodeAgent:
             except (CgroupError, ParseError, OSError) as exc:
                 self._error(f"cannot set memory.high on {self.kubepods.path}: {exc}")
         self._inbox.wake()  # the loop re-plans its monitors at once
+        self.changes.notify()
 
     def apply_reserve(self, state: ReserveState) -> None:
         """A new NodeMemoryReserve version (or its deletion): enforce what it says, unless
@@ -200,6 +204,7 @@ class NodeAgent:
             self._error(f"settings refused, last good settings kept: {refused}")
         elif settings is not None:
             self.update_settings(settings)
+        self.changes.notify()  # a new generation, or a refusal, is news for the status
 
     def limit_bytes(self) -> int:
         """The guarded line: the memory.high we set, or what we would set without setting it."""
@@ -245,6 +250,7 @@ class NodeAgent:
             return self._step(trigger, detected_at)
         finally:
             self.look.ended()
+            self.changes.notify()
 
     def _step(self, trigger: StepTrigger, detected_at: float | None) -> Decision | None:
         with self._lock:
@@ -319,3 +325,4 @@ class NodeAgent:
     def _error(self, message: str) -> None:
         self.errors.append(message)
         log_event(log, logging.ERROR, message)
+        self.changes.notify()

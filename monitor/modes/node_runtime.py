@@ -166,7 +166,11 @@ def run_parts(parts: AgentParts, stop: StopSignal) -> None:
         )
     if parts.status_reporter is not None:
         threads.append(
-            threading.Thread(target=parts.status_reporter.run, args=(stop,), name="reserve-status")
+            threading.Thread(
+                target=parts.status_reporter.run,
+                args=(stop, parts.agent.changes),
+                name="reserve-status",
+            )
         )
     for thread in threads:
         thread.daemon = True

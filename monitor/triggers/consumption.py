@@ -1,4 +1,5 @@
-"""Whether the loop has taken a monitor's last trigger: an eventfd the monitor polls on.
+"""Whether the loop has taken a monitor's last trigger: a :class:`ChangeNotice` the monitor
+polls on.
 
 A monitor that sent a trigger has nothing new to say until the loop has taken it (one
 decision answers everything that arrived meanwhile), so it stops reading its kernel file
@@ -10,33 +11,10 @@ closed it (then it does nothing).
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
+from oomguard.monitor.runtime.change_notice import ChangeNotice
 
 
-class Consumption:
-    def __init__(self) -> None:
-        self._fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def fileno(self) -> int:
-        return self._fd
-
+class Consumption(ChangeNotice):
     def consumed(self) -> None:
         """The loop took the trigger (called from the loop's thread)."""
-        with self._lock:
-            if not self._closed:
-                os.eventfd_write(self._fd, 1)
-
-    def reset(self) -> None:
-        """Before the next trigger: make the fd unreadable again."""
-        with contextlib.suppress(BlockingIOError):
-            os.eventfd_read(self._fd)
-
-    def close(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._closed = True
-                os.close(self._fd)
+        self.notify()

@@ -1,11 +1,13 @@
 """Fakes the monitor tests share: plain-file cgroups, a guard's cgroup and target, a node's
-pods and eviction API, a settable clock, and polling for a condition.
+pods and eviction API, a settable clock, polling for a condition, and a poller that records
+the timeouts a wait passed.
 
 One place for them, so a change to what the loops need from their collaborators is made
 once. Tests import them as ``from monitor_fakes import ...`` (``tests/monitor/conftest.py``
 puts this folder on the path, as ``tests/conftest.py`` does for ``k8s_helpers``).
 """
 
+import select
 import time
 import uuid
 from dataclasses import replace
@@ -26,6 +28,28 @@ def wait_for(predicate, timeout=60.0):
             return True
         time.sleep(0.02)
     return False
+
+
+class RecordingPoller:
+    """``select.poll`` that keeps every timeout it was given: a wait with no timeout sleeps
+    until the kernel wakes it, which is what the idle tests prove."""
+
+    def __init__(self) -> None:
+        self._poll = select.poll()
+        self.registered: set[int] = set()
+        self.timeouts: list[float | None] = []
+
+    def register(self, fd: int, eventmask: int = select.POLLIN) -> None:
+        self.registered.add(fd)
+        self._poll.register(fd, eventmask)
+
+    def unregister(self, fd: int) -> None:
+        self.registered.discard(fd)
+        self._poll.unregister(fd)
+
+    def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
+        self.timeouts.append(timeout)
+        return self._poll.poll(timeout)
 
 
 # -- plain-file cgroups -------------------------------------------------------------------

@@ -2,6 +2,7 @@ import urllib.error
 import urllib.request
 
 import pytest
+from monitor_fakes import RecordingPoller
 
 from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 
@@ -131,26 +132,10 @@ def test_loopback_is_told_from_the_network(host, local):
 
 def test_the_server_thread_sleeps_without_a_timeout_and_stops_at_once():
     """No periodic wake-up: the serving thread polls the socket and its stop signal only."""
-    import select
-
-    timeouts: list[object] = []
-
-    class Recording:
-        def __init__(self) -> None:
-            self._poll = select.poll()
-
-        def register(self, fd, eventmask=select.POLLIN):
-            self._poll.register(fd, eventmask)
-
-        def unregister(self, fd):
-            self._poll.unregister(fd)
-
-        def poll(self, timeout=None):
-            timeouts.append(timeout)
-            return self._poll.poll(timeout)
+    recording = RecordingPoller()
 
     s = HttpEndpoints("127.0.0.1", 0)
-    s.poller = Recording
+    s.poller = lambda: recording
     s.add_route("/metrics", lambda: (200, "text/plain", b"x 1\n"))
     s.start()
     try:
@@ -159,4 +144,4 @@ def test_the_server_thread_sleeps_without_a_timeout_and_stops_at_once():
     finally:
         s.stop()
     assert s._thread is not None and not s._thread.is_alive()
-    assert timeouts and set(timeouts) == {None}
+    assert recording.timeouts and set(recording.timeouts) == {None}

@@ -6,32 +6,14 @@ the real command and the real pidfd do the rest, so no assertion depends on timi
 
 from __future__ import annotations
 
-import select
 import signal
 import subprocess
 import sys
 
+from monitor_fakes import RecordingPoller
+
 from oomguard.monitor.modes.guarded_command import wait_for_command
 from oomguard.monitor.runtime.stop_signal import StopSignal
-
-
-class RecordingPoller:
-    def __init__(self) -> None:
-        self._poll = select.poll()
-        self.registered: set[int] = set()
-        self.timeouts: list[float | None] = []
-
-    def register(self, fd: int, eventmask: int = select.POLLIN) -> None:
-        self.registered.add(fd)
-        self._poll.register(fd, eventmask)
-
-    def unregister(self, fd: int) -> None:
-        self.registered.discard(fd)
-        self._poll.unregister(fd)
-
-    def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
-        self.timeouts.append(timeout)
-        return self._poll.poll(timeout)
 
 
 class FakeCgroup:

@@ -217,3 +217,16 @@ def test_monitor_failure_is_reported_as_degraded(tmp_path):
     assert report.memory_events["high"] == 7
     assert report.memory_high_bytes == 1700 * MI
     assert report.memory_max_bytes == 4000 * MI
+
+
+def test_new_reserves_refusals_and_steps_tell_the_status_reporter(tmp_path):
+    """The reporter sleeps on ``agent.changes``: whatever can change the status raises it."""
+    agent = make_agent(tmp_path)
+    assert not agent.changes.reset()
+    agent.apply_reserve(state_for(reserve_object(300), "node-a", 2000 * MI, None))
+    assert agent.changes.reset()
+    agent.apply_reserve(state_for(reserve_object(1999, 2), "node-a", 2000 * MI, None))
+    assert agent.changes.reset()  # refused: Degraded is news too
+    agent.step()
+    assert agent.changes.reset()
+    assert not agent.changes.reset()

@@ -1,10 +1,16 @@
 """When the agent writes NodeMemoryReserve status: on change (debounced), on refresh, never
-without an object, and again after an API error."""
+without an object, and again after an API error; and that the reporter sleeps until the
+agent says something changed or a write falls due, never on a tick."""
 
+import threading
 from datetime import UTC, datetime
+
+from monitor_fakes import RecordingPoller, wait_for
 
 from oomguard.monitor.kube.node_reserve import ReserveReport, ReserveState
 from oomguard.monitor.modes.reserve_status_reporter import ReserveStatusReporter
+from oomguard.monitor.runtime.change_notice import ChangeNotice
+from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.settings import NodeSettings, default_node_settings
 
 
@@ -145,3 +151,68 @@ def test_memory_pressure_coming_or_going_is_written_at_once():
     clock.now = 1.5
     assert reporter.report_once()
     assert pressure_status(writer.written[-1]) == "False"
+
+
+# -- when the reporter wakes -----------------------------------------------------------------
+
+
+def test_the_next_wake_up_is_the_refresh_the_debounce_or_a_change():
+    current = [None]
+    reporter, writer, clock = make(current)
+    reporter.report_once()
+    assert reporter.seconds_until_due() is None  # no object: only a change can matter
+    current[0] = report()
+    reporter.report_once()
+    assert reporter.seconds_until_due() == 60  # written: next, the refresh
+    current[0] = report(high=8)
+    clock.now = 0.5
+    assert not reporter.report_once()
+    assert reporter.seconds_until_due() == 1.5  # a change held back by the debounce
+    writer.fail = ConnectionError("refused")
+    clock.now = 2
+    assert not reporter.report_once()
+    assert reporter.seconds_until_due() == 2  # an API error: again after the debounce
+
+
+def start_reporter(reporter):
+    stop, changes, poller = StopSignal(), ChangeNotice(), RecordingPoller()
+    thread = threading.Thread(target=reporter.run, args=(stop, changes, lambda: poller))
+    thread.start()
+    return stop, changes, poller, thread
+
+
+def test_an_idle_reporter_sleeps_until_told_and_stops_at_once():
+    """No object yet: nothing to write until the agent says something changed."""
+    current = [None]
+    reporter, writer, _ = make(current)
+    stop, changes, poller, thread = start_reporter(reporter)
+    try:
+        assert wait_for(lambda: len(poller.timeouts) == 1)
+        current[0] = report()
+        changes.notify()
+        assert wait_for(lambda: len(writer.written) == 1)
+        assert wait_for(lambda: len(poller.timeouts) == 2)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+    assert poller.timeouts == [None, 60_000]  # asleep, then until the refresh: never a tick
+
+
+def test_a_change_inside_the_debounce_is_written_when_the_debounce_ends():
+    current = [report()]
+    reporter, writer, clock = make(current)
+    stop, changes, poller, thread = start_reporter(reporter)
+    try:
+        assert wait_for(lambda: len(poller.timeouts) == 1)
+        current[0] = report(high=8)
+        clock.now = 1.0
+        changes.notify()
+        assert wait_for(lambda: len(poller.timeouts) == 2)
+        clock.now = 2.0  # the debounce has passed when the 1 s wait ends
+        assert wait_for(lambda: len(writer.written) == 2)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert poller.timeouts[:2] == [60_000, 1_000]
+    assert writer.written[-1]["memoryEvents"]["high"] == 8
