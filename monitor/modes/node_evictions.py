@@ -192,7 +192,13 @@ class NodeEvictions:
             )
         usage, target = plan.measurement.usage, plan.limits.target
         self.last_decision = last_decision(
-            plan.trigger, usage, target, results, plan.reason, datetime.now(UTC)
+            plan.trigger,
+            usage,
+            target,
+            results,
+            plan.reason,
+            datetime.now(UTC),
+            plan.situation.protected_bytes,
         )
 
     def step_done(self, plan: EvictionRound, detected_at: float | None) -> None:

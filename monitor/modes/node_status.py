@@ -90,8 +90,11 @@ def last_decision(
     results: Sequence[ActionResult],
     reason: str,
     now: datetime,
+    protected_bytes: int = 0,
 ) -> dict[str, Any]:
-    """``lastDecision`` for the NodeMemoryReserve status, in the CRD's terms."""
+    """``lastDecision`` for the NodeMemoryReserve status, in the CRD's terms;
+    ``protected_bytes``: what protected pods held while the victims were chosen (the Event
+    and ``/status`` say it too), so an owner reading the status sees why an older pod went."""
     actions = {status_action(r.outcome) for r in results}
     acted = [r.victim.candidate.name for r in results if status_action(r.outcome) != "None"]
     return {
@@ -99,6 +102,7 @@ def last_decision(
         "trigger": status_trigger(trigger),
         "usageBytes": usage,
         "targetBytes": target,
+        "protectedMemoryBytes": protected_bytes,
         "victims": acted[:100],
         "action": next((a for a in STATUS_ACTIONS if a in actions), "None"),
         "message": "; ".join(

@@ -551,6 +551,7 @@ def test_reserve_live_reload_and_status(node: Node, stop: StopSignal) -> None:
         assert decided["action"] == "Evicted"
         assert decided["victims"] == [f"{node.namespace}/victim"]
         assert decided["trigger"] in ("event", "threshold")
+        assert isinstance(decided["protectedMemoryBytes"], int)  # kept by the schema, not pruned
 
         # a new spec: memory.high moves, observedGeneration follows
         custom.patch_cluster_custom_object(
