@@ -219,7 +219,7 @@ class NodeEvictions:
 def _victim(candidate: Candidate, m: Measurement, cgroup_root: Path) -> PodVictim:
     pod = m.pods.get(candidate.id)
     cgroup = m.cgroups.get(candidate.id)
-    if pod is None:  # a cgroup without a pod object cannot be a candidate; keep types honest
+    if pod is None and not candidate.kill_only:  # only kill-only candidates lack a pod object
         raise KeyError(candidate.id)
     path = cgroup_root / cgroup.path if cgroup is not None else None
     return PodVictim(candidate, pod, path)
