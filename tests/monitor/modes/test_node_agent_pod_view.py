@@ -3,11 +3,13 @@ object asks the watch for a relist (bounded), and with no API the pod cgroups on
 kill-only candidates that keep the node protected."""
 
 import os
+import threading
 import uuid
 from pathlib import PurePosixPath
 
 import pytest
-from monitor_fakes import MI, Api, Clock, Pods, pod, write_cgroup
+from kubernetes.client import ApiClient, Configuration, CoreV1Api
+from monitor_fakes import MI, Api, Clock, Pods, pod, wait_for, write_cgroup
 from prometheus_client import CollectorRegistry, generate_latest
 
 from oomguard.monitor.actions.outcome import Outcome
@@ -27,7 +29,9 @@ from oomguard.monitor.kube.pod_view import (
     UNMATCHED_GRACE,
 )
 from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
+from oomguard.monitor.modes.node_runtime import build_agent
 from oomguard.monitor.settings import EvictionSettings, NodeSettings
+from oomguard.monitor.triggers.stop_signal import StopSignal
 
 LOC = KubepodsLocation(CgroupDriver.SYSTEMD, PurePosixPath("kubepods.slice"))
 WAIT = 10  # kill-fallback wait
@@ -200,3 +204,35 @@ def test_kill_only_kills_are_rate_limited_like_other_kills(tree):
     clock.now += 60
     agent.step()
     assert killed(a)
+
+
+def test_the_agent_as_built_with_no_api_server_kills_from_the_cgroups_on_disk(tree):
+    """The whole wiring (``build_agent``) with an API server nobody answers for: the real
+    pod watch never lists, the agent still frees memory from the cgroups on disk."""
+    new = pod_dir(tree, "new", 300 * MI, made_at=EPOCH + 60)
+    old = pod_dir(tree, "old", 500 * MI, made_at=EPOCH)
+    usage(tree, 1100 * MI)
+    config = Configuration(host="http://127.0.0.1:1")  # refused at once
+    settings = NodeSettings(
+        node_name="node-a",
+        node_memory_bytes=1100 * MI,
+        reserve_bytes=100 * MI,
+        eviction=EvictionSettings(buffer_bytes=0, kill_fallback_wait_seconds=0),
+    )
+    options = AgentOptions(cgroup_root=tree, kubepods=LOC, margin_bytes=64 * MI)
+    parts = build_agent(CoreV1Api(ApiClient(config)), options, settings, monitors=[])
+    stop = StopSignal()
+    watching = threading.Thread(target=parts.watch.run, args=(stop,), daemon=True)
+    watching.start()
+    try:
+        assert wait_for(lambda: parts.watch.errors >= 1)  # the API server is not there
+        parts.agent.step("event")
+        parts.agent.step()
+        assert killed(new) and not killed(old)
+        body = parts.agent.metrics.exposition().decode()
+        assert "oomguard_kill_only_kills_total 1.0" in body
+        assert not parts.watch.synced.is_set()
+    finally:
+        stop.set()
+        parts.watch.stop()
+        watching.join(10)
