@@ -30,6 +30,7 @@ from oomguard.monitor.kube.pod_view import (
 )
 from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
 from oomguard.monitor.modes.node_runtime import build_agent
+from oomguard.monitor.modes.status_command import render_table
 from oomguard.monitor.settings import EvictionSettings, NodeSettings
 from oomguard.monitor.triggers.stop_signal import StopSignal
 
@@ -141,6 +142,7 @@ def test_an_agent_started_without_the_api_kills_the_newest_pod_cgroup_at_the_lin
     assert not killed(new)
     status = agent.status()
     assert status["pod_view"]["blind"] is True
+    assert "3 pod(s) known from their cgroup alone, kill-only" in render_table(status)
     [spared] = status["protected"]
     assert spared["pod"] == f"cgroup:{guaranteed.relative_to(tree)}"
     assert "Guaranteed" in spared["why"]
