@@ -10,11 +10,11 @@ The agent knows pods from the API watch and pod cgroups from disk. Two gaps betw
    kubelet makes a new pod's cgroup about when the agent hears of the pod, and removes a
    deleted one's about when the object goes, so a churning node is not relisted at every
    pod), and at most once per :data:`RELIST_MIN_INTERVAL` seconds: a cgroup that never gets
-   a pod object (a pod deleted
-   while the kubelet tears its cgroup down, a static pod whose mirror pod the API server has
-   not got yet) costs one list every 30 s, never a storm. A static pod's cgroup is named by
-   its config hash, which its mirror pod carries in ``kubernetes.io/config.mirror``: that
-   counts as a match.
+   a pod object (a pod deleted while the kubelet tears its cgroup down, a static pod whose
+   mirror pod the API server has not got yet) costs one list every 30 s, never a storm. A
+   static pod's cgroup is named by its config hash, which its mirror pod carries in
+   ``kubernetes.io/config.mirror`` (and ``kubernetes.io/config.hash``): that counts as a
+   match.
 
 2. **No pod view at all** (:func:`pod_view_blind`): an agent started while the API server is
    down has no pod objects, so no candidates; one disconnected for long does not see pods
@@ -28,8 +28,8 @@ The agent knows pods from the API watch and pod cgroups from disk. Two gaps betw
      ``line`` argument): there the kernel already throttles every pod, and the OOM killer,
      which does not know namespaces either, is next; below it the agent waits for the API;
    - never a Guaranteed pod's cgroup (directly under kubepods): the kubelet gives those, like
-     critical pods, ``oom_score_adj`` -997, so the kernel spares them too, and the agent
-     itself, the operator and most system pods that ask for a fixed amount are Guaranteed;
+     node-critical pods, ``oom_score_adj`` -997, so the kernel spares them too (the chart
+     makes the agent Guaranteed, and pods that ask for a fixed amount usually are);
    - never a static pod (its UID is a config hash, not a UUID: on a control-plane node the
      API server, etcd and the scheduler are static pods), never the agent's own pod.
 
@@ -45,6 +45,8 @@ from dataclasses import dataclass
 from oomguard.monitor.decision.candidate import Candidate
 from oomguard.monitor.kube.pod_candidates import MIRROR_ANNOTATION, PodInfo
 from oomguard.monitor.kube.pod_cgroups import QosClass
+
+CONFIG_HASH_ANNOTATION = "kubernetes.io/config.hash"  # a mirror pod carries it too
 
 RELIST_MIN_INTERVAL = 30.0
 """Seconds between two relists asked for because of a cgroup without a pod object."""
@@ -82,9 +84,10 @@ def known_uids(pods: Iterable[PodInfo]) -> frozenset[str]:
     known: set[str] = set()
     for pod in pods:
         known.add(pod.uid)
-        mirror = pod.annotations.get(MIRROR_ANNOTATION)
-        if mirror:
-            known.add(mirror)
+        for annotation in (MIRROR_ANNOTATION, CONFIG_HASH_ANNOTATION):
+            value = pod.annotations.get(annotation)
+            if value:
+                known.add(value)
     return frozenset(known)
 
 

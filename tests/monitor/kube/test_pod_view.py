@@ -46,6 +46,8 @@ def test_cgroups_without_a_pod_object_are_unmatched():
 def test_a_static_pods_cgroup_is_matched_by_its_mirror_pod():
     mirror = pod("etcd", 1, annotations={"kubernetes.io/config.mirror": STATIC_UID})
     assert unmatched_cgroups([STATIC_UID], [mirror]) == frozenset()
+    hashed = pod("apiserver", 1, annotations={"kubernetes.io/config.hash": STATIC_UID})
+    assert unmatched_cgroups([STATIC_UID], [hashed]) == frozenset()
 
 
 def test_a_cgroup_counts_as_unmatched_after_the_grace_only():
