@@ -25,6 +25,7 @@ monitor watches), the loop stops the old set and starts the new one, without a r
 Each job has its own unit; this class only puts them in order: ``ReserveKeeper`` (which
 settings are enforced, and why a reserve was refused), ``KubepodsLimit`` (step 1),
 ``NodeMeasurer`` (2) and ``NodeLook`` (the last measurement, for status and ``/healthz``),
+``PodViewKeeper`` (blind spots in the pod view: relists, kill-only candidates),
 ``NodeEvictions`` with the pure ``EvictionPlanner`` and what it remembers between steps (3, 4;
 the ``PodEvictor`` acts), ``NodeStatusView`` with ``node_status`` (``/status``, counters, the
 CRD's ``lastDecision``), ``MonitorSupervisor``, and ``NodeLoop``, its side of the loop it
@@ -135,7 +136,7 @@ class NodeAgent:
             self._inbox, self.kubepods, self._error, monitors, monitor_builder, metrics
         )
         self.look = NodeLook()
-        self.view = PodViewKeeper(pods, clock())  # blind spots: relists, kill-only candidates
+        self.pod_view = PodViewKeeper(pods, clock())  # blind spots: relists, kill-only candidates
         self.pressure = PressureState()  # NodeMemoryReserve's MemoryPressure condition
         self.errors: list[str] = []
         self._view = NodeStatusView(self, self._lock)
@@ -229,7 +230,7 @@ class NodeAgent:
         """One look at the node; pods blocked by a PDB a moment ago count as protected.
         While the pod view is blind, pod cgroups without a pod object are kill-only
         candidates once usage reaches the guarded line (``kube/pod_view.py``)."""
-        line = self.limit_bytes() if self.view.blind(now) else None
+        line = self.limit_bytes() if self.pod_view.blind(now) else None
         m = self._measurer.measure(self.rules(), self.settings.eviction.policy, line)
         return dataclasses.replace(
             m, candidates=self.evictions.planner.with_blocked(m.candidates, now)
@@ -293,7 +294,7 @@ class NodeAgent:
             self._error(self.look.failed(now, f"cannot measure {self.kubepods.path}: {exc}"))
             return None
         self.look.saw(now, m)
-        self.view.looked(m, now)
+        self.pod_view.looked(m, now)
         self.evictions.planner.forget_gone(m.alive)
         return m
 
@@ -311,7 +312,7 @@ class NodeAgent:
     def pod_view_counts(self) -> tuple[bool, int]:
         """For the metrics: whether the pod view is blind, and kill-only kills."""
         with self._lock:
-            return self.view.is_blind, self.evictor.killed_without_event
+            return self.pod_view.is_blind, self.evictor.killed_without_event
 
     def run(self, stop: StopSignal) -> None:
         run_loop(NodeLoop(self), self._inbox, stop)

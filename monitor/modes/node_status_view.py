@@ -35,7 +35,7 @@ class StatusSource(Protocol):
     monitors: MonitorSupervisor
     evictions: NodeEvictions
     pods: PodSnapshots
-    view: PodViewKeeper
+    pod_view: PodViewKeeper
     errors: list[str]
     pressure: PressureState
 
@@ -69,7 +69,7 @@ class NodeStatusView:
                 a.evictions.counters,
                 a.errors,
                 a.evictions.last_decision,
-            ) | {"pod_view": a.view.status(a.look.last)}
+            ) | {"pod_view": a.pod_view.status(a.look.last)}
 
     def report(self) -> ReserveReport | None:
         """What ``NodeMemoryReserve.status`` should say now; None before the first reserve
