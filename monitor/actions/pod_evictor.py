@@ -87,12 +87,24 @@ FREEING = frozenset({Outcome.EVICTED, Outcome.GONE, Outcome.KILLED})
 @dataclass(frozen=True)
 class PodVictim:
     candidate: Candidate
-    pod: PodInfo
+    pod: PodInfo | None  # None: a pod known from its cgroup alone (kill only, no Event)
     cgroup: Path | None  # absolute path of the pod cgroup, None when it was not found
 
     @property
-    def ref(self) -> PodRef:
+    def ref(self) -> PodRef | None:
+        """The pod as the API names it; None without a pod object."""
+        if self.pod is None:
+            return None
         return PodRef(self.pod.namespace, self.pod.name, self.pod.uid)
+
+    @property
+    def label(self) -> str:
+        """namespace/name, or the candidate's name (its cgroup) without a pod object."""
+        return self.pod.key if self.pod is not None else self.candidate.name
+
+    @property
+    def qos_text(self) -> str:
+        return self.pod.qos.value if self.pod is not None else "QoS unknown"
 
 
 @dataclass(frozen=True)
@@ -123,7 +135,7 @@ class Situation:
             f"{verb} by oomguard on node {self.node_name}: pods use "
             f"{format_size(self.usage_bytes)} of the {format_size(self.limit_bytes)} limit "
             f"({self.trigger}); this pod holds {format_size(victim.candidate.memory_bytes)} "
-            f"({victim.pod.qos.value}) and was chosen as the {self.order_note}{protected}"
+            f"({victim.qos_text}) and was chosen as the {self.order_note}{protected}"
         )
 
 
@@ -216,6 +228,7 @@ class PodEvictor:
         self._sleep = sleep
         self.counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
         self.throttled_until = 0.0  # the API server's Retry-After, on our clock
+        self.killed_without_event = 0  # kills of pods known from their cgroup alone
 
     def evict_until_covered(
         self, ordered: Sequence[PodVictim], amount: int, situation: Situation
@@ -236,6 +249,9 @@ class PodEvictor:
                 result = ActionResult(victim, Outcome.UNREACHABLE, "API server unreachable")
             elif self.dry_run:
                 result = ActionResult(victim, Outcome.DRY_RUN, "dry run: not evicted")
+            elif victim.pod is None:  # nothing to evict: chosen, the kill fallback's to act on
+                detail = "no pod object (API server unreachable): only cgroup.kill can free it"
+                result = ActionResult(victim, Outcome.UNREACHABLE, detail)
             elif self._clock() < self.throttled_until:
                 wait = self.throttled_until - self._clock()
                 detail = f"API server throttling: retry in {wait:.1f}s"
@@ -280,22 +296,28 @@ class PodEvictor:
             except CgroupError as exc:
                 result = ActionResult(victim, Outcome.FAILED, str(exc))
         self._record(result)
-        if result.outcome is Outcome.KILLED and self.events is not None:
-            self.events.post(
-                victim.ref, situation.message(victim, "Killed (cgroup.kill)"), action="Kill"
+        ref = victim.ref
+        if result.outcome is Outcome.KILLED and ref is None:
+            self.killed_without_event += 1
+            log.warning(
+                "%s: %s; no Event posted: no pod object to post it on",
+                victim.label,
+                situation.message(victim, "Killed (cgroup.kill)"),
             )
+        elif result.outcome is Outcome.KILLED and ref is not None and self.events is not None:
+            self.events.post(ref, situation.message(victim, "Killed (cgroup.kill)"), action="Kill")
         return result
 
     def _evict(self, victim: PodVictim, situation: Situation) -> ActionResult:
+        ref = victim.ref
+        if ref is None:  # evict_until_covered never asks for it
+            raise ValueError(f"{victim.label}: no pod object to evict")
         backoff = self._retry_backoff()
         status = 0
         for attempt in range(1, self.max_attempts + 1):
             try:
                 status = self.api.evict(
-                    victim.pod.namespace,
-                    victim.pod.name,
-                    self.grace_period_seconds,
-                    uid=victim.pod.uid,
+                    ref.namespace, ref.name, self.grace_period_seconds, uid=ref.uid
                 )
             except ApiUnreachableError as exc:
                 return ActionResult(victim, Outcome.UNREACHABLE, str(exc))
@@ -305,7 +327,7 @@ class PodEvictor:
             if status in (200, 201):
                 self.rate.try_take(self._clock())
                 if self.events is not None:
-                    self.events.post(victim.ref, situation.message(victim, "Evicted"))
+                    self.events.post(ref, situation.message(victim, "Evicted"))
                 return ActionResult(victim, Outcome.EVICTED, f"grace {self.grace_period_seconds}s")
             if status == NOT_FOUND:
                 return ActionResult(victim, Outcome.GONE, "pod not found")
@@ -321,8 +343,8 @@ class PodEvictor:
         self.counts[result.outcome] += 1
         log.info(
             "pod %s (%s, %s): %s %s",
-            result.victim.pod.key,
-            result.victim.pod.uid,
+            result.victim.label,
+            result.victim.candidate.id,
             format_size(result.victim.candidate.memory_bytes),
             result.outcome.value,
             result.detail,

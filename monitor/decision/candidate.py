@@ -14,6 +14,8 @@ class Candidate:
     free. ``dying`` means it was already told to stop and has not gone yet.
     ``preference_rank`` orders classes before age: lower ranks go first (node mode gives
     BestEffort 0, Burstable 1, Guaranteed 2); within a rank the newest goes first.
+    ``kill_only``: nothing can ask it to stop (a pod known from its cgroup alone, without a
+    pod object to evict): only a kill frees it.
     """
 
     id: str
@@ -23,6 +25,7 @@ class Candidate:
     protected: bool = False
     dying: bool = False
     preference_rank: int = 0
+    kill_only: bool = False
 
 
 def newest_first_key(candidate: Candidate) -> tuple[int, float, str]:

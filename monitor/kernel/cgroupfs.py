@@ -145,6 +145,25 @@ class Cgroup:
     def exists(self) -> bool:
         return self.path.is_dir()
 
+    def made_at(self) -> float:
+        """When this cgroup was made, as far as the file system says: its directory's mtime
+        (wall clock, epoch seconds).
+
+        cgroup v2 has no creation-time file. kernfs stamps a cgroup directory's inode when
+        it is made (the kubelet's or systemd's mkdir of a pod cgroup, as the pod sandbox
+        starts), and nothing the kubelet does to a running pod writes the directory. The
+        mtime rather than the ctime: a chown or chmod (systemd delegating a unit) moves the
+        ctime, not the mtime. It can move later (kernfs restamps a directory whose inode
+        left the inode cache and is read again, and may when a child cgroup is added): a
+        pod then looks newer than it is, never older. Process start times
+        (``/proc/<pid>/stat``) would be exact but cost a read per process per step, and
+        this is only read for pods known from their cgroup alone (kill-only candidates).
+        """
+        try:
+            return self.path.stat().st_mtime
+        except OSError as exc:
+            raise self._error("stat", self.path, exc) from exc
+
     def child(self, name: str) -> Cgroup:
         """The sub-cgroup ``name`` (not created; see :meth:`create`)."""
         if not name or "/" in name or name in (".", ".."):

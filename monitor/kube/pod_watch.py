@@ -6,6 +6,9 @@ ends (server timeout, 50 s) resumes from the last resourceVersion; one that goes
 on its read timeout (60 s) and relists; ``410 Gone`` (the version was
 compacted away) means relist; connection errors reconnect with capped exponential backoff,
 keeping the last known map meanwhile: local protection must go on while the API is away.
+Another thread may ask for a new list (:meth:`PodWatch.request_relist`: the agent found a pod
+cgroup on disk that no pod object matches); the open watch is broken off and the pods are
+listed again at once.
 """
 
 from __future__ import annotations
@@ -109,6 +112,7 @@ class PodWatch:
         self._pods: dict[str, PodInfo] = {}
         self._lock = threading.Lock()
         self.synced = threading.Event()  # set after the first successful list
+        self._relist_wanted = threading.Event()
         self.connected = False
         self.relists = 0
         self.errors = 0
@@ -117,14 +121,22 @@ class PodWatch:
         with self._lock:
             return dict(self._pods)
 
+    def request_relist(self) -> None:
+        """List the pods again as soon as possible (from any thread): the open watch is
+        broken off. How often to ask is the caller's rule (``pod_view.relist_due``)."""
+        self._relist_wanted.set()
+        self._source.interrupt()
+
     def run(self, stop: StopSignal) -> None:
         while not stop.is_set():
             try:
                 resource_version = self._list()
                 self._backoff.reset()
-                while not stop.is_set():
+                while not stop.is_set() and not self._relist_wanted.is_set():
                     resource_version = self._watch(resource_version, stop)
                     self._relist.reset()  # a watch ran to its end: the version was good
+                if self._relist_wanted.is_set():
+                    self._asked_relist()
             except WatchGoneError as exc:
                 delay = self._relist.next_delay()
                 log.info("pod watch on %s: %s; listing again in %.1fs", self._node, exc, delay)
@@ -132,6 +144,9 @@ class PodWatch:
                 self._restarted(WatchRestart.EXPIRED)
                 stop.wait(delay)
             except Exception as exc:  # any API or connection failure: keep the map, retry
+                if self._relist_wanted.is_set() and self.connected:
+                    self._asked_relist()  # the interrupt broke the watch: no fault, no wait
+                    continue
                 self.connected = False
                 self.errors += 1
                 self._restarted(WatchRestart.ERROR)
@@ -145,7 +160,13 @@ class PodWatch:
         """Unblock a watch waiting for data (call after setting the StopSignal)."""
         self._source.interrupt()
 
+    def _asked_relist(self) -> None:
+        log.info("pod watch on %s: listing again, as asked (a pod cgroup, no pod)", self._node)
+        self.relists += 1
+        self._restarted(WatchRestart.UNMATCHED_CGROUP)
+
     def _list(self) -> str:
+        self._relist_wanted.clear()  # this list answers every request made before it
         listing = self._source.list_pods(self._node)
         pods: dict[str, PodInfo] = {}
         for item in listing.items:
@@ -178,7 +199,7 @@ class PodWatch:
                 else:
                     self._pods[info.uid] = info
             self._changed()
-            if stop.is_set():
+            if stop.is_set() or self._relist_wanted.is_set():
                 break
         else:  # the server ended the watch in the ordinary way (its timeout)
             self._succeeded()

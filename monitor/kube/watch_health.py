@@ -20,6 +20,7 @@ class WatchRestart(StrEnum):
 
     EXPIRED = "expired"  # 410 Gone: the resourceVersion was too old, listed again at once
     ERROR = "error"  # the list or the watch failed (API unreachable, 5xx, 403...): backoff
+    UNMATCHED_CGROUP = "unmatched_cgroup"  # the agent found a pod cgroup no pod object matches
 
 
 class WatchHealth(Protocol):

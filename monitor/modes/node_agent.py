@@ -25,6 +25,7 @@ monitor watches), the loop stops the old set and starts the new one, without a r
 Each job has its own unit; this class only puts them in order: ``ReserveKeeper`` (which
 settings are enforced, and why a reserve was refused), ``KubepodsLimit`` (step 1),
 ``NodeMeasurer`` (2) and ``NodeLook`` (the last measurement, for status and ``/healthz``),
+``PodViewKeeper`` (blind spots in the pod view: relists, kill-only candidates),
 ``NodeEvictions`` with the pure ``EvictionPlanner`` and what it remembers between steps (3, 4;
 the ``PodEvictor`` acts), ``NodeStatusView`` with ``node_status`` (``/status``, counters, the
 CRD's ``lastDecision``), ``MonitorSupervisor``, and ``NodeLoop``, its side of the loop it
@@ -70,6 +71,7 @@ from oomguard.monitor.modes.node_options import (
 from oomguard.monitor.modes.node_options import effective_settings as effective_settings
 from oomguard.monitor.modes.node_status import status_trigger as status_trigger
 from oomguard.monitor.modes.node_status_view import NodeStatusView
+from oomguard.monitor.modes.pod_view_keeper import PodViewKeeper
 from oomguard.monitor.modes.reserve_keeper import ReserveKeeper
 from oomguard.monitor.modes.step_loop import run_loop
 from oomguard.monitor.modes.systemd_memory_high import systemd_memory_high
@@ -135,6 +137,7 @@ class NodeAgent:
             self._inbox, self.kubepods, self._error, monitors, monitor_builder, metrics
         )
         self.look = NodeLook()
+        self.pod_view = PodViewKeeper(pods, clock())  # blind spots: relists, kill-only candidates
         self.pressure = PressureState()  # NodeMemoryReserve's MemoryPressure condition
         self.errors: list[str] = []
         self._view = NodeStatusView(self, self._lock)
@@ -229,8 +232,11 @@ class NodeAgent:
         return protection_rules(self.options, self.settings)
 
     def measure(self, now: float) -> Measurement:
-        """One look at the node; pods blocked by a PDB a moment ago count as protected."""
-        m = self._measurer.measure(self.rules(), self.settings.eviction.policy)
+        """One look at the node; pods blocked by a PDB a moment ago count as protected.
+        While the pod view is blind, pod cgroups without a pod object are kill-only
+        candidates once usage reaches the guarded line (``kube/pod_view.py``)."""
+        line = self.limit_bytes() if self.pod_view.blind(now) else None
+        m = self._measurer.measure(self.rules(), self.settings.eviction.policy, line)
         return dataclasses.replace(
             m, candidates=self.evictions.planner.with_blocked(m.candidates, now)
         )
@@ -294,6 +300,7 @@ class NodeAgent:
             self._error(self.look.failed(now, f"cannot measure {self.kubepods.path}: {exc}"))
             return None
         self.look.saw(now, m)
+        self.pod_view.looked(m, now)
         self.evictions.planner.forget_gone(m.alive)
         return m
 
@@ -307,6 +314,11 @@ class NodeAgent:
 
     def report(self) -> ReserveReport | None:
         return self._view.report()
+
+    def pod_view_counts(self) -> tuple[bool, int]:
+        """For the metrics: whether the pod view is blind, and kill-only kills."""
+        with self._lock:
+            return self.pod_view.is_blind, self.evictor.killed_without_event
 
     def run(self, stop: StopSignal) -> None:
         run_loop(NodeLoop(self), self._inbox, stop)

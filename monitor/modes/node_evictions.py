@@ -192,7 +192,13 @@ class NodeEvictions:
             )
         usage, target = plan.measurement.usage, plan.limits.target
         self.last_decision = last_decision(
-            plan.trigger, usage, target, results, plan.reason, datetime.now(UTC)
+            plan.trigger,
+            usage,
+            target,
+            results,
+            plan.reason,
+            datetime.now(UTC),
+            plan.situation.protected_bytes,
         )
 
     def step_done(self, plan: EvictionRound, detected_at: float | None) -> None:
@@ -213,7 +219,7 @@ class NodeEvictions:
 def _victim(candidate: Candidate, m: Measurement, cgroup_root: Path) -> PodVictim:
     pod = m.pods.get(candidate.id)
     cgroup = m.cgroups.get(candidate.id)
-    if pod is None:  # a cgroup without a pod object cannot be a candidate; keep types honest
+    if pod is None and not candidate.kill_only:  # only kill-only candidates lack a pod object
         raise KeyError(candidate.id)
     path = cgroup_root / cgroup.path if cgroup is not None else None
     return PodVictim(candidate, pod, path)

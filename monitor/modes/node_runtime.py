@@ -31,6 +31,7 @@ from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.memory_high_collector import MemoryHighCollector
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.feedback.node_state_collector import NodeStateCollector
+from oomguard.monitor.feedback.pod_view_collector import PodViewCollector
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.kernel.meminfo import parse_meminfo
 from oomguard.monitor.kube.node_reserve import (
@@ -125,6 +126,7 @@ def build_agent(
     agent = NodeAgent(options, settings, watch, evictor, monitors, metrics=metrics)
     metrics.registry.register(NodeStateCollector(agent))
     metrics.registry.register(MemoryHighCollector(agent.limit))
+    metrics.registry.register(PodViewCollector(agent))
     reserve_watch = reporter = None
     if custom_api is not None:
         reserve_watch = NodeReserveWatcher(

@@ -15,6 +15,7 @@ from oomguard.monitor.decision.eviction_planner import eviction_order
 from oomguard.monitor.decision.memory_pressure import PressureState
 from oomguard.monitor.kube.node_reserve import ReserveReport, ReserveState
 from oomguard.monitor.kube.pod_candidates import ProtectionRules, protection_reason
+from oomguard.monitor.kube.pod_view import kill_only_protection
 from oomguard.monitor.modes.node_measurer import Measurement
 from oomguard.monitor.triggers.trigger import StepTrigger
 from oomguard.wire.node_settings import NodeSettings
@@ -90,8 +91,11 @@ def last_decision(
     results: Sequence[ActionResult],
     reason: str,
     now: datetime,
+    protected_bytes: int = 0,
 ) -> dict[str, Any]:
-    """``lastDecision`` for the NodeMemoryReserve status, in the CRD's terms."""
+    """``lastDecision`` for the NodeMemoryReserve status, in the CRD's terms;
+    ``protected_bytes``: what protected pods held while the victims were chosen (the Event
+    and ``/status`` say it too), so an owner reading the status sees why an older pod went."""
     actions = {status_action(r.outcome) for r in results}
     acted = [r.victim.candidate.name for r in results if status_action(r.outcome) != "None"]
     return {
@@ -99,6 +103,7 @@ def last_decision(
         "trigger": status_trigger(trigger),
         "usageBytes": usage,
         "targetBytes": target,
+        "protectedMemoryBytes": protected_bytes,
         "victims": acted[:100],
         "action": next((a for a in STATUS_ACTIONS if a in actions), "None"),
         "message": "; ".join(
@@ -190,7 +195,13 @@ def protected_status(m: Measurement | None, rules: ProtectionRules) -> list[dict
     protected = []
     for c in sorted(m.candidates, key=newest_first_key):
         pod = m.pods.get(c.id)
-        reason = protection_reason(pod, rules) if pod is not None else None
+        cgroup_pod = m.kill_only.get(c.id)
+        if pod is not None:
+            reason = protection_reason(pod, rules)
+        elif cgroup_pod is not None:  # known from its cgroup alone
+            reason = kill_only_protection(cgroup_pod, rules.self_uid)
+        else:
+            reason = None
         if c.protected:
             protected.append(
                 {

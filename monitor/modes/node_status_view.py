@@ -18,6 +18,7 @@ from oomguard.monitor.modes.node_look import NodeLook
 from oomguard.monitor.modes.node_measurer import PodSnapshots
 from oomguard.monitor.modes.node_options import AgentOptions
 from oomguard.monitor.modes.node_status import degraded, reserve_report, status_json
+from oomguard.monitor.modes.pod_view_keeper import PodViewKeeper
 from oomguard.monitor.modes.reserve_keeper import ReserveKeeper
 
 
@@ -34,6 +35,7 @@ class StatusSource(Protocol):
     monitors: MonitorSupervisor
     evictions: NodeEvictions
     pods: PodSnapshots
+    pod_view: PodViewKeeper
     errors: list[str]
     pressure: PressureState
 
@@ -67,7 +69,7 @@ class NodeStatusView:
                 a.evictions.counters,
                 a.errors,
                 a.evictions.last_decision,
-            )
+            ) | {"pod_view": a.pod_view.status(a.look.last)}
 
     def report(self) -> ReserveReport | None:
         """What ``NodeMemoryReserve.status`` should say now; None before the first reserve

@@ -50,6 +50,26 @@ def _monitor_lines(monitors: dict[str, Any] | None) -> list[str]:
     return lines
 
 
+def _pod_view_lines(view: dict[str, Any] | None) -> list[str]:
+    """Blind spots in the pod view: said only when there is one."""
+    if not view:
+        return []
+    lines = []
+    if view.get("blind"):
+        kill_only = view.get("kill_only") or []
+        lines.append(
+            "pod view:      blind (never listed, or disconnected for long): "
+            f"{len(kill_only)} pod(s) known from their cgroup alone, kill-only candidates"
+        )
+    unmatched = view.get("unmatched_cgroups") or []
+    if unmatched:
+        lines.append(
+            f"  no pod for:   {len(unmatched)} pod cgroup(s); relists asked: "
+            f"{view.get('relists_asked', 0)}"
+        )
+    return lines
+
+
 def render_table(status: dict[str, Any]) -> str:
     lines = [
         f"node:          {status.get('node')} ({status.get('mode')} mode)",
@@ -62,6 +82,7 @@ def render_table(status: dict[str, Any]) -> str:
         *_settings_lines(status.get("settings")),
         *_monitor_lines(status.get("monitors")),
         f"API server:    {'connected' if status.get('api_connected') else 'unreachable'}",
+        *_pod_view_lines(status.get("pod_view")),
         "counters:      "
         + ", ".join(f"{k}={v}" for k, v in sorted((status.get("counters") or {}).items())),
         "",

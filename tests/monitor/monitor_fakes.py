@@ -8,6 +8,7 @@ puts this folder on the path, as ``tests/conftest.py`` does for ``k8s_helpers``)
 """
 
 import select
+import threading
 import time
 import uuid
 from dataclasses import replace
@@ -137,14 +138,20 @@ class FakeTarget:
 
 
 class Pods:
-    """The pod watch: a fixed set of pods, connected."""
+    """The pod watch: a fixed set of pods, listed and connected; counts relists asked for."""
 
     def __init__(self, pods=()):
         self.pods = {p.uid: p for p in pods}
         self.connected = True
+        self.synced = threading.Event()
+        self.synced.set()
+        self.relists_asked = 0
 
     def snapshot(self):
         return dict(self.pods)
+
+    def request_relist(self):
+        self.relists_asked += 1
 
 
 class Api:

@@ -1,7 +1,10 @@
 import threading
 
+from monitor_fakes import wait_for
+
 from oomguard.monitor.kube.backoff import Backoff
 from oomguard.monitor.kube.pod_watch import PodList, PodWatch, WatchGoneError
+from oomguard.monitor.kube.watch_health import WatchRestart
 from oomguard.monitor.triggers.stop_signal import StopSignal
 
 
@@ -196,3 +199,62 @@ def _stop_after(call, stop, calls):
         return call(*args)
 
     return wrapped
+
+
+class BlockingSource(ScriptedSource):
+    """A watch that blocks reading until ``interrupt`` (as a real one does on a quiet node)."""
+
+    def __init__(self, stop, lists):
+        super().__init__(stop, lists, [])
+        self.broken = threading.Event()
+        self.watching = threading.Event()
+
+    def list_pods(self, node_name):
+        if not self.lists:
+            self.stop.set()
+            return PodList([], "99")
+        return super().list_pods(node_name)
+
+    def watch_pods(self, node_name, resource_version, timeout_seconds):
+        self.calls.append(("watch", resource_version))
+        self.watching.set()
+        self.broken.wait(30)
+        self.broken.clear()
+        self.watching.clear()
+        raise ConnectionError("socket shut down under the reader")
+        yield  # a generator, like the real one
+
+    def interrupt(self):
+        self.broken.set()
+
+
+def test_a_relist_asked_for_breaks_the_watch_and_lists_at_once():
+    """A pod cgroup without a pod object: the agent asks, the watch lists again at once,
+    without the error backoff, and counts why."""
+    stop = StopSignal()
+    source = BlockingSource(stop, [PodList([pod("a")], "10"), PodList([pod("a"), pod("b")], "20")])
+    restarts = []
+
+    class Health:
+        def succeeded(self, watch):
+            pass
+
+        def restarted(self, watch, reason):
+            restarts.append(reason)
+
+    slow = RecordedBackoff(initial=3600, maximum=3600)
+    watch = PodWatch(source, "node-a", backoff=slow, health=Health())
+    thread = threading.Thread(target=watch.run, args=(stop,))
+    thread.start()
+    assert source.watching.wait(10)
+    watch.request_relist()
+    assert wait_for(lambda: "b" in watch.snapshot())
+    stop.set()
+    source.interrupt()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert [c[0] for c in source.calls][:3] == ["list", "watch", "list"]
+    assert restarts[0] is WatchRestart.UNMATCHED_CGROUP
+    assert watch.relists == 1
+    # each list succeeded and reset the backoff; no error delay was drawn between them
+    assert slow.drawn[:2] == ["reset", "reset"]

@@ -134,6 +134,8 @@ def test_protected_memory_is_said_in_the_event_and_status(tree):
     assert name == "old"
     assert "protected pods hold 400.0Mi" in message
     assert agent.status()["protected_memory"] == 400 * MI
+    # and in the CRD's lastDecision
+    assert agent.last_decision["protectedMemoryBytes"] == 400 * MI
 
 
 def test_kill_fallback_when_everything_is_blocked(tree):

@@ -358,6 +358,48 @@ def test_watches_its_own_nodes_pods_only(node: Node, stop: StopSignal) -> None:
         node.admin.delete_node(other)
 
 
+def test_a_pod_cgroup_without_a_pod_object_relists_the_real_watch(
+    node: Node, stop: StopSignal
+) -> None:
+    """A pod cgroup on this node's disk whose pod the watch does not show (here a pod of
+    another node, so it never will): the agent asks, the real watch is broken off and the
+    pods are listed again at once, without an error and well before the watch's own 50 s
+    end; once, not at every step; and the watch goes on delivering."""
+    other = create_node(node.admin).metadata.name
+    try:
+        stray = create_pod_on_node(node.admin, node.namespace, other, unique_name("stray"))
+        parts = node.agent(settings_for(node))
+        start_watch(parts, stop)
+        write_cgroup(node.tree / pod_cgroup_path(stray.metadata.uid, QosClass.BURSTABLE, LOC), MI)
+
+        def stepped_and_relisted() -> bool:
+            parts.agent.step()
+            return parts.watch.relists >= 1
+
+        wait_for("a relist asked for and done", stepped_and_relisted, timeout=30)
+        assert parts.watch.errors == 0
+        later = node.pod(unique_name("later"), 10, 0)
+        wait_for(
+            "a new pod in the watch after the relist",
+            lambda: later.metadata.uid in parts.watch.snapshot(),
+            timeout=20,
+        )
+        parts.agent.step()
+        assert parts.watch.relists == 1  # at most once per 30 s
+        assert parts.agent.metrics is not None
+        body = parts.agent.metrics.exposition().decode()
+        restarts = [
+            s.value
+            for f in text_string_to_metric_families(body)
+            for s in f.samples
+            if s.name == "oomguard_watch_restarts_total"
+            and s.labels == {"watch": "pods", "reason": "unmatched_cgroup"}
+        ]
+        assert restarts == [1.0]
+    finally:
+        node.admin.delete_node(other)
+
+
 def test_evicts_newest_unprotected_skips_pdb_and_posts_events(node: Node, stop: StopSignal) -> None:
     policy = PolicyV1Api(node.cp.api_client)
     old = node.pod("old", 300, 500)
@@ -551,6 +593,7 @@ def test_reserve_live_reload_and_status(node: Node, stop: StopSignal) -> None:
         assert decided["action"] == "Evicted"
         assert decided["victims"] == [f"{node.namespace}/victim"]
         assert decided["trigger"] in ("event", "threshold")
+        assert isinstance(decided["protectedMemoryBytes"], int)  # kept by the schema, not pruned
 
         # a new spec: memory.high moves, observedGeneration follows
         custom.patch_cluster_custom_object(
