@@ -46,9 +46,7 @@ class PodViewKeeper:
     def looked(self, m: Measurement, now: float) -> bool:
         """After a measurement: ask for a relist if a pod cgroup has had no pod object for a
         few seconds and the last ask is long enough ago; whether it asked."""
-        self.unmatched_since, unmatched = lasting_unmatched(
-            m.unmatched, self.unmatched_since, now
-        )
+        self.unmatched_since, unmatched = lasting_unmatched(m.unmatched, self.unmatched_since, now)
         if not relist_due(unmatched, self.pods.connected, self.relist_asked_at, now):
             return False
         self.relist_asked_at = now
