@@ -193,10 +193,46 @@ def started(core: CoreV1Api, namespace: str, name: str) -> bool:
     return pod.status.phase in ("Running", "Succeeded", "Failed")
 
 
+def agent_service_targets(release: Release) -> list[str] | None:
+    """``ip:port`` of every ready endpoint of the chart's agent metrics Service, from its
+    EndpointSlices on the real apiserver; None while there is none."""
+    from kubernetes.client import DiscoveryV1Api
+
+    services = release.core.list_namespaced_service(
+        NAMESPACE, label_selector="app.kubernetes.io/component=agent"
+    ).items
+    if not services:
+        return None
+    slices = (
+        DiscoveryV1Api(release.node.cp.api_client)
+        .list_namespaced_endpoint_slice(
+            NAMESPACE, label_selector=f"kubernetes.io/service-name={services[0].metadata.name}"
+        )
+        .items
+    )
+    targets = [
+        f"{address}:{port.port}"
+        for endpoint_slice in slices
+        for endpoint in endpoint_slice.endpoints or []
+        if endpoint.conditions is None or endpoint.conditions.ready is not False
+        for address in endpoint.addresses
+        for port in endpoint_slice.ports or []
+    ]
+    return targets or None
+
+
 @pytest.fixture
 def prometheus(release: Release, tmp_path: Path) -> Iterator[str]:
-    """Debian's Prometheus finding the agent through the chart's metrics Service (endpoints
-    discovery on the real apiserver) and scraping the pod over the pod network."""
+    """Debian's Prometheus scraping the agent pod over the pod network at the addresses the
+    chart's metrics Service lists. Debian builds Prometheus without Kubernetes discovery
+    (``kubernetes_sd_configs`` is refused), so the test reads the Service's EndpointSlices
+    from the apiserver and hands them over as file discovery: the same targets, found the
+    same way, one step earlier."""
+    targets = wait_for(
+        "the agent's metrics Service endpoints", lambda: agent_service_targets(release), timeout=300
+    )
+    discovered = tmp_path / "agent-targets.json"
+    discovered.write_text(json.dumps([{"targets": targets, "labels": {"service": "agent"}}]))
     config = tmp_path / "prometheus.yml"
     config.write_text(
         json.dumps(
@@ -205,22 +241,7 @@ def prometheus(release: Release, tmp_path: Path) -> Iterator[str]:
                 "scrape_configs": [
                     {
                         "job_name": "oomguard-agent",
-                        "kubernetes_sd_configs": [
-                            {
-                                "role": "endpoints",
-                                "kubeconfig_file": str(release.node.cp.kubeconfig),
-                                "namespaces": {"names": [NAMESPACE]},
-                            }
-                        ],
-                        "relabel_configs": [
-                            {
-                                "source_labels": [
-                                    "__meta_kubernetes_service_label_app_kubernetes_io_component"
-                                ],
-                                "regex": "agent",
-                                "action": "keep",
-                            }
-                        ],
+                        "file_sd_configs": [{"files": [str(discovered)]}],
                     }
                 ],
             }
