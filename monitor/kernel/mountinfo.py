@@ -103,17 +103,20 @@ def mount_of(mounts: list[Mount], path: Path) -> Mount | None:
     of it, at the same path: two mounts of one cgroup2 filesystem, and this tells which one a
     cgroup's files are written through.
     """
+    listed = {m.mount_id for m in mounts}
     current: Mount | None = None
     for prefix in [*reversed(path.parents), path]:
-        while True:
-            above = [
-                m
-                for m in mounts
-                if m.mount_point == prefix
-                and (current is None or m.parent_id == current.mount_id)
-                and m is not current
-            ]
-            if not above:
+        here = [m for m in mounts if m.mount_point == prefix]
+        # the first at this point: on the mount reached so far, or, in a namespace that does
+        # not list that mount (a container's root's parent), the last one listed
+        chained = [m for m in here if current is not None and m.parent_id == current.mount_id]
+        first = chained or [m for m in here if current is None or m.parent_id not in listed]
+        if not first:
+            continue
+        current = first[-1]
+        for _ in here:  # bounded: a parent loop in a corrupt table must not hang the agent
+            stacked = [m for m in here if m.parent_id == current.mount_id and m is not current]
+            if not stacked:
                 break
-            current = above[-1]
+            current = stacked[-1]
     return current

@@ -102,3 +102,15 @@ def test_a_mount_stacked_on_the_same_point_hides_the_one_below_and_its_children(
 def test_a_mount_id_that_is_not_a_number_is_an_error():
     with pytest.raises(MountinfoParseError, match="mount id"):
         parse_mountinfo(b"x 1 0:26 / /a rw - cgroup2 cgroup2 rw\n")
+
+
+def test_mounts_whose_parents_this_namespace_does_not_list_are_still_found():
+    # a container: the root's parent, and the parent of two mounts stacked at one point
+    data = (
+        b"900 800 0:50 / / rw - overlay overlay rw\n"
+        b"901 850 0:26 / /cg ro - cgroup2 cgroup2 rw\n"
+        b"902 851 0:26 / /cg rw - cgroup2 cgroup2 rw\n"
+    )
+    mounts = parse_mountinfo(data)
+    assert mount_of(mounts, Path("/cg/kubepods")) == mounts[2]
+    assert mount_of(mounts, Path("/etc")) == mounts[0]
