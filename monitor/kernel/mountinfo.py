@@ -32,10 +32,23 @@ class Mount:
     fs_type: str
     source: str
     super_options: tuple[str, ...]
+    options: tuple[str, ...] = ()  # per-mount: a read-only bind of a writable fs says "ro"
+    mount_id: int = 0
+    parent_id: int = 0
+
+    @property
+    def read_only(self) -> bool:
+        return "ro" in self.options or "ro" in self.super_options
 
 
 def _unescape(field: bytes) -> str:
     return os.fsdecode(_OCTAL.sub(lambda m: bytes([int(m.group(1), 8) & 0xFF]), field))
+
+
+def _number(field: bytes, source: str, line: int) -> int:
+    if not field.isdigit():
+        raise MountinfoParseError(source, f"mount id {field!r} is not a number", line)
+    return int(field)
 
 
 def parse_mountinfo(data: bytes, source: str = "/proc/self/mountinfo") -> list[Mount]:
@@ -57,6 +70,9 @@ def parse_mountinfo(data: bytes, source: str = "/proc/self/mountinfo") -> list[M
                 fs_type=_unescape(fields[separator + 1]),
                 source=_unescape(fields[separator + 2]),
                 super_options=tuple(_unescape(fields[separator + 3]).split(",")),
+                options=tuple(_unescape(fields[5]).split(",")),
+                mount_id=_number(fields[0], source, number),
+                parent_id=_number(fields[1], source, number),
             )
         )
     return mounts
@@ -73,3 +89,34 @@ def cgroup2_mount_point(mounts: list[Mount]) -> Path | None:
         if mount.fs_type == "cgroup2" and mount.root == "/":
             return mount.mount_point
     return None
+
+
+def mount_of(mounts: list[Mount], path: Path) -> Mount | None:
+    """The mount that ``path`` (absolute, symlinks resolved) is reached through, or None.
+
+    Walks the path from ``/`` as the kernel does: at each prefix, a mount whose mount point it
+    is and whose parent is the mount reached so far takes over, repeatedly, since a mount
+    stacked on another has that one as its parent. A mount hidden by another stacked on its
+    parent's mount point is never reached.
+
+    The chart mounts the host's cgroup2 tree read-only and the pods' cgroup writable on top
+    of it, at the same path: two mounts of one cgroup2 filesystem, and this tells which one a
+    cgroup's files are written through.
+    """
+    listed = {m.mount_id for m in mounts}
+    current: Mount | None = None
+    for prefix in [*reversed(path.parents), path]:
+        here = [m for m in mounts if m.mount_point == prefix]
+        # the first at this point: on the mount reached so far, or, in a namespace that does
+        # not list that mount (a container's root's parent), the last one listed
+        chained = [m for m in here if current is not None and m.parent_id == current.mount_id]
+        first = chained or [m for m in here if current is None or m.parent_id not in listed]
+        if not first:
+            continue
+        current = first[-1]
+        for _ in here:  # bounded: a parent loop in a corrupt table must not hang the agent
+            stacked = [m for m in here if m.parent_id == current.mount_id and m is not current]
+            if not stacked:
+                break
+            current = stacked[-1]
+    return current

@@ -213,6 +213,12 @@ def run_node(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if not (Path(root) / path).is_dir():
         return _fail(f"the kubepods cgroup {Path(root) / path} does not exist")
+    from oomguard.monitor.modes.cgroup_mounts import cgroup_mounts, read_only_kubepods_message
+
+    mounts = cgroup_mounts(Path(root), Path(root) / path)
+    if mounts.kubepods_read_only and not args.dry_run:
+        return _fail(read_only_kubepods_message(Path(root) / path, mounts))
+    log_event(log, logging.INFO, "cgroup mounts", **mounts.describe())
     from oomguard.monitor.runtime.node_lock import LOCK_FILE, NodeLock, NodeLockHeld
 
     lock = None

@@ -100,7 +100,8 @@ def test_agent_daemonset_defaults(rendered: dict[str, Objects]) -> None:
     # Apart from the runtime's own (namespaced) /sys/fs/cgroup, and named to the agent.
     assert mounts["host-cgroup"]["mountPath"] == "/host/sys/fs/cgroup"
     assert "--cgroup-root=/host/sys/fs/cgroup" in agent["args"]
-    assert not mounts["host-cgroup"].get("readOnly", False)  # it writes memory.high
+    # read-only; only kubepods is writable (test_chart_protection.py)
+    assert mounts["host-cgroup"]["readOnly"] is True
 
     assert spec["tolerations"] == [{"operator": "Exists"}]
     assert spec["priorityClassName"] == "system-node-critical"

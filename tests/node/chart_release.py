@@ -1,7 +1,9 @@
 """The chart on the node bed: helm, the release's pods, and the files it guards.
 
 Values override only what the real-node issue allows: the image (built here by
-tests/node/images and imported into containerd, never pulled), the reserve, and the dry run.
+tests/node/images and imported into containerd, never pulled), the reserve, and the dry run;
+and the kubelet's cgroup driver, which every user whose kubelet runs cgroupfs sets too (the
+chart mounts only that driver's kubepods writable).
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ def image_values() -> list[str]:
         "--set", "image.tag=node-test",
         "--set", "image.pullPolicy=Never",
     ]  # fmt: skip
+
+
+def node_values() -> list[str]:
+    """The bed's kubelet runs the cgroupfs driver (node_bed.kubelet_config): kubepods."""
+    return ["--set", "agent.cgroupDriver=cgroupfs"]
 
 
 def reserve_values(reserve_mi: int) -> list[str]:

@@ -18,6 +18,7 @@ from chart_release import (
     helm,
     image_values,
     kubepods_high,
+    node_values,
     reserve_values,
 )
 from kubernetes.client import CoreV1Api
@@ -56,7 +57,7 @@ def release(node: Node) -> Iterator[Release]:
     before = kubepods_high()
     result = helm(
         node, "install", RELEASE, str(CHART), "-n", NAMESPACE,
-        *image_values(), *reserve_values(RESERVE_MI),
+        *image_values(), *node_values(), *reserve_values(RESERVE_MI),
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     try:

@@ -157,3 +157,18 @@ and the kubelet's driver is not known to be cgroupfs. */}}
 true
 {{- end -}}
 {{- end -}}
+
+{{/* The pods' cgroup below the host's cgroup root: agent.kubepodsCgroup, else the driver's
+default. Empty only when the agent is left to detect it (hostCgroupReadOnly false, no driver). */}}
+{{- define "oomguard.agent.kubepodsCgroup" -}}
+{{- $agent := .Values.agent -}}
+{{- if $agent.kubepodsCgroup -}}
+{{- trimAll "/" $agent.kubepodsCgroup -}}
+{{- else if eq $agent.cgroupDriver "systemd" -}}
+kubepods.slice
+{{- else if eq $agent.cgroupDriver "cgroupfs" -}}
+kubepods
+{{- else if $agent.hostCgroupReadOnly -}}
+{{- fail "agent.hostCgroupReadOnly needs the pods' cgroup: set agent.cgroupDriver (systemd or cgroupfs) or agent.kubepodsCgroup" -}}
+{{- end -}}
+{{- end -}}

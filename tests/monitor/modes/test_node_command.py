@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -108,3 +109,45 @@ def test_memory_high_allowed_says_why_not_on_old_kernels(monkeypatch, caplog, re
     assert bool(warned) is not allowed
     if warned:
         assert warned[0].endswith("(allocator livelock risk); threshold monitor only")
+
+
+def _layout(tmp_path, kubepods_mode: str):
+    """A fake host tree at tmp_path/cg and a mountinfo saying how the chart mounted it."""
+    from pathlib import Path
+
+    root = Path(os.path.realpath(tmp_path)) / "cg"
+    (root / "kubepods.slice").mkdir(parents=True)
+    (root / "cgroup.controllers").write_text("cpu memory pids\n")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_bytes(
+        f"1215 1200 0:30 /../.. {root} ro,nosuid - cgroup2 cgroup2 rw\n"
+        f"1216 1215 0:30 /../../kubepods.slice {root}/kubepods.slice {kubepods_mode},nosuid"
+        " - cgroup2 cgroup2 rw\n".encode()
+    )
+    return root, mountinfo
+
+
+def test_refuses_a_kubepods_on_a_read_only_mount(tmp_path, capsys, monkeypatch):
+    from oomguard.monitor.modes import cgroup_mounts
+
+    root, mountinfo = _layout(tmp_path, "ro")
+    monkeypatch.setattr(cgroup_mounts, "MOUNTINFO", mountinfo)
+    args = ["monitor", "--node-name", "n", "--cgroup-root", str(root), "--state-dir", ""]
+    assert main([*args, "--cgroup-driver", "systemd"]) == 2
+    err = capsys.readouterr().err
+    assert f"the kubepods cgroup {root}/kubepods.slice is on a read-only mount" in err
+    assert "agent.cgroupDriver" in err
+
+
+def test_a_read_only_tree_with_a_writable_kubepods_is_what_the_chart_mounts(tmp_path):
+    from oomguard.monitor.modes.cgroup_mounts import CgroupMounts, cgroup_mounts
+
+    root, mountinfo = _layout(tmp_path, "rw")
+    mounts = cgroup_mounts(root, root / "kubepods.slice", mountinfo)
+    assert not mounts.kubepods_read_only
+    assert mounts.describe() == {
+        "root_mount": f"{root} (ro)",
+        "kubepods_mount": f"{root}/kubepods.slice (rw)",
+    }
+    unreadable = cgroup_mounts(root, root / "kubepods.slice", tmp_path / "none")
+    assert unreadable == CgroupMounts(None, None) and not unreadable.kubepods_read_only
