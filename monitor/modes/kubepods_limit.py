@@ -126,7 +126,12 @@ class KubepodsLimit:
                 wanted=high.bytes,
             )
         self._write(wanted)
-        self._tell_systemd(wanted)
+        if drifted and self.mirror is not None:
+            # the other value may have come through systemd (set-property, a second
+            # agent): then systemd stores it and writes it again at its next re-apply
+            self.mirror.reassert(wanted)
+        else:
+            self._tell_systemd(wanted)
         if not drifted:
             self.drift.end()
             log_event(

@@ -82,8 +82,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--systemd-socket",
         type=Path,
         default=Path("/run/dbus/system_bus_socket"),
-        help="the system bus, or /run/systemd/private (systemd itself, root only) "
-        "(default: %(default)s)",
+        help="the system bus, or /run/systemd/private (systemd itself: root, and only in "
+        "systemd's PID namespace, i.e. hostPID) (default: %(default)s)",
     )
     parser.add_argument(
         "--reserve",

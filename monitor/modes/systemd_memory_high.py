@@ -69,6 +69,13 @@ class SystemdMemoryHigh:
                 return
         self.apply(limit)
 
+    def reassert(self, limit: MemoryLimit) -> None:
+        """Tell systemd ``limit`` again although it took it before: memory.high was found
+        changed, maybe through systemd, which then stores the other value (a failure a
+        moment ago still waits its retry)."""
+        self.applied = None
+        self.ensure(limit)
+
     def apply(self, limit: MemoryLimit) -> bool:
         """Tell systemd ``limit`` now; False (logged, counted) when it failed."""
         try:

@@ -47,6 +47,20 @@ def test_apply_always_calls_and_max_is_none():
     assert units.calls == [("kubepods.slice", None)] * 2
 
 
+def test_reassert_calls_although_systemd_took_the_value_but_keeps_the_retry_rule():
+    units, clock = Units(), Clock(0.0)
+    systemd = SystemdMemoryHigh(units, "kubepods.slice", clock, retry_seconds=30)
+    systemd.ensure(MemoryLimit(1))
+    systemd.reassert(MemoryLimit(1))  # found changed, maybe through systemd: tell it again
+    assert [limit for _, limit in units.calls] == [1, 1]
+    assert systemd.applied == MemoryLimit(1)
+    units.fail = True
+    systemd.reassert(MemoryLimit(1))
+    clock.now = 10.0
+    systemd.reassert(MemoryLimit(1))  # failed a moment ago: waits its retry
+    assert len(units.calls) == 3
+
+
 def test_bus_of_socket():
     assert bus_of_socket(SYSTEM_BUS_SOCKET) is BusKind.SYSTEM_BUS
     assert bus_of_socket(PRIVATE_SOCKET) is BusKind.SYSTEMD_PRIVATE
