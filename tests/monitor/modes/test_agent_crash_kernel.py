@@ -47,7 +47,7 @@ from oomguard.monitor.modes.high_record_file import RECORD_FILE
 from oomguard.monitor.runtime.node_lock import LOCK_FILE, NodeLock
 
 # the first test also waits for the control plane, under emulation on a busy host
-pytestmark = [pytest.mark.kernel, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.kernel, pytest.mark.timeout(2400)]
 
 MI = 2**20
 KUBEPODS_MAX = 700 * MI
@@ -57,6 +57,10 @@ STORM = (6, 100)  # 6 pods x 100 MiB: over memory.high 400Mi, under memory.max 7
 # own (above the agent's value, under memory.max)
 ORIGINALS = [pytest.param(None, id="max"), pytest.param(650 * MI, id="650Mi")]
 ADOPTED = "kubepods memory.high holds a value an earlier agent set"
+# Bound on every wait for the agent (starting, acting, exiting): its start alone imports the
+# command line and the Kubernetes client, a few seconds natively and minutes in a TCG VM
+# that shares two cores with others. A wait returns as soon as its condition holds.
+STARTUP = 600.0
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +108,7 @@ class Agent:
             None,
         )
 
-    def wait_exit(self, timeout: float = 60) -> int:
+    def wait_exit(self, timeout: float = STARTUP) -> int:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -195,7 +199,11 @@ class Bed:
         return agent
 
     def until(
-        self, what: str, predicate: Callable[[], bool], agent: Agent | None, timeout: float = 120
+        self,
+        what: str,
+        predicate: Callable[[], bool],
+        agent: Agent | None,
+        timeout: float = STARTUP,
     ) -> None:
         """Wait for ``predicate``; fail at once, with its log, if ``agent`` exits meanwhile."""
 
@@ -276,9 +284,7 @@ def start_and_storm(bed: Bed, original_text: str) -> Agent:
     start the storm and wait until the episode runs: memory.high crossed, a pod evicted
     (Terminating, its memory still held) and memory.high still the agent's."""
     agent = bed.start_agent()
-    bed.until(
-        "the agent's memory.high", lambda: bed.high_text() == str(AGENT_HIGH), agent, timeout=180
-    )
+    bed.until("the agent's memory.high", lambda: bed.high_text() == str(AGENT_HIGH), agent)
     record = bed.record()  # written before memory.high: there by now
     assert record["original"] == original_text, record
     assert record["written"] == [str(AGENT_HIGH)], record
@@ -337,7 +343,7 @@ def test_the_lock_of_a_killed_agent_is_free_for_its_successor_at_once(bed: Bed) 
     original_text = set_original(bed, None)
     first = start_and_storm(bed, original_text)
     second = bed.start_agent()  # while the first lives: refused, naming it
-    assert second.wait_exit(120) == 2, second.output()
+    assert second.wait_exit() == 2, second.output()
     assert "another oomguard agent guards this node" in second.output()
     assert f"locked by pid {first.pid}" in second.output()
     assert bed.high_text() == str(AGENT_HIGH)  # the refused agent touched nothing
@@ -403,7 +409,6 @@ def watch_storm(bed: Bed, names: set[str], high_before: int, timeline: Timeline)
             time.sleep(0.05)
 
 
-@pytest.mark.timeout(1500)  # three storms one after the other, under emulation
 def test_decision_path_with_the_agent_throttled_inside_kubepods(bed: Bed) -> None:
     """A measurement, not a timed assertion (docs/safety.md has the figures): the agent runs
     in a pod cgroup of its own under kubepods, as the DaemonSet's pod does, so each storm
@@ -415,7 +420,7 @@ def test_decision_path_with_the_agent_throttled_inside_kubepods(bed: Bed) -> Non
     pod.enable_memory_for_children()
     own = pod.child(f"cri-containerd-{uuid.uuid4().hex}.scope").create()
     agent = bed.start_agent(cgroup=own, extra=("--pod-uid", uid))
-    bed.until("the agent's memory.high", lambda: bed.high_text() == str(AGENT_HIGH), agent, 180)
+    bed.until("the agent's memory.high", lambda: bed.high_text() == str(AGENT_HIGH), agent)
     bed.until("the agent's /readyz", agent.ready, agent)
     target = AGENT_HIGH * 95 // 100
     count, mib = STORM
@@ -440,7 +445,7 @@ def test_decision_path_with_the_agent_throttled_inside_kubepods(bed: Bed) -> Non
                 full = all(r.cgroup.memory_current() >= mib * MI for r in runs if r.alive)
                 return full and bed.kubepods.working_set() < target
 
-            bed.until(f"storm {repetition} over", settled, agent, timeout=300)
+            bed.until(f"storm {repetition} over", settled, agent)
             after = latency_totals(agent)
             delta = {key: after.get(key, 0.0) - before.get(key, 0.0) for key in after}
             assert timeline.breach is not None and timeline.eviction is not None, timeline
@@ -451,8 +456,10 @@ def test_decision_path_with_the_agent_throttled_inside_kubepods(bed: Bed) -> Non
                     "storm": repetition,
                     "breach_to_eviction_seen_s": round(timeline.eviction - timeline.breach, 3),
                     "decisions": delta["oomguard_decisions_total"],
-                    "mean_detection_to_decision_s": round(
-                        delta["oomguard_detection_latency_seconds_sum"] / max(detections, 1), 4
+                    "mean_detection_to_decision_s": (  # None: only re-checks decided
+                        round(delta["oomguard_detection_latency_seconds_sum"] / detections, 4)
+                        if detections
+                        else None
                     ),
                     "actions": actions,
                     "mean_decision_to_action_s": round(
