@@ -61,6 +61,7 @@ class Batch:
     error: str | None
     log: Path | None
     seconds: float
+    nodeids: tuple[str, ...] = ()  # the kernel tests sent to the VM
 
 
 # ------------------------------------------------------------------ pure result mapping
@@ -263,7 +264,7 @@ def _run_batch(config: pytest.Config, items: Sequence[pytest.Item]) -> Batch:
         config,
         f"kernel tests: VM run finished in {seconds:.0f} s" + (f": {error}" if error else ""),
     )
-    return Batch(records, error, log, seconds)
+    return Batch(records, error, log, seconds, tuple(item.nodeid for item in items))
 
 
 def _log_tail(log: Path | None, lines: int = 40) -> str:
@@ -334,9 +335,10 @@ def _nothing() -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     batch = config.stash.get(_BATCH, None)
     if batch is not None and batch.log is not None and batch.error is None:
+        # a test with no result back failed too: keep the log that says why
         failed = any(
-            verdict_for(records, allow_skip=True).outcome == "failed"
-            for records in batch.records.values()
+            verdict_for(batch.records.get(nodeid), allow_skip=True).outcome == "failed"
+            for nodeid in {*batch.nodeids, *batch.records}
         )
         if not failed:
             shutil.rmtree(batch.log.parent, ignore_errors=True)
