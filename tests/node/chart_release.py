@@ -131,8 +131,16 @@ def describe(core: CoreV1Api, selector: str) -> str:
     return "\n".join(out)
 
 
-def agent_logs(core: CoreV1Api, lines: int = 60) -> str:
+def component_logs(core: CoreV1Api, component: str, lines: int = 60) -> str:
     pods = core.list_namespaced_pod(
-        NAMESPACE, label_selector="app.kubernetes.io/component=agent"
+        NAMESPACE, label_selector=f"app.kubernetes.io/component={component}"
     ).items
     return "\n".join(container_logs(p, lines) for p in pods)
+
+
+def agent_logs(core: CoreV1Api, lines: int = 60) -> str:
+    return component_logs(core, "agent", lines)
+
+
+def operator_logs(core: CoreV1Api, lines: int = 60) -> str:
+    return component_logs(core, "operator", lines)

@@ -32,6 +32,7 @@ from chart_release import (
     kubepods_high,
     kubepods_max,
     node_memory_bytes,
+    operator_logs,
     pods_ready,
     reserve_values,
 )
@@ -66,6 +67,27 @@ def reserve_status(node: Node) -> dict[str, Any] | None:
     return obj if conditions.get("Enforcing") == "True" else None
 
 
+def reserve_object(node: Node) -> dict[str, Any] | str:
+    """The node's NodeMemoryReserve as it is, or why it cannot be read (for failure reports)."""
+    try:
+        return dict(
+            CustomObjectsApi(node.cp.api_client).get_cluster_custom_object(
+                "oomguard.io", "v1alpha1", "nodememoryreserves", NODE_NAME
+            )
+        )
+    except ApiException as exc:
+        return f"NodeMemoryReserve/{NODE_NAME}: {exc.status} {exc.reason}"
+
+
+def enforcement_report(release: Release) -> str:
+    """What to read when the reserve is not enforced: the object, kubepods, the agent's log."""
+    return (
+        f"NodeMemoryReserve: {json.dumps(reserve_object(release.node), default=str)[:4000]}\n"
+        f"kubepods memory.high {kubepods_high()}, memory.max {kubepods_max()}\n"
+        f"{agent_logs(release.core)}\n{operator_logs(release.core)}"
+    )
+
+
 def test_install_runs_the_agent_and_guards_the_kubelets_kubepods(release: Release) -> None:
     node, core = release.node, release.core
     for component in ("agent", "operator"):
@@ -79,16 +101,20 @@ def test_install_runs_the_agent_and_guards_the_kubelets_kubepods(release: Releas
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{describe(core, selector)}") from None
     capacity = node_memory_bytes(core)
-    reserve = wait_for(
-        "the node's reserve applied by the agent",
-        lambda: (
-            r
-            if (r := reserve_status(node))
-            and r["status"].get("memoryHighBytes") == capacity - RESERVE_MI * MI
-            else None
-        ),
-        timeout=600,
-    )
+    try:
+        reserve = wait_for(
+            "the node's reserve applied by the agent",
+            lambda: (
+                r
+                if (r := reserve_status(node))
+                and r["status"].get("memoryHighBytes") == capacity - RESERVE_MI * MI
+                else None
+            ),
+            timeout=600,
+        )
+    except AssertionError as exc:
+        report = enforcement_report(release)
+        raise AssertionError(f"{exc} (node capacity {capacity})\n{report}") from None
     assert reserve["spec"]["reserveBytes"] == RESERVE_MI * MI
     assert kubepods_high() == str(capacity - RESERVE_MI * MI)
     assert int(kubepods_high()) < kubepods_max(), "the guard's line must sit below the kernel's"
