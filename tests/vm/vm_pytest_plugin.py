@@ -37,7 +37,7 @@ RESULTS_ENV = "OOMGUARD_VM_RESULTS"
 MODE_ENV = "OOMGUARD_VM_MODE"
 # Seconds for the whole in-VM batch, boot included.
 TIMEOUT_ENV = "OOMGUARD_VM_TIMEOUT"
-DEFAULT_BATCH_TIMEOUT = 2400.0
+DEFAULT_BATCH_TIMEOUT = 3600.0
 
 _MODE = pytest.StashKey[str]()
 _BATCH = pytest.StashKey["Batch"]()
