@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pytest
-from control_plane import ControlPlane, free_port
+from control_plane import ClusterBinaries, ControlPlane, free_port, running_control_plane
 from k8s_helpers import create_namespace, create_node
 from kubernetes.client import CoreV1Api
 from monitor_fakes import wait_for
@@ -61,6 +61,13 @@ ADOPTED = "kubepods memory.high holds a value an earlier agent set"
 # command line and the Kubernetes client, a few seconds natively and minutes in a TCG VM
 # that shares two cores with others. A wait returns as soon as its condition holds.
 STARTUP = 600.0
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ControlPlane]:
+    """The control plane inside the VM (software-emulated: allow a slow start)."""
+    with running_control_plane(ClusterBinaries.locate(), ready_timeout=600) as cp:
+        yield cp
 
 
 @dataclass

@@ -39,7 +39,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
-from control_plane import ControlPlane
+from control_plane import ClusterBinaries, ControlPlane, running_control_plane
 from k8s_helpers import create_namespace, create_node, create_pod_on_node, wait_for
 from kubernetes.client import CoreV1Api, PolicyV1Api
 
@@ -90,6 +90,13 @@ while len(chunks) * step < mib:
 print("full", flush=True)
 time.sleep(3600)
 """
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ControlPlane]:
+    """The control plane inside the VM (software-emulated: allow a slow start)."""
+    with running_control_plane(ClusterBinaries.locate(), ready_timeout=600) as cp:
+        yield cp
 
 
 def enter(cgroup: Cgroup):  # type: ignore[no-untyped-def]
