@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
 from oomguard.monitor.modes.reserve_status_reporter import ReserveStatusReporter
 from oomguard.monitor.modes.systemd_memory_high import SystemdDBus
 from oomguard.monitor.runtime.stop_signal import StopSignal
-from oomguard.monitor.runtime.termination import Terminated, signals_raise_terminated
+from oomguard.monitor.runtime.termination import signals_set_stop
 from oomguard.monitor.triggers.trigger import Monitor
 from oomguard.wire.node_settings import NodeSettings, default_node_settings
 
@@ -181,11 +182,12 @@ def run_parts(parts: AgentParts, stop: StopSignal) -> None:
         parts.http.start()
     try:
         # the reserve decides memory.high: avoid setting the defaults first if we can
-        if parts.reserve_watch is not None and parts.reserve_watch.synced.wait(10):
+        if parts.reserve_watch is not None and stop.wait_for(parts.reserve_watch.synced, 10):
             parts.agent.apply_reserve(parts.reserve_watch.current())
-        parts.watch.synced.wait(30)
-        parts.agent.assert_memory_high()
-        parts.agent.run(stop)
+        stop.wait_for(parts.watch.synced, 30)
+        if not stop.is_set():  # a SIGTERM during set-up: nothing more to set, only to undo
+            parts.agent.assert_memory_high()
+            parts.agent.run(stop)
     finally:
         stop.set()
         parts.watch.stop()
@@ -247,11 +249,10 @@ def run_agent(
         kill_method=kill_method(Cgroup(root / location.path)).value,
     )
     stop = StopSignal()
-    try:
-        with signals_raise_terminated():
-            run_parts(parts, stop)
-    except Terminated:
-        return 0
-    except KeyboardInterrupt:
-        return 130
+    # a signal sets stop (never raises mid-step): the loop ends at its next wake-up, then
+    # memory.high is restored in order, and a second SIGTERM cannot cut that short
+    with signals_set_stop(stop) as received:
+        run_parts(parts, stop)
+    if received:
+        log_event(log, logging.INFO, "node agent stopped", signal=signal.Signals(received[0]).name)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 
 class StopSignal:
@@ -27,6 +28,18 @@ class StopSignal:
     def wait(self, timeout: float | None = None) -> bool:
         """Sleep up to ``timeout`` seconds; True as soon as the signal is set."""
         return self._event.wait(timeout)
+
+    def wait_for(self, event: threading.Event, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for ``event``, giving up as soon as this is set;
+        True only when ``event`` was set."""
+        deadline = time.monotonic() + timeout
+        while not self.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return event.is_set()
+            if event.wait(min(remaining, 0.1)):
+                return True
+        return False
 
     def close(self) -> None:
         os.close(self._fd)

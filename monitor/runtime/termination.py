@@ -1,4 +1,5 @@
-"""Termination signals as an exception, so every ``finally`` on the way out undoes changes."""
+"""Termination signals, either as an exception (every ``finally`` on the way out undoes
+changes) or as a stop flag (a loop that checks it ends at its next wake-up)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+
+from oomguard.monitor.runtime.stop_signal import StopSignal
 
 
 class Terminated(BaseException):
@@ -32,17 +35,47 @@ def signals_raise_terminated(
     """While active, the given signals raise :class:`Terminated` in the main thread.
 
     This turns ``kill PID`` into an exception so every ``finally``/``with`` on the
-    way out runs (e.g. ``cgroupfs.memory_high_set`` restores memory.high). The previous
+    way out runs (e.g. ``cgroupfs.memory_high_set`` restores memory.high). Only the
+    first signal raises: later ones are ignored while the way out runs. The previous
     handlers come back on exit. Must be entered from the main thread (a Python rule
     for signal handlers).
     """
+    raised: list[int] = []
 
     def handler(signum: int, _frame: FrameType | None) -> None:
-        raise Terminated(signum)
+        # once only: a second SIGTERM must not cut short the ``finally`` the first started
+        if not raised:
+            raised.append(signum)
+            raise Terminated(signum)
 
     previous = {signum: signal.signal(signum, handler) for signum in signums}
     try:
         yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+@contextmanager
+def signals_set_stop(
+    stop: StopSignal,
+    signums: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP),
+) -> Iterator[list[int]]:
+    """While active, the given signals set ``stop`` and are recorded in the list yielded.
+
+    For a run whose every wait includes ``stop``: nothing is raised at an arbitrary point
+    (a thread half started, a restore half done), the run ends at its next wake-up and
+    undoes its changes in order. Must be entered from the main thread.
+    """
+    received: list[int] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        received.append(signum)
+        stop.set()
+
+    previous = {signum: signal.signal(signum, handler) for signum in signums}
+    try:
+        yield received
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)

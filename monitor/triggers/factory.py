@@ -64,8 +64,9 @@ class MonitorRunner:
             thread = threading.Thread(
                 target=self._run_one, args=(monitor,), name=f"monitor-{monitor.name}", daemon=True
             )
-            self._threads.append(thread)
             thread.start()
+            # only a started thread is kept: a signal raising in start() leaves none to join
+            self._threads.append(thread)
 
     def _run_one(self, monitor: Monitor) -> None:
         try:

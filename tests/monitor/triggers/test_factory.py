@@ -126,3 +126,23 @@ def test_runner_reports_monitors_that_ignore_stop():
     finally:
         release.set()
     assert runner.stop(timeout=60) == []
+
+
+def test_a_start_cut_short_by_a_signal_leaves_the_runner_stoppable(monkeypatch):
+    """A termination signal can raise inside ``Thread.start``; stopping must still work."""
+
+    class Interrupted(BaseException):
+        pass
+
+    real_start = threading.Thread.start
+
+    def start(thread):
+        if thread.name == "monitor-quitter":
+            raise Interrupted
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    runner = MonitorRunner([Ticker(), Quitter()])
+    with pytest.raises(Interrupted):
+        runner.start()
+    assert runner.stop(30) == []  # joined the ticker; the never-started thread is not joined
