@@ -36,6 +36,7 @@ from oomguard.operator.resolution.policy import parse_policy
 from oomguard.operator.resolution.reconcile_plan import (
     ActualReserve,
 )
+from oomguard.operator.service_account_login import login_with_service_account
 from oomguard.wire.crd import GROUP, POLICY_PLURAL, RESERVE_PLURAL, VERSION
 from oomguard.wire.sizes import SizeError, parse_size
 
@@ -139,8 +140,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
 
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """In a pod: the service account; elsewhere: $KUBECONFIG as it is now (read per call)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    """In a pod: the service account at $KUBERNETES_SERVICE_HOST (no cluster DNS needed);
+    elsewhere: $KUBECONFIG as it is now (read per call)."""
+    return login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
 @kopf.on.cleanup()
