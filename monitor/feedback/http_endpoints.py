@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import select
+import sys
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -73,6 +74,15 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         except BaseException:
             self._slots.release()
             raise
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client gone before its answer was written (a scrape that timed out) is routine:
+        one debug line, not socketserver's traceback on stderr for each."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError):  # broken pipe, reset, aborted
+            log.debug("http: %s went away before its answer: %s", client_address, error)
+            return
+        log.warning("http: error answering %s", client_address, exc_info=True)
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:

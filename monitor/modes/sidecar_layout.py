@@ -5,7 +5,9 @@ All paths are relative to the cgroup2 mount. The pod cgroup is found from (in th
 explicit path, the pod's UID (the kubelet names pod cgroups after it), or the sidecar's own
 cgroup (a container cgroup's parent is its pod). The workload cgroup is the one container
 cgroup of the pod, other than the sidecar's own and the sandbox's ``pause``, that holds
-processes.
+processes. The sidecar's own is told by its path when ``/proc/self/cgroup`` shows it, and by
+its PID in ``cgroup.procs`` when a private cgroup namespace (containerd's default) shows only
+``/``.
 """
 
 from __future__ import annotations
@@ -69,16 +71,21 @@ def pod_cgroup_for_uid(dirs: Iterable[PurePosixPath], uid: str) -> PurePosixPath
 class ContainerCgroup:
     path: PurePosixPath
     commands: tuple[str, ...]  # the comm of each process in it (directly)
+    pids: tuple[int, ...] = ()  # as our PID namespace numbers them (cgroup.procs)
 
 
 def workload_cgroup(
-    containers: Sequence[ContainerCgroup], own: PurePosixPath | None
+    containers: Sequence[ContainerCgroup], own: PurePosixPath | None, own_pid: int | None = None
 ) -> PurePosixPath:
-    """The one container cgroup (not ours, not the sandbox's pause) that has processes."""
+    """The one container cgroup (not ours, not the sandbox's pause) that has processes.
+
+    Ours is ``own`` when the path is known, else the one holding ``own_pid``.
+    """
     busy = [
         c
         for c in containers
         if c.path != own
+        and (own_pid is None or own_pid not in c.pids)
         and c.commands
         and not all(comm == "pause" for comm in c.commands)
         and c.path.name not in (MAIN_LEAF, WORKERS_LEAF)

@@ -25,6 +25,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import threading
@@ -135,7 +136,7 @@ def _container_cgroups(root: Path, pod: PurePosixPath, reader: ProcReader) -> li
             stat = reader.stat(pid)
             if stat is not None:
                 comms.append(stat.comm)
-        found.append(ContainerCgroup(rel, tuple(comms)))
+        found.append(ContainerCgroup(rel, tuple(comms), tuple(pids)))
     return found
 
 
@@ -172,7 +173,10 @@ def locate(args: argparse.Namespace, root: Path, reader: ProcReader) -> SidecarP
         workload = _relative(args.workload_cgroup)
     else:
         own_container = own if own is not None and own.parent == pod else None
-        workload = workload_cgroup(_container_cgroups(root, pod, reader), own_container)
+        # in a private cgroup namespace our path is only "/": our PID tells our container
+        workload = workload_cgroup(
+            _container_cgroups(root, pod, reader), own_container, own_pid=os.getpid()
+        )
     limits: dict[PurePosixPath, int | None] = {}
     for path in (workload, *workload.parents):
         limits[path] = Cgroup(root / path).memory_max().bytes

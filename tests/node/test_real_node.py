@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -263,7 +264,9 @@ def prometheus(release: Release, tmp_path: Path) -> Iterator[str]:
     config.write_text(
         json.dumps(
             {
-                "global": {"scrape_interval": "2s", "scrape_timeout": "2s"},
+                # Prometheus' default timeout: at 2 s, scrapes of the agent timed out while
+                # the storm filled the node (emulated CPUs shared with the storm's pods)
+                "global": {"scrape_interval": "10s", "scrape_timeout": "10s"},
                 "scrape_configs": [
                     {
                         "job_name": "oomguard-agent",
@@ -314,6 +317,29 @@ def prometheus_value(api: str, promql: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
+def scrape_report(api: str) -> str:
+    """Prometheus' view of each target (health, last error, how long the last scrape took)
+    and a direct fetch of each target's /metrics, timed: what to read when a value is missing.
+    """
+    with urllib.request.urlopen(f"{api}/api/v1/targets", timeout=5) as response:
+        active = json.load(response)["data"]["activeTargets"]
+    lines = []
+    for target in active:
+        url = target["scrapeUrl"]
+        lines.append(
+            f"{url}: {target['health']}, last scrape {target['lastScrapeDuration']:.2f} s, "
+            f"error {target['lastError']!r}"
+        )
+        started = time.monotonic()
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                size = len(response.read())
+            lines.append(f"  direct GET: {size} bytes in {time.monotonic() - started:.2f} s")
+        except OSError as error:
+            lines.append(f"  direct GET failed after {time.monotonic() - started:.2f} s: {error}")
+    return "\n".join(lines) or "prometheus has no targets"
+
+
 def oom_score_adj(match: str) -> list[int]:
     """``oom_score_adj`` of every process whose command line contains ``match``."""
     found = []
@@ -339,7 +365,10 @@ def test_storm_is_stopped_newest_first_and_the_oldest_pods_complete(
     release: Release, prometheus: str
 ) -> None:
     core = release.core
-    wait_for("the node's reserve enforced", lambda: reserve_status(release.node), timeout=300)
+    try:
+        wait_for("the node's reserve enforced", lambda: reserve_status(release.node), timeout=300)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{enforcement_report(release)}") from None
     oom_kills = kubepods_event("oom_kill")
     taint_seen: list[bool] = []
     endings = run_storm(core, "storm-guarded", taint_seen)
@@ -350,13 +379,18 @@ def test_storm_is_stopped_newest_first_and_the_oldest_pods_complete(
         assert Ending.OOM_KILLED not in endings and Ending.OTHER not in endings, endings
         assert newest_first_holds(endings), f"an older pod went before a newer one: {endings}"
         assert endings[0] is Ending.COMPLETED, endings
-        scraped = wait_for(
-            "the evictions scraped through the chart's Service",
-            lambda: (
-                v if (v := prometheus_value(prometheus, EVICTED_SERIES)) and v >= evicted else None
-            ),
-            timeout=120,
-        )
+        try:
+            scraped = wait_for(
+                "the evictions scraped through the chart's Service",
+                lambda: (
+                    v
+                    if (v := prometheus_value(prometheus, EVICTED_SERIES)) and v >= evicted
+                    else None
+                ),
+                timeout=120,
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{scrape_report(prometheus)}") from None
         assert scraped == evicted
         mean = prometheus_value(prometheus, DECISION_TO_ACTION_MEAN)
         progress(f"agent in its pod: decision -> eviction answer, mean {mean} s")

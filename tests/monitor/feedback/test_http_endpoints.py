@@ -145,3 +145,32 @@ def test_the_server_thread_sleeps_without_a_timeout_and_stops_at_once():
         s.stop()
     assert s._thread is not None and not s._thread.is_alive()
     assert recording.timeouts and set(recording.timeouts) == {None}
+
+
+def test_a_client_gone_before_its_answer_is_a_debug_line_not_a_traceback(caplog, capfd):
+    """A scrape that timed out closes its connection while /metrics is still rendering."""
+    import logging
+    import socket
+    import threading
+
+    from monitor_fakes import wait_for
+
+    client_gone = threading.Event()
+
+    def slow_metrics():
+        client_gone.wait(60)
+        return 200, "text/plain", b"x" * (8 << 20)  # far more than the socket buffers hold
+
+    s = HttpEndpoints("127.0.0.1", 0)
+    s.add_route("/metrics", slow_metrics)
+    s.start()
+    caplog.set_level(logging.DEBUG, logger="oomguard.monitor.feedback.http_endpoints")
+    try:
+        with socket.create_connection(("127.0.0.1", s.port)) as scrape:
+            scrape.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        client_gone.set()
+        assert wait_for(lambda: "before its answer" in caplog.text)
+        assert get(s.port, "/nope")[0] == 404  # and the server goes on
+    finally:
+        s.stop()
+    assert "Traceback" not in capfd.readouterr().err

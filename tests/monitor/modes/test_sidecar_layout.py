@@ -119,3 +119,15 @@ def test_memory_high_refusals():
         workers_memory_high(500 * MI, None, 500 * MI)
     with pytest.raises(SidecarSetupError, match="leaves nothing"):
         workers_memory_high(100 * MI, 100 * MI, None)
+
+
+def test_in_a_private_cgroup_namespace_our_pid_tells_our_container():
+    """containerd's default: /proc/self/cgroup says only "/", so the path cannot tell."""
+    containers = [
+        ContainerCgroup(SYSTEMD_POD / "sandbox.scope", ("pause",), (1,)),
+        ContainerCgroup(SYSTEMD_POD / "sidecar.scope", ("oomguard",), (7,)),
+        ContainerCgroup(SYSTEMD_POD / "app.scope", ("busybox", "python3"), (8, 9)),
+    ]
+    assert workload_cgroup(containers, None, own_pid=7) == SYSTEMD_POD / "app.scope"
+    with pytest.raises(SidecarSetupError, match=r"sidecar\.scope \(oomguard\)"):
+        workload_cgroup(containers, None)  # without the PID: ours looks like a workload
