@@ -67,6 +67,9 @@ def pod_cgroup_for_uid(dirs: Iterable[PurePosixPath], uid: str) -> PurePosixPath
     return found[0]
 
 
+SANDBOX_PID = 1  # in a pod's shared PID namespace: the sandbox (pause) process
+
+
 @dataclass(frozen=True)
 class ContainerCgroup:
     path: PurePosixPath
@@ -79,13 +82,16 @@ def workload_cgroup(
 ) -> PurePosixPath:
     """The one container cgroup (not ours, not the sandbox's pause) that has processes.
 
-    Ours is ``own`` when the path is known, else the one holding ``own_pid``.
+    Ours is ``own`` when the path is known, else the one holding ``own_pid``. In the shared
+    PID namespace sidecar mode needs, PID 1 is the sandbox's process whatever its name, so
+    the container holding PID 1 is never the workload.
     """
     busy = [
         c
         for c in containers
         if c.path != own
         and (own_pid is None or own_pid not in c.pids)
+        and SANDBOX_PID not in c.pids
         and c.commands
         and not all(comm == "pause" for comm in c.commands)
         and c.path.name not in (MAIN_LEAF, WORKERS_LEAF)

@@ -256,7 +256,7 @@ def prometheus(release: Release, tmp_path: Path) -> Iterator[str]:
     from the apiserver and hands them over as file discovery: the same targets, found the
     same way, one step earlier."""
     targets = wait_for(
-        "the agent's metrics Service endpoints", lambda: agent_service_targets(release), timeout=300
+        "the agent's metrics Service endpoints", lambda: agent_service_targets(release), timeout=600
     )
     discovered = tmp_path / "agent-targets.json"
     discovered.write_text(json.dumps([{"targets": targets, "labels": {"service": "agent"}}]))

@@ -131,3 +131,14 @@ def test_in_a_private_cgroup_namespace_our_pid_tells_our_container():
     assert workload_cgroup(containers, None, own_pid=7) == SYSTEMD_POD / "app.scope"
     with pytest.raises(SidecarSetupError, match=r"sidecar\.scope \(oomguard\)"):
         workload_cgroup(containers, None)  # without the PID: ours looks like a workload
+
+
+def test_the_sandbox_is_pid_1_whatever_its_name():
+    """A sandbox image whose process is not called ``pause``; the app has already ended."""
+    containers = [
+        ContainerCgroup(SYSTEMD_POD / "sandbox.scope", ("busybox",), (1,)),
+        ContainerCgroup(SYSTEMD_POD / "sidecar.scope", ("oomguard",), (7,)),
+        ContainerCgroup(SYSTEMD_POD / "app.scope", (), ()),
+    ]
+    with pytest.raises(SidecarSetupError, match="found none"):
+        workload_cgroup(containers, None, own_pid=7)
