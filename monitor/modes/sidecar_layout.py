@@ -36,6 +36,11 @@ class SidecarSetupError(RuntimeError):
     """The sidecar cannot find or arrange its pod's cgroups; the message says what to set."""
 
 
+class NoWorkloadYet(SidecarSetupError):
+    """No container of the pod but ours and the sandbox holds a process: the workload has
+    not started yet (a native sidecar starts before it) or has already ended."""
+
+
 def is_pod_cgroup(path: PurePosixPath) -> bool:
     return bool(_POD_NAME.search(path.name))
 
@@ -96,8 +101,13 @@ def workload_cgroup(
         and not all(comm == "pause" for comm in c.commands)
         and c.path.name not in (MAIN_LEAF, WORKERS_LEAF)
     ]
+    if not busy:
+        raise NoWorkloadYet(
+            "expected one workload container cgroup with processes, found none; "
+            "give --workload-cgroup"
+        )
     if len(busy) != 1:
-        listed = ", ".join(f"{c.path} ({' '.join(c.commands[:3])})" for c in busy) or "none"
+        listed = ", ".join(f"{c.path} ({' '.join(c.commands[:3])})" for c in busy)
         raise SidecarSetupError(
             f"expected one workload container cgroup with processes, found {listed}; "
             "give --workload-cgroup"

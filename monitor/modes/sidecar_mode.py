@@ -4,7 +4,9 @@ For a pod running many worker processes (a Ray worker pod, a process pool) besid
 container, with ``shareProcessNamespace: true``:
 
 1. find the pod cgroup (``--pod-cgroup``, ``POD_UID``, or our own cgroup's pod) and the
-   workload container's cgroup in it (``sidecar_layout``);
+   workload container's cgroup in it (``sidecar_locate``), waiting up to
+   ``--workload-wait`` for a workload that starts after us (a native sidecar), with
+   ``/healthz`` up meanwhile so the kubelet's startupProbe lets the workload start;
 2. split the workload cgroup into two leaves, ``oomguard-main`` and ``oomguard-workers``
    (cgroup v2's no-internal-process rule: once memory is enabled for its children, the
    workload cgroup itself may hold no process), moving the selected workers into the second;
@@ -25,37 +27,26 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import re
 import sys
 import threading
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
-from oomguard.monitor.kernel.cgroupfs import (
-    Cgroup,
-    CgroupError,
-    cgroup_path_of_process,
-    find_cgroup2_mount,
-    walk_cgroups,
-)
+from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, find_cgroup2_mount
 from oomguard.monitor.kernel.procfs import ProcReader
 from oomguard.monitor.modes.guard import Guard
 from oomguard.monitor.modes.guard_cgroup import limits_applied, tree_pids
 from oomguard.monitor.modes.process_guard import ProcessGuard, guard_settings
-from oomguard.monitor.modes.sidecar_layout import (
-    ContainerCgroup,
-    SidecarSetupError,
-    WorkerSelector,
-    pod_cgroup_for_uid,
-    pod_cgroup_of_own,
-    pod_limit,
-    workers_memory_high,
-    workload_cgroup,
+from oomguard.monitor.modes.sidecar_layout import SidecarSetupError, WorkerSelector
+from oomguard.monitor.modes.sidecar_locate import (
+    SidecarPlan,
+    find_pod,
+    locate_when_started,
+    plan_in_pod,
 )
 from oomguard.monitor.modes.sidecar_split import (
     WorkersSplit,
@@ -110,83 +101,19 @@ def configure_sidecar(parser: argparse.ArgumentParser) -> None:
         help="SIGTERM -> SIGKILL seconds (default: %(default)s)",
     )
     group.add_argument(
+        "--workload-wait",
+        type=arguments.seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for the workload container to start (default: %(default)s)",
+    )
+    group.add_argument(
         "--scan-interval",
         type=arguments.positive_seconds,
         default=0.2,
         metavar="SECONDS",
         help="seconds between moves of new workers into the workers cgroup",
     )
-
-
-# ------------------------------------------------------------------ locating
-
-
-def _container_cgroups(root: Path, pod: PurePosixPath, reader: ProcReader) -> list[ContainerCgroup]:
-    found = []
-    for entry in sorted((root / pod).iterdir()):
-        if not entry.is_dir():
-            continue
-        rel = pod / entry.name
-        try:
-            pids = Cgroup(entry).pids()
-        except CgroupError:
-            continue
-        comms = []
-        for pid in pids:
-            stat = reader.stat(pid)
-            if stat is not None:
-                comms.append(stat.comm)
-        found.append(ContainerCgroup(rel, tuple(comms), tuple(pids)))
-    return found
-
-
-def _relative(path: str) -> PurePosixPath:
-    return PurePosixPath(path.strip("/") or ".")
-
-
-@dataclass(frozen=True)
-class SidecarPlan:
-    root: Path
-    pod: PurePosixPath
-    workload: PurePosixPath
-    own: PurePosixPath | None
-    limit: int | None  # tightest memory.max from the workload cgroup up to the pod cgroup
-    memory_high: int
-
-
-def locate(args: argparse.Namespace, root: Path, reader: ProcReader) -> SidecarPlan:
-    try:
-        own: PurePosixPath | None = _relative(cgroup_path_of_process("self"))
-    except (OSError, CgroupError):
-        own = None
-    if args.pod_cgroup:
-        pod = _relative(args.pod_cgroup)
-    elif args.pod_uid:
-        pod = pod_cgroup_for_uid(walk_cgroups(root, PurePosixPath("."), depth=4), args.pod_uid)
-    elif own is not None:
-        pod = pod_cgroup_of_own(own)
-    else:
-        raise SidecarSetupError("no /proc/self/cgroup: give --pod-cgroup or POD_UID")
-    if not (root / pod).is_dir():
-        raise SidecarSetupError(f"the pod cgroup {root / pod} does not exist")
-    if args.workload_cgroup:
-        workload = _relative(args.workload_cgroup)
-    else:
-        own_container = own if own is not None and own.parent == pod else None
-        # in a private cgroup namespace our path is only "/": our PID tells our container
-        workload = workload_cgroup(
-            _container_cgroups(root, pod, reader), own_container, own_pid=os.getpid()
-        )
-    limits: dict[PurePosixPath, int | None] = {}
-    for path in (workload, *workload.parents):
-        limits[path] = Cgroup(root / path).memory_max().bytes
-        if path == pod:
-            break
-    limit = pod_limit(limits)
-    explicit: int | None = args.memory_high
-    reserve: int | None = args.reserve
-    high = workers_memory_high(limit, reserve, explicit)
-    return SidecarPlan(root, pod, workload, own, limit, high)
 
 
 # ------------------------------------------------------------------ running
@@ -206,16 +133,54 @@ def _log_worker(victim: KillRecord) -> None:
 
 
 def run_sidecar(args: argparse.Namespace, set_high: bool) -> int:
-    reader = ProcReader()
+    stop = StopSignal()
+    http = _waiting_http(args)
     try:
-        root = Path(args.cgroup_root) if args.cgroup_root else find_cgroup2_mount()
-        plan = locate(args, root, reader)
-    except (SidecarSetupError, CgroupError, OSError, ValueError) as exc:
-        print(f"oomguard monitor --mode sidecar: {exc}", file=sys.stderr, flush=True)
-        return 2
+        with signals_raise_terminated(), contextlib.ExitStack() as undo:
+            if http is not None:
+                http.start()
+                undo.callback(http.stop)
+            try:
+                plan = _plan(args, stop)
+            except (SidecarSetupError, CgroupError, OSError, ValueError) as exc:
+                print(f"oomguard monitor --mode sidecar: {exc}", file=sys.stderr, flush=True)
+                return 2
+            if plan is None:
+                return 0
+            return _guard(args, set_high, plan, stop, http, undo)
+    except Terminated:
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    except (CgroupError, SidecarSetupError) as exc:
+        log_event(log, logging.ERROR, f"sidecar cannot guard: {exc}")
+        return 1
+
+
+def _plan(args: argparse.Namespace, stop: StopSignal) -> SidecarPlan | None:
+    reader = ProcReader()
+    root = Path(args.cgroup_root) if args.cgroup_root else find_cgroup2_mount()
+    own, pod = find_pod(args, root)
+    return locate_when_started(
+        lambda: plan_in_pod(args, root, pod, own, reader), stop, args.workload_wait
+    )
+
+
+def _guard(
+    args: argparse.Namespace,
+    set_high: bool,
+    plan: SidecarPlan,
+    stop: StopSignal,
+    http: HttpEndpoints | None,
+    undo: contextlib.ExitStack,
+) -> int:
+    """Split the workload, set the workers' memory.high and run the guard until stopped;
+    everything set is undone through ``undo``."""
     pattern = re.compile(args.workers_match) if args.workers_match else None
     split = WorkersSplit(
-        Cgroup(root / plan.workload), WorkerSelector(pattern, args.main_pid), reader
+        Cgroup(plan.root / plan.workload),
+        WorkerSelector(pattern, args.main_pid),
+        ProcReader(),
     )
     settings = guard_settings(
         plan.memory_high,
@@ -227,70 +192,70 @@ def run_sidecar(args: argparse.Namespace, set_high: bool) -> int:
         event_monitor=set_high,
         set_memory_high=set_high,
     )
-    stop = StopSignal()
-    try:
-        with signals_raise_terminated(), contextlib.ExitStack() as undo:
-            undo.enter_context(workers_split(split))
-            workers = split.workers
-            high = settings.memory_high_to_write
-            undo.enter_context(limits_applied(workers, high, None))
-            metrics = GuardMetrics("sidecar", workers)
-            running = ProcessGuard(
-                workers, settings, metrics, stop, _log_worker, thread_name="oomguard-sidecar"
-            )
-            errors: list[str] = []
-            sweeper = threading.Thread(
-                target=sweep_until_stopped,
-                args=(split, stop, args.scan_interval, errors),
-                name="oomguard-sweeper",
-                daemon=True,
-            )
-            http = _http(args, metrics, split, plan, running.guard, running.thread, errors)
-            if http is not None:
-                http.start()
-                undo.callback(http.stop)
-            log_event(
-                log,
-                logging.INFO,
-                "sidecar guarding workers",
-                pod_cgroup=str(plan.pod),
-                workload=str(plan.workload),
-                workers=str(workers.path),
-                main_pid=split.main_pid,
-                moved=split.moved,
-                pod_limit=format_size(plan.limit) if plan.limit else "max",
-                memory_high=format_size(plan.memory_high),
-                memory_high_set=high is not None,
-            )
-            running.start()
-            sweeper.start()
-            undo.callback(sweeper.join, 2.0)
-            undo.callback(running.finish)
-            running.wait()
-            for error in errors:
-                log_event(log, logging.ERROR, error)
-            return 1 if errors else 0
-    except Terminated:
-        return 0
-    except KeyboardInterrupt:
-        return 130
-    except (CgroupError, SidecarSetupError) as exc:
-        log_event(log, logging.ERROR, f"sidecar cannot guard: {exc}")
-        return 1
+    undo.enter_context(workers_split(split))
+    workers = split.workers
+    high = settings.memory_high_to_write
+    undo.enter_context(limits_applied(workers, high, None))
+    metrics = GuardMetrics("sidecar", workers)
+    running = ProcessGuard(
+        workers, settings, metrics, stop, _log_worker, thread_name="oomguard-sidecar"
+    )
+    errors: list[str] = []
+    sweeper = threading.Thread(
+        target=sweep_until_stopped,
+        args=(split, stop, args.scan_interval, errors),
+        name="oomguard-sweeper",
+        daemon=True,
+    )
+    if http is not None:
+        _guarding_routes(http, metrics, split, plan, running.guard, running.thread, errors)
+    log_event(
+        log,
+        logging.INFO,
+        "sidecar guarding workers",
+        pod_cgroup=str(plan.pod),
+        workload=str(plan.workload),
+        workers=str(workers.path),
+        main_pid=split.main_pid,
+        moved=split.moved,
+        pod_limit=format_size(plan.limit) if plan.limit else "max",
+        memory_high=format_size(plan.memory_high),
+        memory_high_set=high is not None,
+    )
+    running.start()
+    sweeper.start()
+    undo.callback(sweeper.join, 2.0)
+    undo.callback(running.finish)
+    running.wait()
+    for error in errors:
+        log_event(log, logging.ERROR, error)
+    return 1 if errors else 0
 
 
-def _http(
-    args: argparse.Namespace,
+WAITING = "waiting for the workload container to start"
+
+
+def _waiting_http(args: argparse.Namespace) -> HttpEndpoints | None:
+    """The server, up before the workload is found: a native sidecar's startupProbe on
+    ``/healthz`` passes while it waits, so the kubelet starts the workload after it;
+    ``/readyz`` says not ready until the guard runs."""
+    if not args.http_port:
+        return None
+    http = HttpEndpoints(args.http_host, args.http_port)
+    http.add_check("/healthz", lambda: (True, WAITING))
+    http.add_check("/readyz", lambda: (False, WAITING))
+    return http
+
+
+def _guarding_routes(
+    http: HttpEndpoints,
     metrics: GuardMetrics,
     split: WorkersSplit,
     plan: SidecarPlan,
     guard: Guard,
     loop: threading.Thread,
     errors: list[str],
-) -> HttpEndpoints | None:
-    if not args.http_port:
-        return None
-    http = HttpEndpoints(args.http_host, args.http_port)
+) -> None:
     http.add_route("/metrics", metrics.route)
     http.add_check("/healthz", lambda: (loop.is_alive() and not errors, "; ".join(errors[-3:])))
     http.add_check("/readyz", lambda: (loop.is_alive(), "guard loop not running"))
@@ -317,4 +282,3 @@ def _http(
         return 200, "application/json", json.dumps(body).encode()
 
     http.add_route("/status", status)
-    return http

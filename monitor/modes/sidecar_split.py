@@ -26,6 +26,11 @@ log = logging.getLogger("oomguard.sidecar")
 SPLIT_ATTEMPTS = 50  # a fork can land in the workload cgroup between our moves: try again
 
 
+class MoveRefused(CgroupError):
+    """The kernel refused to move a live process: most often cgroup2's ``nsdelegate`` with
+    the sidecar in its own cgroup namespace. The message says what the pod spec must say."""
+
+
 class WorkersSplit:
     """The workload cgroup split into a main leaf and a workers leaf; ``sweep`` moves new
     workers over. Thread-safe enough: ``sweep`` runs in one thread only."""
@@ -72,8 +77,15 @@ class WorkersSplit:
                 continue
             try:
                 destination.add_process(pid)
-            except CgroupError:
-                continue  # exited meanwhile
+            except CgroupError as exc:
+                if self.reader.stat(pid) is None:
+                    continue  # exited meanwhile
+                raise MoveRefused(
+                    f"{exc}: the kernel refused to move process {pid}. Where cgroup2 is "
+                    "mounted with nsdelegate (systemd does), a container in its own cgroup "
+                    "namespace cannot move another container's processes: run the sidecar "
+                    "privileged, which puts it in the host's cgroup namespace (docs/sidecar.md)"
+                ) from exc
             if worker:
                 self.moved += 1
                 log_event(log, logging.DEBUG, "worker moved", pid=pid, cmdline=facts.cmdline[:200])
@@ -90,7 +102,7 @@ class WorkersSplit:
             for _ in range(SPLIT_ATTEMPTS):
                 try:
                     pids = leaf.pids()
-                except CgroupGone:
+                except CgroupError:  # gone, or unreadable: the other leaf is still undone
                     break
                 if not pids:
                     break

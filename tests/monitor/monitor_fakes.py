@@ -8,6 +8,7 @@ puts this folder on the path, as ``tests/conftest.py`` does for ``k8s_helpers``)
 """
 
 import select
+import socket
 import threading
 import time
 import uuid
@@ -29,6 +30,13 @@ def wait_for(predicate, timeout=60.0):
             return True
         time.sleep(0.02)
     return False
+
+
+def free_port():
+    """A loopback port nothing listens on now (the kernel's pick for a bound socket)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class RecordingPoller:

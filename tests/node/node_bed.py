@@ -140,7 +140,8 @@ def _run(*argv: str) -> None:
 
 
 def prepare_host(state: Path) -> None:
-    """Kernel modules, sysctls, the node's address and a tmpfs for runtime state."""
+    """Kernel modules, sysctls, cgroup2 as on a systemd node, the node's address and a
+    tmpfs for runtime state."""
     for module in ("overlay", "br_netfilter", "bridge", "veth", "dummy", "nf_conntrack",
                    "iptable_nat", "iptable_filter", "xt_conntrack", "xt_MASQUERADE",
                    "xt_comment", "xt_mark", "xt_addrtype", "xt_nat", "xt_statistic"):  # fmt: skip
@@ -159,6 +160,9 @@ def prepare_host(state: Path) -> None:
         _run("ip", "addr", "add", f"{NODE_IP}/24", "dev", "oomguard0")
         _run("ip", "link", "set", "oomguard0", "up")
         _run("ip", "route", "add", "default", "via", "10.89.0.254", "dev", "oomguard0", "onlink")
+    # as systemd mounts it on real nodes: a container in its own cgroup namespace may then
+    # not move another container's processes (what the sidecar example must allow for)
+    _run("mount", "-o", "remount,nsdelegate", "/sys/fs/cgroup")
     state.mkdir(parents=True, exist_ok=True)
     _run("mount", "-t", "tmpfs", "-o", "mode=0755", "oomguard-node", str(state))
 

@@ -63,12 +63,15 @@ def pool_pod(name: str, *, python_image: str, sidecar_image: str | None) -> dict
             "resources": {"limits": {"memory": f"{APP_LIMIT_MI}Mi"}},
         }
     ]
+    init_containers: list[dict[str, Any]] = []
     if sidecar_image is not None:
-        containers.append(
+        init_containers.append(
             {
                 "name": "oomguard",
                 "image": sidecar_image,
                 "imagePullPolicy": "Never",
+                # a native sidecar: started, and its startupProbe passed, before the app
+                "restartPolicy": "Always",
                 "args": [
                     "monitor",
                     "--mode=sidecar",
@@ -83,16 +86,19 @@ def pool_pod(name: str, *, python_image: str, sidecar_image: str | None) -> dict
                     }
                 ],
                 "ports": [{"name": "http", "containerPort": 9610}],
+                "startupProbe": {
+                    "httpGet": {"path": "/healthz", "port": "http"},
+                    "periodSeconds": 2,
+                    "failureThreshold": 150,
+                },
                 "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}},
                 "resources": {
                     "requests": {"cpu": "10m", "memory": "48Mi"},
                     "limits": {"memory": "96Mi"},
                 },
-                "securityContext": {
-                    "runAsUser": 0,
-                    "allowPrivilegeEscalation": False,
-                    "capabilities": {"drop": ["ALL"]},
-                },
+                # the host's cgroup namespace, so it may move the app's processes where
+                # cgroup2 is mounted nsdelegate (containerd: only privileged containers)
+                "securityContext": {"privileged": True},
                 "volumeMounts": [{"name": "cgroup", "mountPath": "/host/sys/fs/cgroup"}],
             }
         )
@@ -105,6 +111,7 @@ def pool_pod(name: str, *, python_image: str, sidecar_image: str | None) -> dict
             "shareProcessNamespace": True,
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
+            "initContainers": init_containers,
             "containers": containers,
             "volumes": [
                 {"name": "cgroup", "hostPath": {"path": "/sys/fs/cgroup", "type": "Directory"}}

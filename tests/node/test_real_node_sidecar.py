@@ -69,7 +69,18 @@ def sidecar_log(pod: dict[str, Any]) -> str:
     return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(logs))
 
 
+def cgroup2_options() -> list[str]:
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split(" - ")
+        if len(fields) == 2 and fields[1].split()[0] == "cgroup2":
+            return fields[1].split()[2].split(",")
+    return []
+
+
 def test_sidecar_stops_the_newest_workers_and_the_pod_is_never_oom_killed(node: Node) -> None:
+    """As a native sidecar, privileged, on a node whose cgroup2 is mounted nsdelegate as
+    systemd mounts it."""
+    assert "nsdelegate" in cgroup2_options(), "the node bed must mount cgroup2 as systemd does"
     core = CoreV1Api(node.cp.api_client)
     reason, report, kills = run_pool(core, "pool-guarded", sidecar=True)
     assert reason == "Completed", f"the pool's main process did not live: {reason}"

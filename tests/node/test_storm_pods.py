@@ -1,11 +1,17 @@
-"""The storm's pure parts: manifests and how a pod's last state reads."""
+"""The node tier's pure parts: the storm's and the pool's manifests (the pool's held to the
+documented sidecar example) and how a pod's last state reads."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
+import pytest
+import yaml
 from storm_pods import Ending, StormPlan, ending, is_final, newest_first_holds
 
+REPO = Path(__file__).resolve().parents[2]
 PLAN = StormPlan(namespace="s", count=3, size_mib=64, image="img", host_dir="/run/s")
 
 
@@ -57,17 +63,48 @@ def test_newest_first() -> None:
     assert not newest_first_holds([e, c, c])
 
 
-def test_pool_pod_is_the_readme_example_with_or_without_its_sidecar() -> None:
+def readme_examples() -> list[dict[str, Any]]:
+    """The sidecar example pod of the chart README and of docs/sidecar.md."""
+    found = []
+    for doc in (REPO / "helm" / "oomguard" / "README.md", REPO / "docs" / "sidecar.md"):
+        blocks = re.findall(r"```yaml\n(.*?)```", doc.read_text(), re.S)
+        pods = [yaml.safe_load(b) for b in blocks if "--mode=sidecar" in b and "kind: Pod" in b]
+        assert len(pods) == 1, f"{doc}: expected one sidecar example pod"
+        found.append(pods[0])
+    return found
+
+
+def without_sizing(container: dict[str, Any]) -> dict[str, Any]:
+    """A sidecar container less what the example leaves to each pool: the image, and the
+    reserve and worker pattern (sized for the node bed here)."""
+    kept = {k: v for k, v in container.items() if k not in ("image", "imagePullPolicy")}
+    kept["args"] = [
+        a for a in container["args"] if not a.startswith(("--reserve=", "--workers-match="))
+    ]
+    return kept
+
+
+@pytest.mark.parametrize("example", readme_examples(), ids=["chart-readme", "docs-sidecar"])
+def test_pool_pod_runs_its_sidecar_as_the_documented_example(example: dict[str, Any]) -> None:
+    """The node test runs what users are told to write: the same sidecar container (native,
+    privileged, probes, mounts), pod settings and volumes."""
     from pool_pods import pool_pod
 
-    guarded = pool_pod("p", python_image="py", sidecar_image="og")
-    alone = pool_pod("p", python_image="py", sidecar_image=None)
-    assert [c["name"] for c in guarded["spec"]["containers"]] == ["app", "oomguard"]
-    assert [c["name"] for c in alone["spec"]["containers"]] == ["app"]
-    sidecar = guarded["spec"]["containers"][1]
-    assert "--mode=sidecar" in sidecar["args"]
-    assert sidecar["securityContext"]["capabilities"] == {"drop": ["ALL"]}
-    assert guarded["spec"]["shareProcessNamespace"] is True
+    guarded = pool_pod("p", python_image="py", sidecar_image="og")["spec"]
+    alone = pool_pod("p", python_image="py", sidecar_image=None)["spec"]
+    documented = example["spec"]
+    assert [c["name"] for c in guarded["initContainers"]] == ["oomguard"]
+    assert alone["initContainers"] == []
+    assert (
+        [c["name"] for c in guarded["containers"]]
+        == ["app"]
+        == [c["name"] for c in documented["containers"]]
+    )
+    assert without_sizing(guarded["initContainers"][0]) == without_sizing(
+        documented["initContainers"][0]
+    )
+    assert guarded["shareProcessNamespace"] is documented["shareProcessNamespace"] is True
+    assert guarded["volumes"] == documented["volumes"]
 
 
 def test_pool_results() -> None:

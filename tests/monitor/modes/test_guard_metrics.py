@@ -9,7 +9,7 @@ import time
 import urllib.request
 
 import pytest
-from monitor_fakes import FakeCgroup, FakeTarget
+from monitor_fakes import FakeCgroup, FakeTarget, free_port
 
 from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.decision.candidate import Candidate
@@ -100,12 +100,6 @@ def test_metrics_port_option():
         ["--memory-high", "1Gi", "--metrics-port", "9101", "--metrics-host", "0.0.0.0", "--", "x"]
     )
     assert (args.metrics_port, args.metrics_host) == (9101, "0.0.0.0")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_metrics_endpoint_serves_while_guarding_and_stops_after():

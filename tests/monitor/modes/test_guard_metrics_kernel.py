@@ -4,7 +4,6 @@ Debian's promtool accepts what it serves."""
 
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from monitor_fakes import free_port
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.kernel
@@ -23,12 +23,6 @@ LIMITS = ["--memory-high", "220Mi", "--memory-max", "300Mi", "--grace", "1"]
 # The event monitor alone: the threshold poller watches the same line and, when it wins the
 # race to a breach, the decision is its, so trigger="event" series would depend on timing.
 MONITORS = ["--monitors", "event"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def samples(text):

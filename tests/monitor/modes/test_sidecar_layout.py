@@ -7,6 +7,7 @@ import pytest
 
 from oomguard.monitor.modes.sidecar_layout import (
     ContainerCgroup,
+    NoWorkloadYet,
     ProcessFacts,
     SidecarSetupError,
     WorkerSelector,
@@ -142,3 +143,17 @@ def test_the_sandbox_is_pid_1_whatever_its_name():
     ]
     with pytest.raises(SidecarSetupError, match="found none"):
         workload_cgroup(containers, None, own_pid=7)
+
+
+def test_no_workload_yet_is_told_apart_from_an_ambiguous_pod():
+    """Only "none yet" is worth waiting for (a native sidecar starts first)."""
+    sandbox = ContainerCgroup(SYSTEMD_POD / "sandbox.scope", ("sleep",), (1,))
+    with pytest.raises(NoWorkloadYet):
+        workload_cgroup([sandbox, ContainerCgroup(SYSTEMD_POD / "app.scope", ())], None)
+    two = [
+        ContainerCgroup(SYSTEMD_POD / "a.scope", ("python3",)),
+        ContainerCgroup(SYSTEMD_POD / "b.scope", ("java",)),
+    ]
+    with pytest.raises(SidecarSetupError) as raised:
+        workload_cgroup(two, None)
+    assert not isinstance(raised.value, NoWorkloadYet)
