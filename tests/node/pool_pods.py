@@ -96,9 +96,10 @@ def pool_pod(name: str, *, python_image: str, sidecar_image: str | None) -> dict
                     "requests": {"cpu": "10m", "memory": "48Mi"},
                     "limits": {"memory": "96Mi"},
                 },
-                # the host's cgroup namespace, so it may move the app's processes where
-                # cgroup2 is mounted nsdelegate (containerd: only privileged containers)
-                "securityContext": {"privileged": True},
+                # root (the image's user is not) in the host's cgroup namespace, so it may
+                # move the app's processes where cgroup2 is mounted nsdelegate (containerd
+                # gives that namespace only to privileged containers)
+                "securityContext": {"privileged": True, "runAsUser": 0},
                 "volumeMounts": [{"name": "cgroup", "mountPath": "/host/sys/fs/cgroup"}],
             }
         )
