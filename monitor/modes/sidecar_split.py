@@ -129,7 +129,11 @@ def sweep_until_stopped(
         try:
             split.sweep()
         except CgroupGone:
-            errors.append(f"the workload cgroup {split.workload.path} is gone")
+            # the runtime removes a container's cgroup when it ends: the app is done, and
+            # so is the guarding of its workers; an end, not an error
+            log_event(
+                log, logging.INFO, "the workload container ended", cgroup=str(split.workload.path)
+            )
             stop.set()
             return
         except CgroupError as exc:

@@ -3,13 +3,20 @@ refuses for a live process is an error that says what the pod spec must change, 
 process silently left behind."""
 
 import os
+import shutil
 
 import pytest
 
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.kernel.procfs import ProcReader
 from oomguard.monitor.modes.sidecar_layout import WORKERS_LEAF, WorkerSelector
-from oomguard.monitor.modes.sidecar_split import MoveRefused, WorkersSplit, workers_split
+from oomguard.monitor.modes.sidecar_split import (
+    MoveRefused,
+    WorkersSplit,
+    sweep_until_stopped,
+    workers_split,
+)
+from oomguard.monitor.runtime.stop_signal import StopSignal
 
 
 def test_a_refused_move_of_a_live_process_names_nsdelegate_and_the_fix(tmp_path):
@@ -25,3 +32,17 @@ def test_a_refused_move_of_a_live_process_names_nsdelegate_and_the_fix(tmp_path)
         pass
     assert "nsdelegate" in str(refused.value)
     assert "privileged" in str(refused.value)
+
+
+def test_the_workload_container_ending_ends_the_sweep_without_an_error(tmp_path):
+    """The runtime removes the app's cgroup when the app exits: the sidecar is done, not
+    broken (its /healthz must not fail and it must not exit 1 for that)."""
+    workload = tmp_path / "app"
+    (workload / "oomguard-main").mkdir(parents=True)
+    (workload / "oomguard-main" / "cgroup.procs").write_text("")
+    split = WorkersSplit(Cgroup(workload), WorkerSelector(), ProcReader())
+    shutil.rmtree(workload)
+    stop, errors = StopSignal(), []
+    sweep_until_stopped(split, stop, 0.0, errors)
+    assert stop.is_set()
+    assert errors == []
