@@ -4,7 +4,7 @@ changes) or as a stop flag (a loop that checks it ends at its next wake-up)."""
 from __future__ import annotations
 
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -48,12 +48,8 @@ def signals_raise_terminated(
             raised.append(signum)
             raise Terminated(signum)
 
-    previous = {signum: signal.signal(signum, handler) for signum in signums}
-    try:
+    with _handlers(signums, handler):
         yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
 
 
 @contextmanager
@@ -73,9 +69,18 @@ def signals_set_stop(
         received.append(signum)
         stop.set()
 
+    with _handlers(signums, handler):
+        yield received
+
+
+@contextmanager
+def _handlers(
+    signums: tuple[int, ...], handler: Callable[[int, FrameType | None], None]
+) -> Iterator[None]:
+    """``handler`` for ``signums`` while active; the previous handlers come back on exit."""
     previous = {signum: signal.signal(signum, handler) for signum in signums}
     try:
-        yield received
+        yield
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
