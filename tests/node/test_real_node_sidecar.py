@@ -27,9 +27,11 @@ def pod_oom_kills(uid: str) -> int:
     return int(fields["oom_kill"])
 
 
-def run_pool(core: CoreV1Api, name: str, sidecar: bool) -> tuple[str, dict[str, str] | None, int]:
+def run_pool(
+    core: CoreV1Api, name: str, sidecar: bool
+) -> tuple[str, dict[str, str] | None, int, str]:
     """Start the pool pod; once its app container has ended: its reason, the pool's report,
-    and the pod cgroup's ``oom_kill``."""
+    the pod cgroup's ``oom_kill`` and the sidecar's log (empty without one)."""
     try:
         core.create_namespace({"metadata": {"name": NAMESPACE}})
         wait_for(
@@ -58,9 +60,9 @@ def run_pool(core: CoreV1Api, name: str, sidecar: bool) -> tuple[str, dict[str, 
     reason, report, pod = wait_for(f"{name}'s app container ended", ended, timeout=900, interval=2)
     kills = pod_oom_kills(created.metadata.uid)
     print(f"{name}: app {reason}, workers {report}, pod oom_kill {kills}")
-    if sidecar:
-        print(sidecar_log(pod))
-    return reason, report, kills
+    log = sidecar_log(pod) if sidecar else ""
+    print(log)
+    return reason, report, kills, log
 
 
 def sidecar_log(pod: dict[str, Any]) -> str:
@@ -82,7 +84,7 @@ def test_sidecar_stops_the_newest_workers_and_the_pod_is_never_oom_killed(node: 
     systemd mounts it."""
     assert "nsdelegate" in cgroup2_options(), "the node bed must mount cgroup2 as systemd does"
     core = CoreV1Api(node.cp.api_client)
-    reason, report, kills = run_pool(core, "pool-guarded", sidecar=True)
+    reason, report, kills, log = run_pool(core, "pool-guarded", sidecar=True)
     assert reason == "Completed", f"the pool's main process did not live: {reason}"
     assert report is not None
     stopped = sorted(int(i) for i, end in report.items() if end != "exit 0")
@@ -91,9 +93,10 @@ def test_sidecar_stops_the_newest_workers_and_the_pod_is_never_oom_killed(node: 
     assert finished and finished[0] == 0, f"the oldest worker did not finish: {report}"
     assert max(finished) < min(stopped), f"an older worker went before a newer one: {report}"
     assert kills == 0
+    assert " ERROR " not in log, "the sidecar logged an error (the app's end is not one)"
 
 
 def test_without_its_sidecar_the_same_pool_is_oom_killed(node: Node) -> None:
     core = CoreV1Api(node.cp.api_client)
-    reason, report, kills = run_pool(core, "pool-unguarded", sidecar=False)
+    reason, report, kills, _ = run_pool(core, "pool-unguarded", sidecar=False)
     assert kills > 0, f"the kernel did not OOM-kill: app {reason}, workers {report}"
