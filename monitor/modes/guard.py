@@ -30,7 +30,7 @@ from oomguard.monitor.decision.newest_first import Decision, InFlight, Limits, O
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.feedback.report import DecisionRecord
-from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
+from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, CgroupGone
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.modes.step_loop import run_loop
 from oomguard.monitor.runtime.stop_signal import StopSignal
@@ -40,7 +40,7 @@ from oomguard.monitor.triggers.factory import (
     MonitorRunner,
     ThresholdConfig,
 )
-from oomguard.monitor.triggers.trigger import Monitor, StepTrigger
+from oomguard.monitor.triggers.trigger import Monitor, MonitorTargetGone, StepTrigger
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox, Wakeup
 from oomguard.wire.sizes import format_size
 
@@ -62,6 +62,9 @@ class GuardSettings:
     event_monitor: bool = True  # off: polling only (with threshold_monitor)
     threshold_monitor: bool = True
     set_memory_high: bool = True  # off: --memory-high is only the threshold, no throttling
+    # on: the guarded cgroup's removal is the work's end (the sidecar's workload container
+    # exits), logged as such, not an error
+    target_may_end: bool = False
 
     @property
     def limits(self) -> Limits:
@@ -155,7 +158,11 @@ class Guard:
     def monitors_failed(self, failures: Sequence[MonitorFailure]) -> None:
         for failure in failures:
             self._monitors_failed += 1
-            self._error(f"{failure.monitor} monitor stopped: {failure.error}")
+            message = f"{failure.monitor} monitor stopped: {failure.error}"
+            if self._settings.target_may_end and isinstance(failure.error, MonitorTargetGone):
+                log_event(log, logging.INFO, message)
+            else:
+                self._error(message)
 
     def answer(self, wakeup: Wakeup) -> tuple[StepTrigger, float | None] | None:
         """The earliest detection among pending triggers and its kind; RECHECK when the
@@ -194,7 +201,10 @@ class Guard:
                 listed, first, usage, limits, started_at, self._in_flight, self._target.measure
             )
         except (CgroupError, ParseError, OSError) as exc:
-            self._error(f"cannot measure {self._cgroup.path}: {exc}")
+            if self._settings.target_may_end and isinstance(exc, CgroupGone):
+                log_event(log, logging.INFO, f"the guarded cgroup ended: {exc}")
+            else:
+                self._error(f"cannot measure {self._cgroup.path}: {exc}")
             return None
         measured_at = self._clock()
         # one "now" for the plan and the decision, so both agree on the in-flight timeout

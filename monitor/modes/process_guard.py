@@ -38,6 +38,7 @@ def guard_settings(
     event_monitor: bool = True,
     threshold_monitor: bool = True,
     set_memory_high: bool = True,
+    target_may_end: bool = False,
 ) -> GuardSettings:
     """GuardSettings with the defaults every process guard uses: a buffer of 5% of
     memory.high, and victims counted in flight for the grace period plus 2 s."""
@@ -52,6 +53,7 @@ def guard_settings(
         event_monitor=event_monitor,
         threshold_monitor=threshold_monitor,
         set_memory_high=set_memory_high,
+        target_may_end=target_may_end,
     )
 
 
@@ -79,7 +81,13 @@ class ProcessGuard:
         log_victim: Callable[[KillRecord], None],
         protected: frozenset[int] = frozenset(),
         thread_name: str = "oomguard-guard",
+        measured: Cgroup | None = None,
     ) -> None:
+        """Victims are ``cgroup``'s processes; ``measured`` (default ``cgroup``) is the
+        cgroup whose usage counts against the line and whose events and usage the monitors
+        watch: the sidecar measures the whole workload container, as a worker's first
+        allocations stay charged to the main leaf it was born in."""
+        measured = cgroup if measured is None else measured
         self.cgroup = cgroup
         self.settings = settings
         self.stop = stop
@@ -91,8 +99,8 @@ class ProcessGuard:
             on_record=self._on_record,
         )
         self._record_victim = victim_recorder(metrics, log_victim)
-        monitors = metrics.tracked(build_monitors(cgroup, settings.monitors))
-        self.guard = Guard(cgroup, self.target, monitors, settings, metrics=metrics)
+        monitors = metrics.tracked(build_monitors(measured, settings.monitors))
+        self.guard = Guard(measured, self.target, monitors, settings, metrics=metrics)
         self.thread = threading.Thread(target=self.guard.run, args=(stop,), name=thread_name)
 
     def start(self) -> None:

@@ -191,6 +191,8 @@ def _guard(
         # the event monitor only where memory.high is set; the threshold monitor always
         event_monitor=set_high,
         set_memory_high=set_high,
+        # the runtime removes the workload's cgroup when the app exits: the end, not a fault
+        target_may_end=True,
     )
     undo.enter_context(workers_split(split))
     workers = split.workers
@@ -198,7 +200,15 @@ def _guard(
     undo.enter_context(limits_applied(workers, high, None))
     metrics = GuardMetrics("sidecar", workers)
     running = ProcessGuard(
-        workers, settings, metrics, stop, _log_worker, thread_name="oomguard-sidecar"
+        workers,
+        settings,
+        metrics,
+        stop,
+        _log_worker,
+        thread_name="oomguard-sidecar",
+        # the whole container: a worker's allocations before the sweep moves it stay
+        # charged to the main leaf, and on the real node they alone outgrew the pod
+        measured=split.workload,
     )
     errors: list[str] = []
     sweeper = threading.Thread(

@@ -50,7 +50,13 @@ from oomguard.monitor.kernel.memory_events import MemoryEvents, counters_rose
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.consumption import Consumption
-from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind, TriggerSink
+from oomguard.monitor.triggers.trigger import (
+    MonitorError,
+    MonitorTargetGone,
+    Trigger,
+    TriggerKind,
+    TriggerSink,
+)
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +172,7 @@ class EventMonitor:
                 log.warning("inotify queue overflowed for %s; re-reading", self.cgroup.path)
             elif self._is_removal(event.mask, event.name):
                 what = flags.from_mask(event.mask)[0].name
-                raise MonitorError(
+                raise MonitorTargetGone(
                     f"cgroup {self.cgroup.path} is gone ({what} on {watches.get(event.wd, '?')})"
                 )
 
@@ -190,7 +196,7 @@ class EventMonitor:
             )
             return None
         except CgroupGone as exc:
-            raise MonitorError(str(exc)) from exc
+            raise MonitorTargetGone(str(exc)) from exc
         except CgroupError as exc:
             raise MonitorError(f"memory.events became unreadable: {exc}") from exc
 

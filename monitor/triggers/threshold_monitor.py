@@ -24,12 +24,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
+from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, CgroupGone
 from oomguard.monitor.kernel.meminfo import parse_meminfo
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.consumption import Consumption
-from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind, TriggerSink
+from oomguard.monitor.triggers.trigger import (
+    MonitorError,
+    MonitorTargetGone,
+    Trigger,
+    TriggerKind,
+    TriggerSink,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +150,8 @@ class ThresholdMonitor:
         except ParseError as exc:
             log.warning("skipping a %s reading: %s", self.source.name, exc)
             return False
+        except CgroupGone as exc:
+            raise MonitorTargetGone(f"cannot read {self.source.name}: {exc}") from exc
         except CgroupError as exc:
             raise MonitorError(f"cannot read {self.source.name}: {exc}") from exc
         if not above_limit(usage, self.limit_bytes):

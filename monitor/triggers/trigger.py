@@ -76,3 +76,8 @@ class Monitor(Protocol):
 
 class MonitorError(RuntimeError):
     """A monitor cannot go on watching; the message says why in plain words."""
+
+
+class MonitorTargetGone(MonitorError):
+    """The watched cgroup was removed. For a loop whose target may end (the sidecar's
+    workload container) that is the end of the work, not a fault."""

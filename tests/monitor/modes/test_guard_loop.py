@@ -2,14 +2,17 @@
 
 import threading
 import time
+from dataclasses import replace
 
+import pytest
 from monitor_fakes import FakeCgroup, FakeTarget, wait_for
 
 from oomguard.monitor.decision.candidate import Candidate
 from oomguard.monitor.decision.newest_first import Outcome
+from oomguard.monitor.kernel.cgroupfs import CgroupGone
 from oomguard.monitor.modes.guard import RECHECK, Guard, GuardSettings
 from oomguard.monitor.triggers.stop_signal import StopSignal
-from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind
+from oomguard.monitor.triggers.trigger import MonitorError, MonitorTargetGone, Trigger, TriggerKind
 
 MiB = 2**20
 SETTINGS = GuardSettings(
@@ -20,13 +23,16 @@ SETTINGS = GuardSettings(
 class OneShotMonitor:
     name = "event"
 
-    def __init__(self, triggers=(), fail=False):
+    def __init__(self, triggers=(), fail=False, gone=False):
         self.triggers = list(triggers)
         self.fail = fail
+        self.gone = gone
 
     def run(self, sink, stop):
         for t in self.triggers:
             sink(t)
+        if self.gone:
+            raise MonitorTargetGone("cgroup x is gone")
         if self.fail:
             raise MonitorError("cgroup gone")
         stop.wait()
@@ -144,6 +150,29 @@ def test_monitor_failure_is_reported_and_the_loop_polls_instead():
     guard.step = lambda d, k: calls.append(k) or original(d, k)
     assert run_until(guard, lambda: guard.errors and calls.count(RECHECK) >= 2)
     assert any("cgroup gone" in e for e in guard.errors)
+
+
+@pytest.mark.parametrize("may_end", [False, True])
+def test_the_guarded_cgroup_ending_is_an_error_only_where_it_may_not_end(may_end):
+    """The sidecar's workload cgroup goes when the app exits: that is its end, not a fault
+    (its /healthz stays green); for ``guard`` the cgroup going is an error as before."""
+    settings = replace(SETTINGS, target_may_end=may_end)
+
+    class Removed(FakeCgroup):
+        def working_set(self):
+            raise CgroupGone("cgroup x is gone")
+
+    cgroup = Removed(0)
+    guard = Guard(cgroup, FakeTarget(cgroup, pool()), [OneShotMonitor(gone=True)], settings)
+    calls = []
+    original = guard.step
+    guard.step = lambda d, k: calls.append(k) or original(d, k)
+    assert run_until(guard, lambda: calls.count(RECHECK) >= 2)  # failed, polled, measured
+    if may_end:
+        assert guard.errors == []
+    else:
+        assert any("event monitor stopped: cgroup x is gone" in e for e in guard.errors)
+        assert any("cannot measure" in e for e in guard.errors)
 
 
 def test_measurement_errors_are_reported_not_raised():

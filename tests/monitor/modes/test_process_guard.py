@@ -37,3 +37,24 @@ def test_the_loop_runs_its_monitors_until_finished(fake_cgroup):
     up = metrics.registry.get_sample_value("oomguard_monitor_up", {"monitor": "event"})
     assert up == 0  # it ran, and stopped with the loop
     assert events_or_empty(fake_cgroup)["high"] == 0
+
+
+def test_usage_is_measured_where_asked_and_victims_come_from_the_guarded_cgroup(tmp_path):
+    """The sidecar measures the whole workload container (a worker's first allocations stay
+    charged to the main leaf) but stops only processes of the workers leaf."""
+    from conftest import write_fake_cgroup
+
+    workload = write_fake_cgroup(tmp_path / "app")
+    workers = write_fake_cgroup(tmp_path / "app" / "oomguard-workers")
+    workload.file("memory.current").write_text(f"{300 * MiB}\n")  # over the line
+    workers.file("memory.current").write_text(f"{50 * MiB}\n")  # under it
+    settings = guard_settings(200 * MiB, None, None, 0.1, True)
+    metrics = GuardMetrics("sidecar", workers)
+    running = ProcessGuard(workers, settings, metrics, StopSignal(), print, measured=workload)
+    decision = running.guard.step(0.0, "threshold")
+    assert decision is not None
+    assert decision.amount_to_free > 80 * MiB  # the workload's 300 MiB less inactive file
+    alone = ProcessGuard(workers, settings, metrics, StopSignal(), print)
+    measured_alone = alone.guard.step(0.0, "threshold")
+    assert measured_alone is not None
+    assert measured_alone.amount_to_free == 0  # the workers leaf alone is under the line

@@ -18,7 +18,7 @@ from oomguard.monitor.kernel.memory_events import parse_memory_events
 from oomguard.monitor.triggers import event_monitor
 from oomguard.monitor.triggers.event_monitor import EventMonitor, trigger_detail
 from oomguard.monitor.triggers.stop_signal import StopSignal
-from oomguard.monitor.triggers.trigger import MonitorError, TriggerKind
+from oomguard.monitor.triggers.trigger import MonitorError, MonitorTargetGone, TriggerKind
 
 
 def events_bytes(high=0, max_=0, oom=0, oom_kill=0):
@@ -179,7 +179,7 @@ def test_removed_cgroup_is_a_clear_error(running, fake_cgroup):
         f.unlink()
     fake_cgroup.path.rmdir()
     assert running.wait_for(lambda: not running.thread.is_alive())
-    assert isinstance(running.error, MonitorError)
+    assert isinstance(running.error, MonitorTargetGone)  # a MonitorError that says "gone"
     assert "is gone" in str(running.error)
 
 
@@ -261,4 +261,5 @@ def test_rmdir_seen_in_the_parent_is_a_removal(fake_cgroup):
 def test_renaming_the_cgroup_away_is_a_removal(running, fake_cgroup):
     fake_cgroup.path.rename(fake_cgroup.path.parent / "elsewhere")
     assert running.wait_for(lambda: not running.thread.is_alive())
+    assert isinstance(running.error, MonitorTargetGone)
     assert "is gone" in str(running.error)

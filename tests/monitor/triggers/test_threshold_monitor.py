@@ -12,7 +12,7 @@ from oomguard.monitor.triggers.threshold_monitor import (
     ThresholdMonitor,
     above_limit,
 )
-from oomguard.monitor.triggers.trigger import MonitorError, TriggerKind
+from oomguard.monitor.triggers.trigger import MonitorError, MonitorTargetGone, TriggerKind
 
 WORKING_SET = 104857600 - 19922944  # fake tree: memory.current - inactive_file
 
@@ -43,7 +43,7 @@ def test_junk_is_skipped_and_a_missing_cgroup_is_an_error(fake_cgroup, tmp_path)
     fake_cgroup.file("memory.current").write_bytes(b"lots\n")
     ThresholdMonitor(CgroupWorkingSet(fake_cgroup), 1).poll_once(triggers.append)
     assert triggers == []
-    with pytest.raises(MonitorError, match="is gone"):
+    with pytest.raises(MonitorTargetGone, match="is gone"):
         ThresholdMonitor(CgroupWorkingSet(Cgroup(tmp_path / "x")), 1).poll_once(triggers.append)
     with pytest.raises(MonitorError, match="cannot read host memory used"):
         ThresholdMonitor(HostMemoryUsed(tmp_path / "none"), 1).poll_once(triggers.append)
