@@ -10,32 +10,8 @@ from oomguard.monitor.kernel.cgroupfs import Cgroup
 # the shared fakes (monitor_fakes.py) import as a top-level module, like tests/cluster's helpers
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-MEMORY_EVENTS = b"low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n"
-
-FAKE_FILES = {
-    "cgroup.controllers": b"cpu io memory pids\n",
-    "cgroup.subtree_control": b"",
-    "cgroup.procs": b"",
-    "cgroup.events": b"populated 0\nfrozen 0\n",
-    "cgroup.kill": b"",
-    "memory.current": b"104857600\n",
-    "memory.stat": b"anon 83886080\nfile 20971520\nactive_file 1048576\ninactive_file 19922944\n",
-    "memory.events": MEMORY_EVENTS,
-    "memory.events.local": MEMORY_EVENTS,
-    "memory.high": b"max\n",
-    "memory.max": b"max\n",
-    "memory.pressure": (
-        b"some avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
-        b"full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
-    ),
-}
-
-
-def write_fake_cgroup(path: Path) -> Cgroup:
-    path.mkdir(parents=True, exist_ok=True)
-    for name, data in FAKE_FILES.items():
-        (path / name).write_bytes(data)
-    return Cgroup(path)
+# after the path insert above: the fakes module is found from here
+from monitor_fakes import write_fake_cgroup
 
 
 @pytest.fixture

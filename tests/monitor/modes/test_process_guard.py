@@ -1,6 +1,8 @@
 """The one process-guard assembly (guard -- CMD, guard --cgroup, sidecar) on a plain-file
 cgroup: the defaults every process guard shares, and the loop's life from start to finish."""
 
+from monitor_fakes import write_fake_cgroup
+
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.modes.process_guard import ProcessGuard, events_or_empty, guard_settings
 from oomguard.monitor.runtime.stop_signal import StopSignal
@@ -42,8 +44,6 @@ def test_the_loop_runs_its_monitors_until_finished(fake_cgroup):
 def test_usage_is_measured_where_asked_and_victims_come_from_the_guarded_cgroup(tmp_path):
     """The sidecar measures the whole workload container (a worker's first allocations stay
     charged to the main leaf) but stops only processes of the workers leaf."""
-    from conftest import write_fake_cgroup
-
     workload = write_fake_cgroup(tmp_path / "app")
     workers = write_fake_cgroup(tmp_path / "app" / "oomguard-workers")
     workload.file("memory.current").write_text(f"{300 * MiB}\n")  # over the line
