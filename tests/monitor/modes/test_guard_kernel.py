@@ -217,9 +217,14 @@ def test_guarding_an_existing_cgroup_restores_its_limits(tmp_path, scratch_cgrou
         "--report",
         str(report),
     )
-    deadline = time.monotonic() + 60
-    while scratch_cgroup.memory_high().bytes != 100 << 20 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 300  # generous: a loaded emulated CPU starts Python slowly
+
+    def applied() -> bool:
+        return scratch_cgroup.memory_high().bytes == 100 << 20
+
+    while not applied() and oomguard.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert applied(), oomguard.stderr.read() if oomguard.poll() is not None else "not yet set"
     assert scratch_cgroup.memory_max() == MemoryLimit(200 << 20)
     oomguard.send_signal(signal.SIGINT)
     assert oomguard.wait(timeout=30) == 0, oomguard.stderr.read()
