@@ -327,6 +327,12 @@ def running_node(
 ) -> Iterator[Node]:
     """Bring the node up (Ready, images imported); tear everything down afterwards."""
     binaries = NodeBinaries.locate()
+    if kubelet_listening():
+        raise NodeError(
+            f"a kubelet already listens on {NODE_IP}:{KUBELET_PORT}: another node bed is up in "
+            "this VM (one node at a time: they share the node's name, address, port and CNI "
+            "bridge); run the systemd driver's tests on their own"
+        )
     started = time.monotonic()
     deadline = started + ready_timeout
     prepare_host(state if driver == "cgroupfs" else None)
@@ -371,7 +377,7 @@ def running_node(
             config.write_text(
                 containerd_config(state, cni_conf, systemd_cgroup=systemd is not None)
             )
-            socket = state / "containerd.sock"  # as containerd and the kubelet see it
+            cri_socket = state / "containerd.sock"  # as containerd and the kubelet see it
             seen_state = state  # as the guest (this process) sees it
             containerd = [str(binaries.containerd), "--config", str(config)]
             if services is not None and systemd is not None:
@@ -419,7 +425,8 @@ def running_node(
                 f"system:node:{NODE_NAME}",
             )
             kubelet_yaml = workdir / "kubelet.json"
-            kubelet_yaml.write_text(json.dumps(kubelet_config(pki, socket, free_port(), driver)))
+            config_json = kubelet_config(pki, cri_socket, free_port(), driver)
+            kubelet_yaml.write_text(json.dumps(config_json))
             kubelet = [
                 str(binaries.kubelet),
                 f"--config={kubelet_yaml}",
@@ -486,6 +493,23 @@ def running_node(
         for mount in reversed(_mounts_under(state)):
             subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+KUBELET_PORT = 10250
+
+
+def kubelet_listening() -> bool:
+    """Whether something (another bed's kubelet) already listens on the kubelet's port here:
+    read from the kernel's socket table, not by connecting (a network may answer for any
+    address)."""
+    port = f"{KUBELET_PORT:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[1].rsplit(":", 1)[1] == port and fields[3] == "0A":  # LISTEN
+                    return True
+    return False
 
 
 def progress(line: str) -> None:
