@@ -228,3 +228,35 @@ def test_the_guards_line_across_a_kubelet_restart_and_daemon_reload(
     else:
         assert (after_restart, after_reload, stored) == ("max", "max", "infinity")
     assert memory_file(systemd_node, "memory.high") == "max"  # given back, to systemd too
+
+
+def test_the_kubelets_periodic_qos_update_leaves_kubepods_memory_high_alone(
+    systemd_node: Node,
+) -> None:
+    """Between restarts: the kubelet's QoS manager sends the QoS slices' properties every
+    minute (``UpdateCgroups``: ``CPUWeight=`` on kubepods-besteffort.slice); this records
+    that systemd then leaves the *parent* slice's cgroupfs-only memory.high alone, so on
+    this kubelet only a restart (and a daemon-reload) rewrites it. The update's proof: the
+    QoS slice's ``CPUWeight=``, moved off first, comes back."""
+    qos = "kubepods-besteffort.slice"
+    systemd = systemd_of(systemd_node)
+    weight = slice_property(systemd_node, "CPUWeight", qos)
+    assert weight.isdigit(), f"{qos} CPUWeight={weight}"
+    marker = "50" if weight != "50" else "60"
+    systemd.systemctl("set-property", "--runtime", qos, f"CPUWeight={marker}")
+    assert slice_property(systemd_node, "CPUWeight", qos) == marker
+    agent = make_agent(systemd_node, SystemdDBus.OFF)  # the value in cgroupfs only
+    agent.assert_memory_high()
+    try:
+        guard = str(agent.limit_bytes())
+        started = time.monotonic()
+        wait_for(
+            "the kubelet's periodic QoS update to set CPUWeight= again",
+            lambda: slice_property(systemd_node, "CPUWeight", qos) == weight,
+            timeout=REAPPLY_TIMEOUT,
+            interval=1.0,
+        )
+        print(f"QoS update {time.monotonic() - started:.1f} s after the marker")
+        assert memory_file(systemd_node, "memory.high") == guard
+    finally:
+        agent.restore_memory_high()
