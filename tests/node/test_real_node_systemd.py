@@ -19,11 +19,23 @@ from __future__ import annotations
 
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
 import pytest
-from chart_release import node_memory_bytes
+from chart_release import (
+    CHART,
+    NAMESPACE,
+    RELEASE,
+    agent_logs,
+    describe,
+    helm,
+    image_values,
+    node_memory_bytes,
+    pods_ready,
+    reserve_values,
+)
 from k8s_helpers import wait_for
 from kubernetes.client import CoreV1Api
 from node_bed import NODE_NAME, PYTHON_IMAGE, REPO, Node, running_node
@@ -47,6 +59,7 @@ SLICE = "kubepods.slice"
 # the guard's line: node memory - RESERVE_MI, below the kubelet's memory.max (node memory -
 # SYSTEM_RESERVED_MI) less the margin, so it does not depend on memory.max
 RESERVE_MI = 3072
+AGENT_PORT = 9610  # the chart's agent.port
 REAPPLY_TIMEOUT = 300.0  # a restarted kubelet's container manager, under emulation
 
 
@@ -260,3 +273,102 @@ def test_the_kubelets_periodic_qos_update_leaves_kubepods_memory_high_alone(
         assert memory_file(systemd_node, "memory.high") == guard
     finally:
         agent.restore_memory_high()
+
+
+# -- the chart as it ships (agent.cgroupDriver=systemd, systemdDBus auto, /run/dbus) -------
+# Last in the file: once installed, its agent is a second writer of kubepods memory.high.
+
+
+@pytest.fixture(scope="module")
+def chart(systemd_node: Node) -> Iterator[CoreV1Api]:
+    """The chart installed with its defaults (the systemd driver, the D-Bus folder mounted);
+    only the image, its pull policy and the reserve are set."""
+    core = CoreV1Api(systemd_node.cp.api_client)
+    core.create_namespace(
+        {
+            "metadata": {
+                "name": NAMESPACE,
+                "labels": {"pod-security.kubernetes.io/enforce": "privileged"},
+            }
+        }
+    )
+    result = helm(
+        systemd_node, "install", RELEASE, str(CHART), "-n", NAMESPACE,
+        *image_values(), *reserve_values(RESERVE_MI),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        yield core
+    finally:
+        helm(systemd_node, "uninstall", RELEASE, "-n", NAMESPACE, "--wait")  # no-op once done
+
+
+def agent_metric(core: CoreV1Api, name: str) -> float:
+    """A sample of the agent pod's /metrics, read at its pod address."""
+    pods = core.list_namespaced_pod(
+        NAMESPACE, label_selector="app.kubernetes.io/component=agent"
+    ).items
+    assert len(pods) == 1, [p.metadata.name for p in pods]
+    url = f"http://{pods[0].status.pod_ip}:{AGENT_PORT}/metrics"
+    with urllib.request.urlopen(url, timeout=30) as answer:
+        text = answer.read().decode()
+    line = next((x for x in text.splitlines() if x.startswith(f"{name} ")), None)
+    assert line is not None, f"{name} not in {url}"
+    return float(line.split()[1])
+
+
+def test_the_chart_as_it_ships_tells_systemd_the_guards_line(
+    systemd_node: Node, chart: CoreV1Api
+) -> None:
+    """The agent's pod (no hostPID) sets kubepods.slice ``MemoryHigh=`` through the system
+    bus the chart mounts, and memory.high follows."""
+    selector = "app.kubernetes.io/component=agent"
+    try:
+        wait_for("the agent pod Ready", lambda: pods_ready(chart, selector), timeout=600)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{describe(chart, selector)}") from None
+    line = str(node_memory_bytes(chart) - RESERVE_MI * MI)
+    try:
+        wait_for(
+            "kubepods.slice MemoryHigh= at the guard's line",
+            lambda: slice_property(systemd_node, "MemoryHigh") == line,
+            timeout=600,
+            interval=1.0,
+        )
+    except AssertionError as exc:
+        high = memory_file(systemd_node, "memory.high")
+        raise AssertionError(f"{exc} (memory.high {high})\n{agent_logs(chart)}") from None
+    assert memory_file(systemd_node, "memory.high") == line
+
+
+def test_the_charts_line_holds_across_a_kubelet_restart_and_daemon_reload(
+    systemd_node: Node, chart: CoreV1Api
+) -> None:
+    """Held by systemd itself, not repaired by the agent afterwards: its drift counter stays
+    where it was."""
+    line = str(node_memory_bytes(chart) - RESERVE_MI * MI)
+    assert memory_file(systemd_node, "memory.high") == line
+    drift_before = agent_metric(chart, "oomguard_memory_high_drift_total")
+    allocatable = move_memory_max_off(systemd_node)
+    restart_kubelet_until_reapplied(systemd_node, allocatable)
+    after_restart = memory_file(systemd_node, "memory.high")
+    systemd_of(systemd_node).systemctl("daemon-reload")
+    after_reload = memory_file(systemd_node, "memory.high")
+    drift_after = agent_metric(chart, "oomguard_memory_high_drift_total")
+    print(f"chart: after restart {after_restart}, after daemon-reload {after_reload}")
+    assert (after_restart, after_reload) == (line, line)
+    assert drift_after == drift_before, agent_logs(chart)
+
+
+def test_uninstall_gives_kubepods_slice_back_to_systemd(
+    systemd_node: Node, chart: CoreV1Api
+) -> None:
+    result = helm(systemd_node, "uninstall", RELEASE, "-n", NAMESPACE, "--wait")
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_for(
+        "kubepods.slice MemoryHigh=infinity again",
+        lambda: slice_property(systemd_node, "MemoryHigh") == "infinity",
+        timeout=300,
+        interval=1.0,
+    )
+    assert memory_file(systemd_node, "memory.high") == "max"
