@@ -10,9 +10,11 @@ value written to cgroupfs only, shows what a restarted kubelet does to it (it re
 kubepods.slice's properties, and systemd then writes memory.high from its own record:
 kubernetes/kubernetes#138431, #88197).
 
-The agent runs in the test process (as in ``tests/monitor/systemd/test_systemd_kernel.py``),
-not as the chart's pod: it reaches systemd through the system bus socket from outside
-systemd's PID namespace, as the pod would.
+The agent runs first in the test process (as in
+``tests/monitor/systemd/test_systemd_kernel.py``), so that ``--systemd-dbus off`` gives the
+control; it reaches systemd through the system bus socket from outside systemd's PID
+namespace, as the pod would. Then the chart is installed as it ships and its agent pod does
+the same (last in the file: once installed, the pod is a second writer of memory.high).
 """
 
 from __future__ import annotations
