@@ -14,6 +14,14 @@ cluster, and the apiserver reaches webhook Services through the same rules.
 State (containerd's root and state, the kubelet's root dir) lives on a tmpfs of its own:
 the VM's root is the host's filesystem read-only with overlays, and overlayfs (containerd's
 snapshotter) cannot stack on an overlay.
+
+Two cgroup drivers (``driver=``): ``cgroupfs`` (the kubelet and containerd run as plain
+processes of the guest and write cgroupfs themselves) and ``systemd``: a real systemd runs
+as PID 1 of its own namespaces (``tests/vm/systemd_container.py``), containerd and the
+kubelet are its services (``systemd_services.py``), the kubelet has ``cgroupDriver:
+systemd`` and runc ``SystemdCgroup = true``, so ``kubepods.slice`` and every pod's slice and
+scope are systemd units. The state then lives on systemd's own ``/run`` (a tmpfs), which the
+guest reaches under ``/proc/<pid>/root``.
 """
 
 from __future__ import annotations
@@ -31,10 +39,12 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "cluster"))
+sys.path.insert(0, str(REPO / "tests" / "vm"))
 
 from control_plane import (  # noqa: E402
     ClusterBinaries,
@@ -46,6 +56,8 @@ from control_plane import (  # noqa: E402
     running_control_plane,
     write_kubeconfig,
 )
+from systemd_container import SystemdContainer, running_systemd  # noqa: E402
+from systemd_services import ServiceError, SystemdServices  # noqa: E402
 
 BIN_DIR = HERE / "cache" / "bin"
 IMAGE_DIR = HERE / "cache" / "images"
@@ -63,6 +75,11 @@ IMAGES = ("pause", "python-base", "oomguard")
 # this, so a storm the guard does not stop ends in kernel OOM kills inside kubepods, not in
 # a machine-wide OOM that could take the control plane with it.
 SYSTEM_RESERVED_MI = 2560
+CgroupDriver = Literal["cgroupfs", "systemd"]
+SYSTEMD_CGROUP = "oomguard-node-systemd"  # systemd's hierarchy under the guest's /sys/fs/cgroup
+# what a node's root cgroup offers; the kubelet checks cpu, cpuset, memory, pids (hugetlb if
+# the kernel has it) in its cgroup root, which under systemd is this subtree's root
+NODE_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids", "hugetlb")
 
 
 class NodeError(RuntimeError):
@@ -113,6 +130,9 @@ class Node:
     containerd_socket: Path
     binaries: NodeBinaries
     processes: _Processes
+    driver: CgroupDriver = "cgroupfs"
+    systemd: SystemdContainer | None = None  # the node's init under the systemd driver
+    services: SystemdServices | None = None  # containerd and the kubelet, under systemd
 
     def ctr(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -130,7 +150,12 @@ class Node:
         )
 
     def log_tail(self, name: str, lines: int = 40) -> str:
-        return self.processes.log_tail(name, lines)
+        return self.processes.log_tail(name, lines)  # services log to the same folder
+
+    @property
+    def cgroup_root(self) -> Path:
+        """The node's cgroup hierarchy as the guest sees it (systemd's, under that driver)."""
+        return self.systemd.cgroup if self.systemd is not None else Path("/sys/fs/cgroup")
 
 
 def _run(*argv: str) -> None:
@@ -139,9 +164,9 @@ def _run(*argv: str) -> None:
         raise NodeError(f"{' '.join(argv)} failed: {(result.stdout + result.stderr).strip()}")
 
 
-def prepare_host(state: Path) -> None:
+def prepare_host(state: Path | None) -> None:
     """Kernel modules, sysctls, cgroup2 as on a systemd node, the node's address and a
-    tmpfs for runtime state."""
+    tmpfs for runtime state (``None``: the state lives elsewhere)."""
     for module in ("overlay", "br_netfilter", "bridge", "veth", "dummy", "nf_conntrack",
                    "iptable_nat", "iptable_filter", "xt_conntrack", "xt_MASQUERADE",
                    "xt_comment", "xt_mark", "xt_addrtype", "xt_nat", "xt_statistic"):  # fmt: skip
@@ -163,11 +188,20 @@ def prepare_host(state: Path) -> None:
     # as systemd mounts it on real nodes: a container in its own cgroup namespace may then
     # not move another container's processes (what the sidecar example must allow for)
     _run("mount", "-o", "remount,nsdelegate", "/sys/fs/cgroup")
-    state.mkdir(parents=True, exist_ok=True)
-    _run("mount", "-t", "tmpfs", "-o", "mode=0755", "oomguard-node", str(state))
+    if state is not None:
+        state.mkdir(parents=True, exist_ok=True)
+        _run("mount", "-t", "tmpfs", "-o", "mode=0755", "oomguard-node", str(state))
 
 
-def containerd_config(state: Path, cni_conf: Path) -> str:
+def enable_node_controllers(root: Path = Path("/sys/fs/cgroup")) -> None:
+    """Offer a nested hierarchy (systemd's) the controllers a node's root cgroup has: a
+    child sees only what its parent enables."""
+    available = set((root / "cgroup.controllers").read_text().split())
+    wanted = [name for name in NODE_CONTROLLERS if name in available]
+    (root / "cgroup.subtree_control").write_text(" ".join(f"+{name}" for name in wanted))
+
+
+def containerd_config(state: Path, cni_conf: Path, systemd_cgroup: bool = False) -> str:
     return f"""version = 3
 root = "{state}/containerd/root"
 state = "{state}/containerd/state"
@@ -187,7 +221,7 @@ state = "{state}/containerd/state"
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
         BinaryName = "{RUNC}"
-        SystemdCgroup = false
+        SystemdCgroup = {"true" if systemd_cgroup else "false"}
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = ["{CNI_BIN_DIR}"]
     conf_dir = "{cni_conf}"
@@ -216,11 +250,13 @@ def cni_config() -> dict[str, object]:
     }
 
 
-def kubelet_config(pki: Path, socket: Path, healthz_port: int) -> dict[str, object]:
+def kubelet_config(
+    pki: Path, socket: Path, healthz_port: int, driver: CgroupDriver = "cgroupfs"
+) -> dict[str, object]:
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
-        "cgroupDriver": "cgroupfs",
+        "cgroupDriver": driver,
         "containerRuntimeEndpoint": f"unix://{socket}",
         "address": NODE_IP,
         "healthzBindAddress": "127.0.0.1",
@@ -251,10 +287,21 @@ def kubelet_config(pki: Path, socket: Path, healthz_port: int) -> dict[str, obje
     }
 
 
-def _wait(what: str, probe: object, deadline: float, procs: _Processes) -> None:
+def _wait(
+    what: str,
+    probe: object,
+    deadline: float,
+    procs: _Processes,
+    services: SystemdServices | None = None,
+) -> None:
     last = ""
     while time.monotonic() < deadline:
         procs_alive(procs)
+        if services is not None:
+            try:
+                services.check_alive()
+            except ServiceError as exc:
+                raise NodeError(str(exc)) from exc
         try:
             if probe():  # type: ignore[operator]
                 return
@@ -273,32 +320,53 @@ def procs_alive(procs: _Processes) -> None:
 
 @contextlib.contextmanager
 def running_node(
-    *, ready_timeout: float = 1500.0, state: Path = Path("/run/oomguard-node")
+    *,
+    ready_timeout: float = 1500.0,
+    state: Path = Path("/run/oomguard-node"),
+    driver: CgroupDriver = "cgroupfs",
 ) -> Iterator[Node]:
     """Bring the node up (Ready, images imported); tear everything down afterwards."""
     binaries = NodeBinaries.locate()
+    if kubelet_listening():
+        raise NodeError(
+            f"a kubelet already listens on {NODE_IP}:{KUBELET_PORT}: another node bed is up in "
+            "this VM (one node at a time: they share the node's name, address, port and CNI "
+            "bridge); run the systemd driver's tests on their own"
+        )
     started = time.monotonic()
     deadline = started + ready_timeout
-    prepare_host(state)
+    prepare_host(state if driver == "cgroupfs" else None)
     workdir = Path(tempfile.mkdtemp(prefix="oomguard-node-"))
     logs = workdir / "logs"
     logs.mkdir()
     procs = _Processes(logs)
+    services: SystemdServices | None = None
     env_path = f"{binaries.shim.parent}:{os.environ.get('PATH', '')}"
     os.environ["PATH"] = env_path  # containerd finds its shim, kube-proxy iptables, on PATH
     try:
-        with running_control_plane(
-            ClusterBinaries.locate(),
-            ready_timeout=ready_timeout,
-            extra_apiserver_args=[
-                "--bind-address=0.0.0.0",
-                f"--advertise-address={NODE_IP}",
-                "--endpoint-reconciler-type=lease",
-            ],
-        ) as cp:
+        with contextlib.ExitStack() as stack:
+            systemd = None
+            if driver == "systemd":
+                enable_node_controllers()
+                systemd = stack.enter_context(
+                    running_systemd(SYSTEMD_CGROUP, log=logs / "systemd.log")
+                )
+                systemd.start_system_bus()  # what the agent's pod reaches systemd through
+                services = SystemdServices(systemd, logs)
+            cp = stack.enter_context(
+                running_control_plane(
+                    ClusterBinaries.locate(),
+                    ready_timeout=ready_timeout,
+                    extra_apiserver_args=[
+                        "--bind-address=0.0.0.0",
+                        f"--advertise-address={NODE_IP}",
+                        "--endpoint-reconciler-type=lease",
+                    ],
+                )
+            )
             timings = {"control plane": time.monotonic() - started}
             say = lambda what: progress(  # noqa: E731
-                f"node bed: {what} after {time.monotonic() - started:.0f} s"
+                f"node bed ({driver}): {what} after {time.monotonic() - started:.0f} s"
             )
             say("control plane ready")
             pki = cp.workdir / "pki"
@@ -306,12 +374,30 @@ def running_node(
             cni_conf.mkdir()
             (cni_conf / "10-oomguard.conflist").write_text(json.dumps(cni_config()))
             config = workdir / "containerd.toml"
-            config.write_text(containerd_config(state, cni_conf))
-            socket = state / "containerd.sock"
-            procs.start("containerd", [str(binaries.containerd), "--config", str(config)])
-            _wait("containerd's socket", socket.exists, deadline, procs)
+            config.write_text(
+                containerd_config(state, cni_conf, systemd_cgroup=systemd is not None)
+            )
+            cri_socket = state / "containerd.sock"  # as containerd and the kubelet see it
+            seen_state = state  # as the guest (this process) sees it
+            containerd = [str(binaries.containerd), "--config", str(config)]
+            if services is not None and systemd is not None:
+                seen_state = Path(f"/proc/{systemd.pid}/root{state}")
+                seen_state.mkdir(parents=True, exist_ok=True)
+                # containerd.service as containerd ships it: shims outlive a restart
+                services.start(
+                    "containerd",
+                    containerd,
+                    env={"PATH": env_path},
+                    properties=["Delegate=yes", "KillMode=process", "TasksMax=infinity"],
+                )
+            else:
+                procs.start("containerd", containerd)
+            seen_socket = seen_state / "containerd.sock"
+            _wait("containerd's socket", seen_socket.exists, deadline, procs, services)
             say("containerd up")
-            node = Node(cp, NODE_NAME, workdir, socket, binaries, procs)
+            node = Node(
+                cp, NODE_NAME, workdir, seen_socket, binaries, procs, driver, systemd, services
+            )
             for name in IMAGES:
                 result = node.ctr("images", "import", str(IMAGE_DIR / f"{name}.tar"))
                 if result.returncode != 0:
@@ -339,19 +425,21 @@ def running_node(
                 f"system:node:{NODE_NAME}",
             )
             kubelet_yaml = workdir / "kubelet.json"
-            kubelet_yaml.write_text(json.dumps(kubelet_config(pki, socket, free_port())))
-            procs.start(
-                "kubelet",
-                [
-                    str(binaries.kubelet),
-                    f"--config={kubelet_yaml}",
-                    f"--kubeconfig={kubelet_kubeconfig}",
-                    f"--root-dir={state}/kubelet",
-                    f"--node-ip={NODE_IP}",
-                    f"--hostname-override={NODE_NAME}",
-                    "--v=1",
-                ],
-            )
+            config_json = kubelet_config(pki, cri_socket, free_port(), driver)
+            kubelet_yaml.write_text(json.dumps(config_json))
+            kubelet = [
+                str(binaries.kubelet),
+                f"--config={kubelet_yaml}",
+                f"--kubeconfig={kubelet_kubeconfig}",
+                f"--root-dir={state}/kubelet",
+                f"--node-ip={NODE_IP}",
+                f"--hostname-override={NODE_NAME}",
+                "--v=1",
+            ]
+            if services is not None:
+                services.start("kubelet", kubelet, env={"PATH": env_path})
+            else:
+                procs.start("kubelet", kubelet)
             procs.start(
                 "kube-scheduler",
                 [
@@ -367,7 +455,13 @@ def running_node(
             # kube-proxy takes the node's IPs once at start and exits when they later differ
             # (pkg/proxy/node.go): a node registered after its 30 s wait makes it exit 1. So it
             # starts only when the Node object carries its address.
-            _wait("the Node object and its address", lambda: node_addressed(cp), deadline, procs)
+            _wait(
+                "the Node object and its address",
+                lambda: node_addressed(cp),
+                deadline,
+                procs,
+                services,
+            )
             procs.start(
                 "kube-proxy",
                 [
@@ -380,19 +474,42 @@ def running_node(
                     f"--metrics-bind-address=127.0.0.1:{free_port()}",
                 ],
             )
-            _wait("the node to be Ready", lambda: node_ready(cp), deadline, procs)
+            _wait("the node to be Ready", lambda: node_ready(cp), deadline, procs, services)
             untaint_ready_node(cp)
             timings["node Ready"] = time.monotonic() - started
-            progress("node bed: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
-            yield node
+            progress(
+                f"node bed ({driver}): " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+            )
+            try:
+                yield node
+            finally:
+                procs.stop_all()  # kube-proxy and the scheduler go before their apiserver
     except NodeError as exc:
-        tails = "\n".join(f"--- {name} ---\n{procs.log_tail(name)}" for name, _ in procs.started)
+        names = [name for name, _ in procs.started] + (services.names if services else [])
+        tails = "\n".join(f"--- {name} ---\n{procs.log_tail(name)}" for name in names)
         raise NodeError(f"{exc}\n{tails}") from None
     finally:
         procs.stop_all()
         for mount in reversed(_mounts_under(state)):
             subprocess.run(["umount", "-l", mount], capture_output=True, check=False)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+KUBELET_PORT = 10250
+
+
+def kubelet_listening() -> bool:
+    """Whether something (another bed's kubelet) already listens on the kubelet's port here:
+    read from the kernel's socket table, not by connecting (a network may answer for any
+    address)."""
+    port = f"{KUBELET_PORT:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[1].rsplit(":", 1)[1] == port and fields[3] == "0A":  # LISTEN
+                    return True
+    return False
 
 
 def progress(line: str) -> None:
@@ -458,14 +575,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Bring a real node up inside the VM; run COMMAND with KUBECONFIG set.",
     )
     parser.add_argument("--timeout", type=float, default=1500.0)
+    parser.add_argument("--driver", choices=("cgroupfs", "systemd"), default="cgroupfs")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     signal.signal(signal.SIGTERM, lambda s, f: sys.exit(128 + s))
     try:
-        with running_node(ready_timeout=args.timeout) as node:
+        with running_node(ready_timeout=args.timeout, driver=args.driver) as node:
             if command:
-                return subprocess.run(command, env=node.cp.env(), check=False).returncode
+                env = node.cp.env()
+                if node.systemd is not None:  # for nsenter -t $OOMGUARD_NODE_SYSTEMD_PID
+                    env["OOMGUARD_NODE_SYSTEMD_PID"] = str(node.systemd.pid)
+                return subprocess.run(command, env=env, check=False).returncode
             return 0
     except (NodeError, ControlPlaneError) as exc:
         print(f"node bed: {exc}", file=sys.stderr)
