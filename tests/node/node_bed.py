@@ -165,8 +165,9 @@ def _run(*argv: str) -> None:
 
 
 def prepare_host(state: Path | None) -> None:
-    """Kernel modules, sysctls, cgroup2 as on a systemd node, the node's address and a
-    tmpfs for runtime state (``None``: the state lives elsewhere)."""
+    """Kernel modules, sysctls, the node's address, and for the cgroupfs bed (``state``
+    given) cgroup2 remounted as on a systemd node and a tmpfs for runtime state (``None``:
+    the systemd bed, whose state lives in its systemd's ``/run``)."""
     for module in ("overlay", "br_netfilter", "bridge", "veth", "dummy", "nf_conntrack",
                    "iptable_nat", "iptable_filter", "xt_conntrack", "xt_MASQUERADE",
                    "xt_comment", "xt_mark", "xt_addrtype", "xt_nat", "xt_statistic"):  # fmt: skip
@@ -185,10 +186,10 @@ def prepare_host(state: Path | None) -> None:
         _run("ip", "addr", "add", f"{NODE_IP}/24", "dev", "oomguard0")
         _run("ip", "link", "set", "oomguard0", "up")
         _run("ip", "route", "add", "default", "via", "10.89.0.254", "dev", "oomguard0", "onlink")
-    # as systemd mounts it on real nodes: a container in its own cgroup namespace may then
-    # not move another container's processes (what the sidecar example must allow for)
-    _run("mount", "-o", "remount,nsdelegate", "/sys/fs/cgroup")
-    if state is not None:
+    if state is not None:  # the cgroupfs bed (the systemd bed's systemd mounts its own)
+        # as systemd mounts it on real nodes: a container in its own cgroup namespace may
+        # then not move another container's processes (what the sidecar example must allow)
+        _run("mount", "-o", "remount,nsdelegate", "/sys/fs/cgroup")
         state.mkdir(parents=True, exist_ok=True)
         _run("mount", "-t", "tmpfs", "-o", "mode=0755", "oomguard-node", str(state))
 
