@@ -2,6 +2,7 @@
 kernel's own memory.events counters and limits, the guard's decisions and kills, and
 Debian's promtool accepts what it serves."""
 
+import http.client
 import re
 import shutil
 import subprocess
@@ -55,8 +56,8 @@ def test_guard_serves_kernel_counters_and_its_actions(tmp_path):
                 url = f"http://127.0.0.1:{port}/metrics"
                 with urllib.request.urlopen(url, timeout=2) as response:
                     scraped.append(response.read().decode())
-            except OSError:
-                pass  # not listening yet, or already gone
+            except (OSError, http.client.HTTPException):
+                pass  # not listening yet, already gone, or gone while answering (exiting)
             time.sleep(0.1)
     finally:
         if proc.poll() is None:
