@@ -27,6 +27,7 @@ so an assertion on the decision's trigger never depends on which thread won a ra
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
@@ -43,7 +44,7 @@ from control_plane import ClusterBinaries, ControlPlane, running_control_plane
 from k8s_helpers import create_namespace, create_node, create_pod_on_node, wait_for
 from kubernetes.client import CoreV1Api, PolicyV1Api
 
-from oomguard.monitor.kernel.cgroupfs import Cgroup, find_cgroup2_mount
+from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupGone, find_cgroup2_mount
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
 from oomguard.monitor.kube.pod_cgroups import (
     CgroupDriver,
@@ -208,14 +209,22 @@ def node(cluster: ControlPlane) -> Iterator[Node]:
 
 
 def remove_tree(cgroup: Cgroup) -> None:
-    cgroup.kill()
+    """Kill and remove ``cgroup`` and everything under it. A tree (or part of it) already
+    gone is fine: the test's kubelet stand-in may be removing the same pod meanwhile."""
+    try:
+        cgroup.kill()
+    except CgroupGone:
+        return
     deadline = time.monotonic() + 15
     for directory in sorted(cgroup.path.rglob("*"), key=lambda p: -len(p.parts)):
         if directory.is_dir():
-            while Cgroup(directory).events().populated and time.monotonic() < deadline:
-                time.sleep(0.02)
-            directory.rmdir()
-    cgroup.path.rmdir()
+            with contextlib.suppress(CgroupGone):
+                while Cgroup(directory).events().populated and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            with contextlib.suppress(FileNotFoundError):
+                directory.rmdir()
+    with contextlib.suppress(FileNotFoundError):
+        cgroup.path.rmdir()
 
 
 class Kubelet:
