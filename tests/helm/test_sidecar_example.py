@@ -26,18 +26,23 @@ def sidecar_pod() -> dict[str, Any]:
 
 
 def _sidecar(pod: dict[str, Any]) -> dict[str, Any]:
-    found = [c for c in pod["spec"]["containers"] if c["name"] == "oomguard"]
-    assert len(found) == 1
+    found = [c for c in pod["spec"].get("initContainers", []) if c["name"] == "oomguard"]
+    assert len(found) == 1, "the sidecar is an init container (a native sidecar)"
     return found[0]
 
 
-def test_example_shares_the_process_namespace_and_adds_no_capability() -> None:
+def test_example_is_a_privileged_native_sidecar_sharing_the_process_namespace() -> None:
+    """What the real node required (docs/real-node.md): started before the app and gating
+    it by a startup probe on /healthz; privileged and root, so that it runs in the host's
+    cgroup namespace and may move the app's processes where cgroup2 is mounted nsdelegate."""
     pod = sidecar_pod()
     assert pod["kind"] == "Pod" and pod["spec"]["shareProcessNamespace"] is True
-    sc = _sidecar(pod)["securityContext"]
-    assert sc["capabilities"] == {"drop": ["ALL"]}
-    assert sc["allowPrivilegeEscalation"] is False
-    assert "privileged" not in sc
+    sidecar = _sidecar(pod)
+    assert sidecar["restartPolicy"] == "Always"
+    assert sidecar["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert sidecar["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert sidecar["securityContext"] == {"privileged": True, "runAsUser": 0}
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["app"]
 
 
 def test_example_args_are_accepted_by_oomguard_monitor() -> None:
