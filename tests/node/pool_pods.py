@@ -47,8 +47,11 @@ WORKERS = 6
 WORKER_MIB = 80
 
 
-def pool_pod(name: str, *, python_image: str, sidecar_image: str | None) -> dict[str, Any]:
-    """The README's sidecar example (``sidecar_image``), or the same pool alone (None)."""
+def pool_pod(
+    name: str, *, python_image: str, sidecar_image: str | None, debug: bool = False
+) -> dict[str, Any]:
+    """The README's sidecar example (``sidecar_image``), or the same pool alone (None);
+    ``debug``: the sidecar logs at debug level (every trigger and step)."""
     containers: list[dict[str, Any]] = [
         {
             "name": "app",
@@ -78,6 +81,7 @@ def pool_pod(name: str, *, python_image: str, sidecar_image: str | None) -> dict
                     "--cgroup-root=/host/sys/fs/cgroup",
                     "--http-port=9610",
                     f"--reserve={SIDECAR_RESERVE_MI}Mi",
+                    *(["--log-level=debug"] if debug else []),
                 ],
                 "env": [
                     {

@@ -5,6 +5,8 @@ without its sidecar.
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +49,14 @@ def run_pool(
         if exc.status != 409:
             raise
     manifest = pool_pod(
-        name, python_image=PYTHON_IMAGE, sidecar_image=OOMGUARD_IMAGE if sidecar else None
+        name,
+        python_image=PYTHON_IMAGE,
+        sidecar_image=OOMGUARD_IMAGE if sidecar else None,
+        debug=sidecar,
     )
     created = core.create_namespaced_pod(NAMESPACE, manifest)
+    samples = CgroupSampler(Path(f"/sys/fs/cgroup/kubepods/burstable/pod{created.metadata.uid}"))
+    samples.start()
     api = core.api_client
 
     def ended() -> tuple[str, dict[str, str] | None, dict[str, Any]] | None:
@@ -57,7 +64,13 @@ def run_pool(
         reason, report = app_result(pod)
         return (reason, report, pod) if reason not in ("running", "waiting") else None
 
-    reason, report, pod = wait_for(f"{name}'s app container ended", ended, timeout=900, interval=2)
+    try:
+        reason, report, pod = wait_for(
+            f"{name}'s app container ended", ended, timeout=900, interval=2
+        )
+    finally:
+        samples.stop()
+    print(samples.table())
     kills = pod_oom_kills(created.metadata.uid)
     print(f"{name}: app {reason}, workers {report}, pod oom_kill {kills}")
     log = sidecar_log(pod) if sidecar else ""
@@ -65,10 +78,47 @@ def run_pool(
     return reason, report, kills, log
 
 
+class CgroupSampler:
+    """Every 0.25 s while the pool runs: memory.current and the high/max/oom_kill counters
+    of each cgroup under the pod, so a failed run shows what the sidecar could have seen."""
+
+    def __init__(self, pod: Path) -> None:
+        self.pod = pod
+        self.rows: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        started = time.monotonic()
+        while not self._stop.wait(0.25):
+            cells = []
+            for events in sorted(self.pod.glob("**/memory.events")):
+                try:
+                    fields = dict(line.split() for line in events.read_text().splitlines())
+                    current = int((events.parent / "memory.current").read_text()) >> 20
+                except (OSError, ValueError):
+                    continue
+                name = str(events.parent.relative_to(self.pod))[-20:]
+                cells.append(
+                    f"{name}={current}M h{fields['high']} m{fields['max']} k{fields['oom_kill']}"
+                )
+            self.rows.append(f"{time.monotonic() - started:6.2f} " + " | ".join(cells))
+
+    def table(self) -> str:
+        return "\n".join(self.rows[-200:])
+
+
 def sidecar_log(pod: dict[str, Any]) -> str:
     meta = pod["metadata"]
     logs = Path("/var/log/pods").glob(f"{meta['namespace']}_{meta['name']}_*/oomguard/*.log")
-    return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(logs))
+    return "\n".join(p.read_text(errors="replace")[-30000:] for p in sorted(logs))
 
 
 def cgroup2_options() -> list[str]:
