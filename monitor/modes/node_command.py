@@ -90,7 +90,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=arguments.size,
         metavar="SIZE",
         help="node: reserve when no NodeMemoryReserve exists (e.g. 1Gi); "
-        "sidecar: pod limit minus this is the workers' memory.high (default: 10%%, >= 64Mi)",
+        "sidecar: pod limit minus this is the workload's memory.high (default: 10%%, >= 64Mi)",
     )
     parser.add_argument(
         "--node-memory", type=arguments.size, metavar="SIZE", help="node memory (default: MemTotal)"

@@ -158,7 +158,7 @@ def default_reserve(limit: int) -> int:
 
 
 def workers_memory_high(limit: int | None, reserve: int | None, explicit: int | None) -> int:
-    """memory.high of the workers sub-cgroup: pod limit minus the reserve (what the main
+    """memory.high of the workload container: pod limit minus the reserve (what the main
     process, the sidecar and the kernel's slack keep), or ``explicit``."""
     if explicit is not None:
         if limit is not None and explicit >= limit:

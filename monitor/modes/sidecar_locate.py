@@ -106,7 +106,7 @@ def plan_in_pod(
     own: PurePosixPath | None,
     reader: ProcReader,
 ) -> SidecarPlan:
-    """The workload container in ``pod``, its limit and the workers' memory.high."""
+    """The workload container in ``pod``, its limit and the memory.high its container gets."""
     if args.workload_cgroup:
         workload = _relative(args.workload_cgroup)
     else:

@@ -10,7 +10,9 @@ container, with ``shareProcessNamespace: true``:
 2. split the workload cgroup into two leaves, ``oomguard-main`` and ``oomguard-workers``
    (cgroup v2's no-internal-process rule: once memory is enabled for its children, the
    workload cgroup itself may hold no process), moving the selected workers into the second;
-3. set the workers' ``memory.high`` to the pod's limit minus a reserve;
+3. set the workload container's ``memory.high`` to the pod's limit minus a reserve: on the
+   container, not the workers leaf, as a worker's first pages stay charged to the main leaf
+   it was born in, where a limit on the workers alone would not hold them back;
 4. run the guard's loop (``modes.guard.Guard``) on the workers cgroup with a
    ``ProcessTarget``: newest workers are stopped first, the main process is never a
    candidate;
@@ -85,7 +87,7 @@ def configure_sidecar(parser: argparse.ArgumentParser) -> None:
         "--memory-high",
         type=arguments.size,
         metavar="SIZE",
-        help="workers' memory.high (default: pod limit minus --reserve)",
+        help="the workload container's memory.high (default: pod limit minus --reserve)",
     )
     group.add_argument(
         "--buffer",
@@ -174,7 +176,7 @@ def _guard(
     http: HttpEndpoints | None,
     undo: contextlib.ExitStack,
 ) -> int:
-    """Split the workload, set the workers' memory.high and run the guard until stopped;
+    """Split the workload, set its memory.high and run the guard until stopped;
     everything set is undone through ``undo``."""
     pattern = re.compile(args.workers_match) if args.workers_match else None
     split = WorkersSplit(
@@ -197,8 +199,10 @@ def _guard(
     undo.enter_context(workers_split(split))
     workers = split.workers
     high = settings.memory_high_to_write
-    undo.enter_context(limits_applied(workers, high, None))
-    metrics = GuardMetrics("sidecar", workers)
+    # the line where it is measured: the whole container (see the module doc, step 3)
+    undo.enter_context(limits_applied(split.workload, high, None))
+    # limits, usage and memory.events where the line is: the whole container
+    metrics = GuardMetrics("sidecar", split.workload)
     running = ProcessGuard(
         workers,
         settings,

@@ -79,12 +79,14 @@ def run_pool(
 
 
 class CgroupSampler:
-    """Every 0.25 s while the pool runs: memory.current and the high/max/oom_kill counters
-    of each cgroup under the pod, so a failed run shows what the sidecar could have seen."""
+    """Every 0.25 s while the pool runs: memory.current (MiB) and the high/max/oom_kill
+    counters of each cgroup under the pod, a row when any changed, so a failed run shows
+    what the sidecar could have seen."""
 
     def __init__(self, pod: Path) -> None:
         self.pod = pod
         self.rows: list[str] = []
+        self._last = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -109,10 +111,13 @@ class CgroupSampler:
                 cells.append(
                     f"{name}={current}M h{fields['high']} m{fields['max']} k{fields['oom_kill']}"
                 )
-            self.rows.append(f"{time.monotonic() - started:6.2f} " + " | ".join(cells))
+            row = " | ".join(cells)
+            if row != self._last:  # a row per change: the whole run fits in the output
+                self.rows.append(f"{time.monotonic() - started:6.2f} {row}")
+                self._last = row
 
     def table(self) -> str:
-        return "\n".join(self.rows[-200:])
+        return "\n".join(self.rows[-400:])
 
 
 def sidecar_log(pod: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ and three container cgroups, as the kubelet and containerd would make them:
   naming any cgroup: it finds the pod from /proc/self/cgroup and the workload by itself).
 
 Unguarded, the pod hits its limit and the kernel OOM-kills. Guarded (reserve 150Mi, so the
-workers get memory.high 350Mi), the newest workers are stopped first, the pool's main process
+app container gets memory.high 350Mi), the newest workers are stopped first, the pool's main process
 and the oldest workers finish, and ``oom_kill`` stays 0.
 """
 
@@ -205,7 +205,10 @@ def test_sidecar_stops_newest_workers_main_and_oldest_live(pod: Pod, tmp_path: P
         assert started["memory_high"] == "350.0Mi"
         workers = pod.app.child("oomguard-workers")
         main = pod.app.child("oomguard-main")
-        assert workers.memory_high().bytes == 350 * MI
+        # the line on the whole container: a worker's first pages charged to the main leaf
+        # are held back too; the leaves themselves carry no limit
+        assert pod.app.memory_high().bytes == 350 * MI
+        assert workers.memory_high().unlimited and main.memory_high().unlimited
         assert main.pids() == [pool.pid]  # the main process, alone in its leaf
         go.touch()
         output, _ = pool.communicate(timeout=180)
@@ -230,3 +233,4 @@ def test_sidecar_stops_newest_workers_main_and_oldest_live(pod: Pod, tmp_path: P
     assert sidecar.returncode == 0, log
     assert not workers.exists() and not main.exists()
     assert "memory" not in pod.app.subtree_control()
+    assert pod.app.memory_high().unlimited  # the container's memory.high restored
