@@ -2,11 +2,11 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from monitor_fakes import wait_for
 
 from oomguard.monitor.kernel.procfs import (
     MemoryKind,
@@ -153,20 +153,21 @@ def test_reader_on_a_fake_proc_tree(tmp_path):
 
 
 def test_reader_on_real_processes():
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    args = ("-c", "import time; time.sleep(30)")
+    child = subprocess.Popen([sys.executable, *args])
     try:
         reader = ProcReader()
         own = reader.read(os.getpid())
+        # until the child has exec'd, /proc shows the forked copy of this process
+        assert wait_for(lambda: (i := reader.read(child.pid)) is not None and i.cmdline[1:] == args)
         info = reader.read(child.pid)
         assert own is not None and info is not None
         assert info.ppid == os.getpid()
-        assert info.cmdline[1:] == ("-c", "import time; time.sleep(30)")
         assert info.started_at >= own.started_at
         with open("/proc/uptime") as f:
             assert info.started_at <= float(f.read().split()[0]) + 1
         assert info.memory.bytes > 0
     finally:
         child.kill()
-        child.wait()
-    time.sleep(0.01)
+        child.wait()  # reaped: its /proc entry is gone
     assert reader.read(child.pid) is None
