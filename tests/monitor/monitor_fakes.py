@@ -1,5 +1,5 @@
 """Fakes the monitor tests share: plain-file cgroups, a guard's cgroup and target, a node's
-pods and eviction API, a settable clock, polling for a condition, and a poller that records
+pods, eviction API and evictor, a settable clock, polling for a condition, and a poller that records
 the timeouts a wait passed.
 
 One place for them, so a change to what the loops need from their collaborators is made
@@ -15,6 +15,8 @@ import uuid
 from dataclasses import replace
 from pathlib import Path
 
+from oomguard.monitor.actions.pod_evictor import PodEvictor
+from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.kube.pod_candidates import PodInfo
 from oomguard.monitor.kube.pod_cgroups import QosClass
@@ -206,6 +208,21 @@ class Api:
         if isinstance(answer, Exception):
             raise answer
         return answer
+
+
+def fake_evictor(api=None, *, clock=None, sleep=lambda seconds: None, **kwargs):
+    """The node agent's PodEvictor over a fake Eviction API (``Api()`` unless given): 10
+    evictions a minute, no Events, and a backoff that returns at once. ``clock``: the
+    evictor's clock (its own monotonic one unless given)."""
+    if clock is not None:
+        kwargs["clock"] = clock
+    return PodEvictor(
+        Api() if api is None else api,
+        None,
+        TokenBucket(per_minute=10, burst=10, now=0.0),
+        sleep=sleep,
+        **kwargs,
+    )
 
 
 def pod(name, started, qos=QosClass.BURSTABLE, **kw):

@@ -44,15 +44,13 @@ from node_bed import NODE_NAME, PYTHON_IMAGE, REPO, Node, running_node
 from systemd_container import SystemdContainer
 from systemd_services import SystemdServices
 
-from oomguard.monitor.actions.pod_evictor import PodEvictor
-from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.kube.pod_cgroups import CgroupDriver, KubepodsLocation
 from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
 from oomguard.monitor.modes.systemd_memory_high import SystemdDBus
 from oomguard.monitor.settings import EvictionSettings, NodeSettings
 
 sys.path.insert(0, str(REPO / "tests" / "monitor"))
-from monitor_fakes import Api, Clock, Pods
+from monitor_fakes import Clock, Pods, fake_evictor
 
 pytestmark = [pytest.mark.kernel(memory="7G"), pytest.mark.node, pytest.mark.timeout(2400)]
 
@@ -102,13 +100,7 @@ def make_agent(node: Node, mode: SystemdDBus) -> NodeAgent:
         eviction=EvictionSettings(buffer_bytes=0, kill_fallback_wait_seconds=10),
     )
     clock = Clock()
-    evictor = PodEvictor(
-        Api(),
-        None,
-        TokenBucket(per_minute=10, burst=10, now=0.0),
-        clock=clock,
-        sleep=lambda s: None,
-    )
+    evictor = fake_evictor(clock=clock)
     options = AgentOptions(
         node.cgroup_root,
         KubepodsLocation(CgroupDriver.SYSTEMD, PurePosixPath(SLICE)),

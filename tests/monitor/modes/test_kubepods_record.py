@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from monitor_fakes import MI, Pods
+from monitor_fakes import MI, Pods, fake_evictor
 from test_node_agent_reload import LOC, NoApi, high_file, reserve_object, write_kubepods
 
 from oomguard.cli import main
-from oomguard.monitor.actions.pod_evictor import PodEvictor
 from oomguard.monitor.decision.high_record import (
     HighRecord,
     HighRecordError,
@@ -24,7 +23,6 @@ from oomguard.monitor.decision.high_record import (
     encode_record,
     trusted_record,
 )
-from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
 from oomguard.monitor.kube.node_reserve import state_for
 from oomguard.monitor.modes.high_record_file import RECORD_FILE
@@ -40,7 +38,7 @@ def kubepods(tmp_path):
 
 def make_agent(tmp_path, dry_run=False, **options):
     """An agent on the tree as it is: what a successor finds."""
-    evictor = PodEvictor(NoApi(), None, TokenBucket(per_minute=10, burst=10, now=0.0))
+    evictor = fake_evictor(NoApi())
     settings = dataclasses.replace(NodeSettings("node-a", 2000 * MI, 500 * MI), dry_run=dry_run)
     return NodeAgent(
         AgentOptions(tmp_path, LOC, tick_seconds=0.05, **options), settings, Pods(), evictor, []

@@ -6,11 +6,10 @@ import time
 from pathlib import PurePosixPath
 
 import pytest
-from monitor_fakes import MI, Api, Clock, Pods, pod, wait_for, write_cgroup
+from monitor_fakes import MI, Api, Clock, Pods, fake_evictor, pod, wait_for, write_cgroup
 
-from oomguard.monitor.actions.pod_evictor import ApiUnreachableError, PodEvictor
+from oomguard.monitor.actions.pod_evictor import ApiUnreachableError
 from oomguard.monitor.decision.newest_first import Outcome as D
-from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.kernel.cgroupfs import walk_cgroups
 from oomguard.monitor.kube.pod_cgroups import (
     CgroupDriver,
@@ -44,14 +43,7 @@ def make_agent(tree, pods, memory, api, eviction=None, usage=None, dry_run=False
         dry_run=dry_run,
     )
     clock = Clock()
-    evictor = PodEvictor(
-        api,
-        None,
-        TokenBucket(per_minute=10, burst=10, now=0.0),
-        dry_run=dry_run,
-        clock=clock,
-        sleep=lambda s: None,
-    )
+    evictor = fake_evictor(api, clock=clock, dry_run=dry_run)
     options = AgentOptions(cgroup_root=tree, kubepods=LOC, margin_bytes=64 * MI)
     return NodeAgent(options, settings, Pods(pods), evictor, clock=clock), clock
 

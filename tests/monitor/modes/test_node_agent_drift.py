@@ -7,11 +7,9 @@ import sys
 from pathlib import Path, PurePosixPath
 
 import pytest
-from monitor_fakes import MI, Api, Clock, Pods, write_cgroup
+from monitor_fakes import MI, Clock, Pods, fake_evictor, write_cgroup
 from prometheus_client import CollectorRegistry, generate_latest
 
-from oomguard.monitor.actions.pod_evictor import PodEvictor
-from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.feedback.memory_high_collector import MemoryHighCollector
 from oomguard.monitor.kube.pod_cgroups import CgroupDriver, KubepodsLocation
 from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
@@ -39,13 +37,7 @@ def make_agent(root, location, dry_run=False, **options):
         dry_run=dry_run,
     )
     clock = Clock()
-    evictor = PodEvictor(
-        Api(),
-        None,
-        TokenBucket(per_minute=10, burst=10, now=0.0),
-        clock=clock,
-        sleep=lambda s: None,
-    )
+    evictor = fake_evictor(clock=clock)
     agent_options = AgentOptions(root, location, margin_bytes=64 * MI, **options)
     agent = NodeAgent(agent_options, settings, Pods(), evictor, clock=clock)
     return agent, kubepods / "memory.high"

@@ -5,12 +5,10 @@ import shutil
 import urllib.request
 from pathlib import PurePosixPath
 
-from monitor_fakes import MI, Api, Clock, Pods, pod, write_cgroup
+from monitor_fakes import MI, Api, Clock, Pods, fake_evictor, pod, write_cgroup
 from prometheus_client.parser import text_string_to_metric_families
 
 from oomguard.monitor.actions.metered_eviction_api import MeteredEvictionApi
-from oomguard.monitor.actions.pod_evictor import PodEvictor
-from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.kube.pod_cgroups import (
@@ -41,9 +39,7 @@ def test_agent_records_decisions_actions_and_bytes(tmp_path):
     for p in pods:
         write_cgroup(tmp_path / pod_cgroup_path(p.uid, p.qos, LOC), memory[p.name], events_high=3)
     (tmp_path / "kubepods.slice" / "memory.current").write_text(f"{1000 * MI}\n")
-    evictor = PodEvictor(
-        Api({"new": 429}), None, TokenBucket(per_minute=10, burst=10, now=0.0), sleep=lambda s: 0
-    )
+    evictor = fake_evictor(Api({"new": 429}))
     options = AgentOptions(cgroup_root=tmp_path, kubepods=LOC, margin_bytes=64 * MI)
     metrics = GuardMetrics("node", tmp_path / "kubepods.slice")
     agent = NodeAgent(options, settings(), Pods(pods), evictor, metrics=metrics)
@@ -115,9 +111,7 @@ def test_an_episode_is_timed_from_the_breach_until_the_victims_are_gone(tmp_path
     current = tmp_path / "kubepods.slice" / "memory.current"
     current.write_text(f"{1000 * MI}\n")
     clock = Clock(100.0)
-    evictor = PodEvictor(
-        Api(), None, TokenBucket(per_minute=10, burst=10, now=0.0), clock=clock, sleep=lambda s: 0
-    )
+    evictor = fake_evictor(clock=clock)
     options = AgentOptions(cgroup_root=tmp_path, kubepods=LOC, margin_bytes=64 * MI)
     metrics = GuardMetrics("node", tmp_path / "kubepods.slice")
     source = Pods(pods)

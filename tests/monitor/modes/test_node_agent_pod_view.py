@@ -9,11 +9,10 @@ from pathlib import PurePosixPath
 
 import pytest
 from kubernetes.client import ApiClient, Configuration, CoreV1Api
-from monitor_fakes import MI, Api, Clock, Pods, pod, wait_for, write_cgroup
+from monitor_fakes import MI, Api, Clock, Pods, fake_evictor, pod, wait_for, write_cgroup
 from prometheus_client import CollectorRegistry, generate_latest
 
 from oomguard.monitor.actions.outcome import Outcome
-from oomguard.monitor.actions.pod_evictor import PodEvictor
 from oomguard.monitor.decision.newest_first import Outcome as D
 from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.feedback.pod_view_collector import PodViewCollector
@@ -66,14 +65,7 @@ def make_agent(tree, pods, kill_rate=None):
     )
     clock = Clock()
     api = Api()
-    evictor = PodEvictor(
-        api,
-        None,
-        TokenBucket(per_minute=10, burst=10, now=0.0),
-        clock=clock,
-        sleep=lambda s: None,
-        kill_rate=kill_rate,
-    )
+    evictor = fake_evictor(api, clock=clock, kill_rate=kill_rate)
     options = AgentOptions(cgroup_root=tree, kubepods=LOC, margin_bytes=64 * MI)
     agent = NodeAgent(options, settings, pods, evictor, clock=clock)
     return agent, clock, api

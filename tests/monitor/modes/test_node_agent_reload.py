@@ -5,10 +5,8 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 
-from monitor_fakes import MI, Pods, wait_for, write_cgroup
+from monitor_fakes import MI, Pods, fake_evictor, wait_for, write_cgroup
 
-from oomguard.monitor.actions.pod_evictor import PodEvictor
-from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.kube.node_reserve import ReserveState, reserve_status, state_for
 from oomguard.monitor.kube.pod_cgroups import CgroupDriver, KubepodsLocation
 from oomguard.monitor.modes.node_agent import (
@@ -54,7 +52,7 @@ def reserve_object(reserve_mi, generation=1, **spec):
 def make_agent(tmp_path, fixed_monitors=None, builder=build_monitors, set_high=True, **options):
     write_kubepods(tmp_path, 100 * MI, 4000 * MI)
     fallback = NodeSettings("node-a", 2000 * MI, 500 * MI)
-    evictor = PodEvictor(NoApi(), None, TokenBucket(per_minute=10, burst=10, now=0.0))
+    evictor = fake_evictor(NoApi())
     agent_options = AgentOptions(
         tmp_path, LOC, set_memory_high=set_high, tick_seconds=0.05, **options
     )

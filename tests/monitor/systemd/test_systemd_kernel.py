@@ -18,12 +18,10 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 import pytest
-from monitor_fakes import MI, Api, Clock, Pods
+from monitor_fakes import MI, Clock, Pods, fake_evictor
 from prometheus_client import CollectorRegistry, generate_latest
 from systemd_container import SystemdContainer, running_systemd
 
-from oomguard.monitor.actions.pod_evictor import PodEvictor
-from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.feedback.memory_high_collector import MemoryHighCollector
 from oomguard.monitor.kube.pod_cgroups import CgroupDriver, KubepodsLocation
 from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
@@ -88,13 +86,7 @@ def make_agent(systemd: SystemdContainer, mode: SystemdDBus) -> NodeAgent:
         eviction=EvictionSettings(buffer_bytes=0, kill_fallback_wait_seconds=10),
     )
     clock = Clock()
-    evictor = PodEvictor(
-        Api(),
-        None,
-        TokenBucket(per_minute=10, burst=10, now=0.0),
-        clock=clock,
-        sleep=lambda s: None,
-    )
+    evictor = fake_evictor(clock=clock)
     options = AgentOptions(
         systemd.cgroup,
         KUBEPODS,
