@@ -38,6 +38,7 @@ from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.cgroup_collector import CgroupCollector
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.runtime.stop_signal import StopSignal
+from oomguard.monitor.triggers.monitor_registry import monitor_names
 from oomguard.monitor.triggers.trigger import (
     Monitor,
     StepTrigger,
@@ -150,13 +151,16 @@ def decision_trigger(kinds: str) -> DecisionTrigger:
     return StepTrigger.parse(kinds)
 
 
-class MonitorName(StrEnum):
-    """The ``monitor`` label of ``oomguard_monitor_up``: one per way of noticing trouble."""
+def _constant(name: str) -> str:
+    """``hostMemory`` -> ``HOST_MEMORY``: a kind's name as an enum member's."""
+    return "".join(f"_{c}" if c.isupper() else c.upper() for c in name)
 
-    EVENT = "event"
-    THRESHOLD = "threshold"
-    PRESSURE = "pressure"
-    HOST_MEMORY = "hostMemory"
+
+MonitorName = StrEnum(  # type: ignore[misc]  # members come from the registry, not literals
+    "MonitorName", [(_constant(name), name) for name in monitor_names()]
+)
+"""The ``monitor`` label of ``oomguard_monitor_up``: one per kind of monitor
+(``triggers/monitor_registry.py``), e.g. ``MonitorName.HOST_MEMORY == "hostMemory"``."""
 
 
 class GuardMetrics:

@@ -34,12 +34,11 @@ from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, CgroupGone
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.modes.step_loop import run_loop
 from oomguard.monitor.runtime.stop_signal import StopSignal
-from oomguard.monitor.triggers.factory import (
-    MonitorConfig,
-    MonitorFailure,
-    MonitorRunner,
-    ThresholdConfig,
-)
+from oomguard.monitor.triggers.factory import MonitorConfig, MonitorFailure, MonitorRunner
+from oomguard.monitor.triggers.kinds.event import EVENT
+from oomguard.monitor.triggers.kinds.threshold import THRESHOLD
+from oomguard.monitor.triggers.monitor_kind import GuardFacts
+from oomguard.monitor.triggers.monitor_registry import guard_config
 from oomguard.monitor.triggers.trigger import Monitor, MonitorTargetGone, StepTrigger
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox, Wakeup
 from oomguard.wire.sizes import format_size
@@ -72,13 +71,17 @@ class GuardSettings:
 
     @property
     def monitors(self) -> MonitorConfig:
-        """Event monitor unless dry-run (no memory.high, nothing to cross) or turned off;
-        threshold unless turned off. At least one must remain (checked by the CLI)."""
-        return MonitorConfig(
-            event=self.event_monitor and not self.dry_run,
-            threshold=ThresholdConfig(self.memory_high, self.threshold_interval)
-            if self.threshold_monitor
-            else None,
+        """What each kind's guard rule makes of these settings (the event monitor not in
+        dry-run: no memory.high, nothing to cross). At least one must remain (checked by the
+        CLI)."""
+        asked = {EVENT.name: self.event_monitor, THRESHOLD.name: self.threshold_monitor}
+        return guard_config(
+            GuardFacts(
+                frozenset(name for name, on in asked.items() if on),
+                self.memory_high,
+                self.threshold_interval,
+                self.dry_run,
+            )
         )
 
     @property
