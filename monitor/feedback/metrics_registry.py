@@ -38,7 +38,7 @@ from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.cgroup_collector import CgroupCollector
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.runtime.stop_signal import StopSignal
-from oomguard.monitor.triggers.monitor_registry import monitor_names
+from oomguard.monitor.triggers.monitor_registry import MONITOR_KINDS, Kinds
 from oomguard.monitor.triggers.trigger import (
     Monitor,
     StepTrigger,
@@ -126,7 +126,7 @@ class _TrackedMonitor:
         self.name = monitor.name
         self._metrics = metrics
         try:
-            self._label: MonitorName | None = MonitorName(monitor.name)
+            self._label: StrEnum | None = MonitorName(monitor.name)
         except ValueError:
             log.warning("monitor %r has no oomguard_monitor_up series", monitor.name)
             self._label = None
@@ -156,9 +156,15 @@ def _constant(name: str) -> str:
     return "".join(f"_{c}" if c.isupper() else c.upper() for c in name)
 
 
-MonitorName = StrEnum(  # type: ignore[misc]  # members come from the registry, not literals
-    "MonitorName", [(_constant(name), name) for name in monitor_names()]
-)
+def monitor_name_enum(kinds: Kinds = MONITOR_KINDS) -> type[StrEnum]:
+    """The ``monitor`` label's closed set: one member per kind, in registry order."""
+    members = [(_constant(kind.name), kind.name) for kind in kinds]
+    # mypy reads the functional API only with literal members, and these are the registry's
+    enum: type[StrEnum] = StrEnum("MonitorName", members)  # type: ignore[misc]
+    return enum
+
+
+MonitorName = monitor_name_enum()
 """The ``monitor`` label of ``oomguard_monitor_up``: one per kind of monitor
 (``triggers/monitor_registry.py``), e.g. ``MonitorName.HOST_MEMORY == "hostMemory"``."""
 
@@ -349,7 +355,7 @@ class GuardMetrics:
         unexported (and logged) rather than failing the monitor."""
         return [_TrackedMonitor(monitor, self) for monitor in monitors]
 
-    def set_monitor_up(self, monitor: MonitorName | str, up: bool) -> None:
+    def set_monitor_up(self, monitor: StrEnum | str, up: bool) -> None:
         """Mark a monitor as watching (``up=True``) or stopped/failed (``False``)."""
         self.monitor_up.labels(monitor=MonitorName(monitor).value).set(1 if up else 0)
 
