@@ -36,9 +36,10 @@ from oomguard import __version__
 from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.cgroup_collector import CgroupCollector
+from oomguard.monitor.feedback.monitor_label import MonitorName as MonitorName
+from oomguard.monitor.feedback.monitor_label import monitor_name_enum as monitor_name_enum
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.runtime.stop_signal import StopSignal
-from oomguard.monitor.triggers.monitor_registry import MONITOR_KINDS, Kinds
 from oomguard.monitor.triggers.trigger import (
     Monitor,
     StepTrigger,
@@ -149,24 +150,6 @@ def decision_trigger(kinds: str) -> DecisionTrigger:
     monitors at once count once, for the one that notices first by design; anything else
     raises ``ValueError``."""
     return StepTrigger.parse(kinds)
-
-
-def _constant(name: str) -> str:
-    """``hostMemory`` -> ``HOST_MEMORY``: a kind's name as an enum member's."""
-    return "".join(f"_{c}" if c.isupper() else c.upper() for c in name)
-
-
-def monitor_name_enum(kinds: Kinds = MONITOR_KINDS) -> type[StrEnum]:
-    """The ``monitor`` label's closed set: one member per kind, in registry order."""
-    members = [(_constant(kind.name), kind.name) for kind in kinds]
-    # mypy reads the functional API only with literal members, and these are the registry's
-    enum: type[StrEnum] = StrEnum("MonitorName", members)  # type: ignore[misc]
-    return enum
-
-
-MonitorName = monitor_name_enum()
-"""The ``monitor`` label of ``oomguard_monitor_up``: one per kind of monitor
-(``triggers/monitor_registry.py``), e.g. ``MonitorName.HOST_MEMORY == "hostMemory"``."""
 
 
 class GuardMetrics:

@@ -16,7 +16,7 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from oomguard.monitor.feedback.metrics_registry import monitor_name_enum
+from oomguard.monitor.feedback.monitor_label import monitor_name_enum
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.modes.node_monitors import node_monitor_plan
 from oomguard.monitor.triggers import monitor_registry, monitor_schema_files, monitor_table
