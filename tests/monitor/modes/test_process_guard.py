@@ -20,7 +20,7 @@ def test_settings_defaults_are_written_once():
 
 
 def test_sidecar_without_memory_high_runs_only_the_threshold_monitor():
-    settings = guard_settings(200 * MiB, None, None, 1.0, False, event_monitor=False)
+    settings = guard_settings(200 * MiB, None, None, 1.0, False, monitor_names=["threshold"])
     assert not settings.monitors.get(EVENT) and settings.monitors.get(THRESHOLD) is not None
 
 
