@@ -36,6 +36,8 @@ from oomguard import __version__
 from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.actions.process_target import KillRecord
 from oomguard.monitor.feedback.cgroup_collector import CgroupCollector
+from oomguard.monitor.feedback.monitor_label import MonitorName as MonitorName
+from oomguard.monitor.feedback.monitor_label import monitor_name_enum as monitor_name_enum
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import (
@@ -125,7 +127,7 @@ class _TrackedMonitor:
         self.name = monitor.name
         self._metrics = metrics
         try:
-            self._label: MonitorName | None = MonitorName(monitor.name)
+            self._label: StrEnum | None = MonitorName(monitor.name)
         except ValueError:
             log.warning("monitor %r has no oomguard_monitor_up series", monitor.name)
             self._label = None
@@ -148,15 +150,6 @@ def decision_trigger(kinds: str) -> DecisionTrigger:
     monitors at once count once, for the one that notices first by design; anything else
     raises ``ValueError``."""
     return StepTrigger.parse(kinds)
-
-
-class MonitorName(StrEnum):
-    """The ``monitor`` label of ``oomguard_monitor_up``: one per way of noticing trouble."""
-
-    EVENT = "event"
-    THRESHOLD = "threshold"
-    PRESSURE = "pressure"
-    HOST_MEMORY = "hostMemory"
 
 
 class GuardMetrics:
@@ -345,7 +338,7 @@ class GuardMetrics:
         unexported (and logged) rather than failing the monitor."""
         return [_TrackedMonitor(monitor, self) for monitor in monitors]
 
-    def set_monitor_up(self, monitor: MonitorName | str, up: bool) -> None:
+    def set_monitor_up(self, monitor: StrEnum | str, up: bool) -> None:
         """Mark a monitor as watching (``up=True``) or stopped/failed (``False``)."""
         self.monitor_up.labels(monitor=MonitorName(monitor).value).set(1 if up else 0)
 

@@ -34,12 +34,9 @@ from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError, CgroupGone
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.modes.step_loop import run_loop
 from oomguard.monitor.runtime.stop_signal import StopSignal
-from oomguard.monitor.triggers.factory import (
-    MonitorConfig,
-    MonitorFailure,
-    MonitorRunner,
-    ThresholdConfig,
-)
+from oomguard.monitor.triggers.factory import MonitorConfig, MonitorFailure, MonitorRunner
+from oomguard.monitor.triggers.monitor_kind import GuardFacts
+from oomguard.monitor.triggers.monitor_registry import guard_config, guard_names
 from oomguard.monitor.triggers.trigger import Monitor, MonitorTargetGone, StepTrigger
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox, Wakeup
 from oomguard.wire.sizes import format_size
@@ -59,8 +56,8 @@ class GuardSettings:
     dry_run: bool = False
     recheck_interval: float = 0.1
     threshold_interval: float = 0.1
-    event_monitor: bool = True  # off: polling only (with threshold_monitor)
-    threshold_monitor: bool = True
+    # the monitors asked for, by name (``--monitors``; every kind with a guard rule)
+    monitor_names: frozenset[str] = frozenset(guard_names())
     set_memory_high: bool = True  # off: --memory-high is only the threshold, no throttling
     # on: the guarded cgroup's removal is the work's end (the sidecar's workload container
     # exits), logged as such, not an error
@@ -72,14 +69,13 @@ class GuardSettings:
 
     @property
     def monitors(self) -> MonitorConfig:
-        """Event monitor unless dry-run (no memory.high, nothing to cross) or turned off;
-        threshold unless turned off. At least one must remain (checked by the CLI)."""
-        return MonitorConfig(
-            event=self.event_monitor and not self.dry_run,
-            threshold=ThresholdConfig(self.memory_high, self.threshold_interval)
-            if self.threshold_monitor
-            else None,
+        """What each kind's guard rule makes of these settings (the event monitor not in
+        dry-run: no memory.high, nothing to cross). At least one must remain (checked by the
+        CLI)."""
+        facts = GuardFacts(
+            self.monitor_names, self.memory_high, self.threshold_interval, self.dry_run
         )
+        return guard_config(facts)
 
     @property
     def memory_high_to_write(self) -> int | None:

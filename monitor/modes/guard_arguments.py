@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from oomguard.monitor.triggers.monitor_registry import guard_names
 from oomguard.wire import arguments
 
-MONITOR_NAMES = ("event", "threshold")
+MONITOR_NAMES = guard_names()  # the kinds that say how the guard runs them
 
 
 def _monitor_list(text: str) -> tuple[str, ...]:
@@ -67,7 +68,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=_monitor_list,
         default=MONITOR_NAMES,
         metavar="LIST",
-        help="comma-separated monitors to run: event, threshold (default: event,threshold)",
+        help=f"comma-separated monitors to run: {', '.join(MONITOR_NAMES)} "
+        f"(default: {','.join(MONITOR_NAMES)})",
     )
     parser.add_argument(
         "--threshold-interval",

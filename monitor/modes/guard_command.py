@@ -80,8 +80,7 @@ def run(args: argparse.Namespace) -> int:
         args.grace,
         args.dry_run,
         threshold_interval=args.threshold_interval,
-        event_monitor="event" in args.monitors,
-        threshold_monitor="threshold" in args.monitors,
+        monitor_names=args.monitors,
         set_memory_high=not args.no_memory_high,
     )
     try:

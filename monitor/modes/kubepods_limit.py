@@ -31,6 +31,7 @@ from oomguard.monitor.kernel.memory_limit import MemoryLimit
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.modes.high_record_file import HighRecordFile
 from oomguard.monitor.modes.systemd_memory_high import SystemdMemoryHigh
+from oomguard.wire.monitor_sections import threshold
 from oomguard.wire.node_settings import NodeSettings
 from oomguard.wire.sizes import format_size
 
@@ -76,7 +77,7 @@ class KubepodsLimit:
             settings.reserve_bytes,
             maximum,
             self.margin_bytes,
-            settings.monitor.threshold.usage_percent,
+            settings.monitor[threshold.SECTION].usage_percent,
             settings.eviction.buffer_bytes,
         )
 
@@ -88,7 +89,7 @@ class KubepodsLimit:
 
     def target_bytes(self, settings: NodeSettings) -> int:
         """Where usage must fall: ``threshold.usagePercent`` of the guarded line."""
-        percent = settings.monitor.threshold.usage_percent
+        percent = settings.monitor[threshold.SECTION].usage_percent
         return int(self.limit_bytes(settings) * percent / 100)
 
     def writes(self, settings: NodeSettings) -> bool:

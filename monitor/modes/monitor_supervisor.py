@@ -20,6 +20,7 @@ from oomguard.monitor.triggers.factory import (
     MonitorRunner,
     build_monitors,
 )
+from oomguard.monitor.triggers.kinds.threshold import THRESHOLD
 from oomguard.monitor.triggers.monitor_registry import wanted_names
 from oomguard.monitor.triggers.trigger import Monitor, MonitorError
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox
@@ -72,12 +73,13 @@ class MonitorSupervisor:
         self.config, self.notes = config, notes
         self.failures.clear()
         monitors = self._build(self._cgroup, config)
+        threshold = config.get(THRESHOLD)
         log_event(
             log,
             logging.INFO,
             "monitors started",
             monitors=[m.name for m in monitors],
-            threshold=format_size(config.threshold.limit_bytes) if config.threshold else None,
+            threshold=format_size(threshold.limit_bytes) if threshold else None,
         )
         self._start(monitors)
 

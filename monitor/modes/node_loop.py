@@ -14,6 +14,7 @@ from oomguard.monitor.modes.node_evictions import NodeEvictions
 from oomguard.monitor.modes.node_measurer import Measurement
 from oomguard.monitor.modes.node_options import AgentOptions
 from oomguard.monitor.triggers.factory import MonitorFailure
+from oomguard.monitor.triggers.monitor_registry import polled as monitors_polled
 from oomguard.monitor.triggers.trigger import StepTrigger
 from oomguard.monitor.triggers.trigger_inbox import Wakeup
 
@@ -52,7 +53,7 @@ class NodeLoop:
         alive = last.alive if last is not None else set()
         hold = self.agent.evictions.planner.hold_triggers(alive)
         config = self.agent.monitors.config
-        polled = config is None or config.threshold is not None or config.host_memory is not None
+        polled = config is None or monitors_polled(config)
         tick = self.agent.options.tick_seconds if polled or hold else None
         return tick, hold
 

@@ -1,32 +1,28 @@
 """Which monitors the node agent runs, from its settings and what the kernel allows (pure).
 
-- event: inotify on kubepods ``memory.events``; only useful while we set ``memory.high`` (its
-  ``high`` counter is the signal), so it is off on kernels older than 5.9. Only a rise of
-  ``high`` is a trigger: ``memory.events`` counts the whole subtree, so its ``max``, ``oom``
-  and ``oom_kill`` rise for every container at its *own* ``memory.max``, and kubepods cannot
-  reach its own ``max`` without crossing the ``memory.high`` we set below it first
-  (docs/node-agent.md, "What wakes the event monitor").
-- threshold: kubepods working set polled against the agent's target (the same line the
-  decision uses), so a breach leads to exactly the decision that ends it.
-- pressure: a PSI trigger on kubepods ``memory.pressure``.
-- hostMemory (off by default): the machine's used memory (MemTotal - MemAvailable) polled
-  against ``usagePercent`` of the node's memory, for memory taken outside kubepods.
+Each kind says in its own file (``triggers/kinds/``) with what config it runs and when it
+cannot run here. What is left here are the rules across kinds, read from each kind's roles:
 
-On kernels older than 5.9 the threshold monitor always runs (it is the guard there), and the
-pressure monitor takes over the event monitor's role: it runs when either was asked for.
+- a kind runs when its section is enabled;
+- without memory.high (dry run, or a kernel older than 5.9) the kind that
+  ``guards_without_memory_high`` (threshold) runs even when disabled: it is the guard there;
+  a kind that ``stands_in_for`` another (pressure for event) runs when that one was asked;
+- when no kind that stands alone runs (only "pressure alone, no PSI" ends there: the settings
+  keep one enabled), the ``last_resort`` kind (threshold) runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any
 
-from oomguard.monitor.kernel.memory_pressure import PsiTrigger
-from oomguard.monitor.triggers.factory import MonitorConfig, ThresholdConfig, UsageScope
+from oomguard.monitor.triggers.kinds.event import KUBEPODS_EVENT_COUNTERS
+from oomguard.monitor.triggers.monitor_config import MonitorConfig
+from oomguard.monitor.triggers.monitor_kind import KindRun, MonitorKind, NodeFacts, Off
+from oomguard.monitor.triggers.monitor_registry import MONITOR_KINDS, Kinds
 from oomguard.wire.node_settings import MonitorSettings
 
-KUBEPODS_EVENT_COUNTERS: Final = ("high",)
-"""The ``memory.events`` counters whose rise wakes the node agent (see the module doc)."""
+__all__ = ["KUBEPODS_EVENT_COUNTERS", "NodeMonitorPlan", "node_monitor_plan"]
 
 
 @dataclass(frozen=True)
@@ -43,53 +39,47 @@ def node_monitor_plan(
     memory_high_set: bool,
     pressure_available: bool = True,
     node_memory_bytes: int = 0,
+    kinds: Kinds = MONITOR_KINDS,
 ) -> NodeMonitorPlan:
     """``node_memory_bytes``: what the host-memory monitor's line is a share of (0: unknown,
     and that monitor does not run)."""
+    facts = NodeFacts(target_bytes, memory_high_set, pressure_available, node_memory_bytes)
+    asked = {kind.section.key for kind in kinds if kind.settings(settings).enabled}
     notes: list[str] = []
-    event = settings.event.enabled and memory_high_set
-    if settings.event.enabled and not memory_high_set:
+    runs: list[KindRun] = []
+    for kind in kinds:
+        if not _wanted(kind, asked, memory_high_set, notes):
+            continue
+        config = kind.node_config(kind.settings(settings), facts)
+        if isinstance(config, Off):
+            notes.extend([config.note] if config.note else [])
+        else:
+            runs.append(kind.run(config))
+    running = {run.name for run in runs}
+    if not any(kind.section.stands_alone and kind.name in running for kind in kinds):
+        last = next(kind for kind in kinds if kind.last_resort)
+        notes.append(f"{last.name} monitor on: the only enabled monitor cannot run here")
+        config = last.node_config(last.settings(settings), facts)
+        assert not isinstance(config, Off), f"the last resort {last.name} must always run"
+        runs.append(last.run(config))
+    return NodeMonitorPlan(MonitorConfig.of(runs), tuple(notes))
+
+
+def _wanted(
+    kind: MonitorKind[Any, Any], asked: set[str], memory_high_set: bool, notes: list[str]
+) -> bool:
+    """Whether ``kind`` should run: asked for, or given a role without memory.high."""
+    if kind.name in asked or memory_high_set:
+        return kind.name in asked
+    if kind.guards_without_memory_high:
         notes.append(
-            "event monitor off: memory.high is not set (dry run, or a kernel older than 5.9)"
+            f"{kind.name} monitor on although disabled: it is the guard without memory.high"
         )
-    threshold_on = settings.threshold.enabled or not memory_high_set
-    if not settings.threshold.enabled and not memory_high_set:
-        notes.append("threshold monitor on although disabled: it is the guard without memory.high")
-    pressure_on = settings.pressure.enabled or (not memory_high_set and settings.event.enabled)
-    if pressure_on and not settings.pressure.enabled:
-        notes.append("pressure monitor on in place of the event monitor (no memory.high)")
-    if pressure_on and not pressure_available:
-        notes.append("pressure monitor off: no memory.pressure (kernel without PSI, or psi=0)")
-        pressure_on = False
-    threshold = (
-        ThresholdConfig(
-            limit_bytes=max(1, target_bytes),
-            interval_s=settings.threshold.interval_ms / 1000,
-            scope=UsageScope.CGROUP,
+        return True
+    if kind.stands_in_for is not None and kind.stands_in_for.key in asked:
+        notes.append(
+            f"{kind.name} monitor on in place of the {kind.stands_in_for.key} monitor"
+            " (no memory.high)"
         )
-        if threshold_on
-        else None
-    )
-    pressure = (
-        PsiTrigger(settings.pressure.stall_ms * 1000, settings.pressure.window_ms * 1000)
-        if pressure_on
-        else None
-    )
-    if not (event or threshold or pressure):
-        # settings guarantee one monitor; only "pressure alone, no PSI" ends here
-        notes.append("threshold monitor on: the only enabled monitor cannot run here")
-        threshold = ThresholdConfig(
-            limit_bytes=max(1, target_bytes), interval_s=settings.threshold.interval_ms / 1000
-        )
-    host = settings.host_memory
-    host_memory = (
-        ThresholdConfig(
-            limit_bytes=max(1, int(node_memory_bytes * host.usage_percent / 100)),
-            interval_s=host.interval_ms / 1000,
-            scope=UsageScope.HOST,
-        )
-        if host.enabled and node_memory_bytes > 0
-        else None
-    )
-    config = MonitorConfig(event, threshold, pressure, host_memory, KUBEPODS_EVENT_COUNTERS)
-    return NodeMonitorPlan(config, tuple(notes))
+        return True
+    return False

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget
@@ -23,6 +23,7 @@ from oomguard.monitor.modes.guard import Guard, GuardSettings
 from oomguard.monitor.modes.guard_cgroup import tree_pids
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.factory import build_monitors
+from oomguard.monitor.triggers.monitor_registry import guard_names
 
 VICTIM_WAIT_AFTER_GRACE = 12.0  # seconds: SIGKILL's exit wait and some slack
 
@@ -35,8 +36,7 @@ def guard_settings(
     dry_run: bool,
     *,
     threshold_interval: float = 0.1,
-    event_monitor: bool = True,
-    threshold_monitor: bool = True,
+    monitor_names: Iterable[str] = guard_names(),
     set_memory_high: bool = True,
     target_may_end: bool = False,
 ) -> GuardSettings:
@@ -50,8 +50,7 @@ def guard_settings(
         in_flight_timeout=grace + 2.0,
         dry_run=dry_run,
         threshold_interval=threshold_interval,
-        event_monitor=event_monitor,
-        threshold_monitor=threshold_monitor,
+        monitor_names=frozenset(monitor_names),
         set_memory_high=set_memory_high,
         target_may_end=target_may_end,
     )

@@ -1,8 +1,9 @@
 """Build the monitors a configuration asks for, and run them side by side.
 
-The three monitors compose by configuration: the event monitor (fast, counters of
-the guarded cgroup), the threshold monitor (polled usage, catches memory outside
-it) and the pressure monitor (kernel-measured stalls). :class:`MonitorRunner` runs
+The monitors compose by configuration, one per kind the config names
+(``monitor_registry.MONITOR_KINDS``: e.g. the event monitor, fast, on counters of the
+guarded cgroup; the threshold monitor, polled usage; the pressure monitor, kernel-measured
+stalls). :class:`MonitorRunner` runs
 each in its own thread and funnels everything into one queue, so the consumer
 (the decision loop) blocks on a single ``queue.get``.
 """

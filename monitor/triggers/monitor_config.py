@@ -1,11 +1,16 @@
-"""Which monitors a loop runs and their knobs, as a mode works them out from its settings."""
+"""Which monitors a loop runs and their knobs, as a mode works them out from its settings:
+one runtime config per kind, keyed by the kind's name (so a new kind needs no field here)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any, TypeVar
 
-from oomguard.monitor.kernel.memory_pressure import PsiTrigger
+from oomguard.monitor.triggers.monitor_kind import KindRun, MonitorKind
+
+C = TypeVar("C")
 
 
 class UsageScope(Enum):
@@ -15,19 +20,34 @@ class UsageScope(Enum):
 
 @dataclass(frozen=True)
 class ThresholdConfig:
+    """A polled usage figure against a line (the threshold and host-memory kinds)."""
+
     limit_bytes: int
     interval_s: float = 0.1
     scope: UsageScope = UsageScope.CGROUP
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class MonitorConfig:
-    """Which monitors to run. At least one must be on."""
+    """Which monitors to run, each with its config; built from ``kind.run(config)`` tags.
+    Compared as a mapping (the order kinds run in is the registry's)."""
 
-    event: bool = True
-    threshold: ThresholdConfig | None = None
-    pressure: PsiTrigger | None = None
-    host_memory: ThresholdConfig | None = None  # the machine's used memory (scope HOST)
-    # the memory.events counters whose rise is a trigger; None: the event monitor's own
-    # (high, max, oom, oom_kill). The node agent asks for high alone (node_monitors.py).
-    event_counters: tuple[str, ...] | None = None
+    runs: Mapping[str, Any]
+
+    def __init__(self, *runs: KindRun) -> None:
+        object.__setattr__(self, "runs", {run.name: run.config for run in runs})
+
+    @classmethod
+    def of(cls, runs: Iterable[KindRun]) -> MonitorConfig:
+        return cls(*runs)
+
+    def get(self, kind: MonitorKind[Any, C]) -> C | None:
+        """``kind``'s config, None when it does not run."""
+        config: C | None = self.runs.get(kind.name)
+        return config
+
+    def __contains__(self, kind: MonitorKind[Any, Any]) -> bool:
+        return kind.name in self.runs
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self.runs.items(), key=lambda item: item[0])))

@@ -20,8 +20,31 @@ from oomguard.monitor.decision.rate_limit import TokenBucket
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.kube.pod_candidates import PodInfo
 from oomguard.monitor.kube.pod_cgroups import QosClass
+from oomguard.monitor.triggers.kinds.event import EVENT, EventConfig
+from oomguard.monitor.triggers.kinds.host_memory import HOST_MEMORY
+from oomguard.monitor.triggers.kinds.pressure import PRESSURE
+from oomguard.monitor.triggers.kinds.threshold import THRESHOLD
+from oomguard.monitor.triggers.monitor_config import MonitorConfig
 
 MI = 2**20
+
+
+def monitor_config(
+    event=True, threshold=None, pressure=None, host_memory=None, event_counters=None
+):
+    """A ``MonitorConfig`` of the four kinds there are, spelled as tests wrote it when each
+    kind was a field: ``event`` on or off, the others' configs or None."""
+    runs = [EVENT.run(EventConfig(event_counters))] if event else []
+    runs += [
+        kind.run(config)
+        for kind, config in [
+            (THRESHOLD, threshold),
+            (PRESSURE, pressure),
+            (HOST_MEMORY, host_memory),
+        ]
+        if config is not None
+    ]
+    return MonitorConfig(*runs)
 
 
 MEMORY_EVENTS = b"low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n"

@@ -4,6 +4,8 @@ import pytest
 
 from oomguard.cli import build_parser, main
 from oomguard.monitor.modes.guard_command import kernel_version
+from oomguard.monitor.triggers.kinds.event import EVENT
+from oomguard.monitor.triggers.kinds.threshold import THRESHOLD
 
 
 def parse(*argv):
@@ -96,9 +98,9 @@ def _settings_of(argv, monkeypatch):
 
 def test_default_monitors_are_event_and_threshold_with_memory_high(monkeypatch):
     settings = _settings_of([], monkeypatch)
-    assert settings.monitors.event
-    assert settings.monitors.threshold is not None
-    assert settings.monitors.threshold.interval_s == 0.1
+    assert settings.monitors.get(EVENT)
+    assert settings.monitors.get(THRESHOLD) is not None
+    assert settings.monitors.get(THRESHOLD).interval_s == 0.1
     assert settings.memory_high_to_write == 100 * 2**20
 
 
@@ -107,23 +109,23 @@ def test_threshold_only_polling_guard(monkeypatch):
         ["--monitors", "threshold", "--threshold-interval", "0.25", "--no-memory-high"],
         monkeypatch,
     )
-    assert not settings.monitors.event
-    assert settings.monitors.threshold is not None
-    assert settings.monitors.threshold.interval_s == 0.25
-    assert settings.monitors.threshold.limit_bytes == 100 * 2**20
+    assert not settings.monitors.get(EVENT)
+    assert settings.monitors.get(THRESHOLD) is not None
+    assert settings.monitors.get(THRESHOLD).interval_s == 0.25
+    assert settings.monitors.get(THRESHOLD).limit_bytes == 100 * 2**20
     assert settings.memory_high_to_write is None
 
 
 def test_event_only(monkeypatch):
     settings = _settings_of(["--monitors", "event"], monkeypatch)
-    assert settings.monitors.event
-    assert settings.monitors.threshold is None
+    assert settings.monitors.get(EVENT)
+    assert settings.monitors.get(THRESHOLD) is None
 
 
 def test_dry_run_writes_no_memory_high(monkeypatch):
     settings = _settings_of(["--dry-run"], monkeypatch)
     assert settings.memory_high_to_write is None
-    assert not settings.monitors.event
+    assert not settings.monitors.get(EVENT)
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,8 @@ from oomguard.monitor.decision.candidate import Candidate
 from oomguard.monitor.decision.newest_first import Outcome
 from oomguard.monitor.kernel.cgroupfs import CgroupGone
 from oomguard.monitor.modes.guard import RECHECK, Guard, GuardSettings
+from oomguard.monitor.triggers.kinds.event import EVENT
+from oomguard.monitor.triggers.kinds.threshold import THRESHOLD
 from oomguard.monitor.triggers.stop_signal import StopSignal
 from oomguard.monitor.triggers.trigger import MonitorError, MonitorTargetGone, Trigger, TriggerKind
 
@@ -188,8 +190,8 @@ def test_measurement_errors_are_reported_not_raised():
 
 def test_dry_run_monitors_are_threshold_only():
     dry = GuardSettings(200 * MiB, None, 0, 1.0, 3.0, dry_run=True)
-    assert not dry.monitors.event and dry.monitors.threshold.limit_bytes == 200 * MiB
-    assert SETTINGS.monitors.event
+    assert not dry.monitors.get(EVENT) and dry.monitors.get(THRESHOLD).limit_bytes == 200 * MiB
+    assert SETTINGS.monitors.get(EVENT)
 
 
 def test_the_dying_are_measured_before_usage_is_read():

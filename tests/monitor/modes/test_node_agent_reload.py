@@ -23,6 +23,9 @@ from oomguard.monitor.settings import (
     default_node_settings,
 )
 from oomguard.monitor.triggers.factory import build_monitors
+from oomguard.monitor.triggers.kinds.event import EVENT
+from oomguard.monitor.triggers.kinds.pressure import PRESSURE
+from oomguard.monitor.triggers.kinds.threshold import THRESHOLD
 from oomguard.monitor.triggers.stop_signal import StopSignal
 
 LOC = KubepodsLocation(CgroupDriver.SYSTEMD, PurePosixPath("kubepods.slice"))
@@ -151,8 +154,8 @@ def test_monitors_follow_the_settings_and_restart_on_change(tmp_path):
     try:
         assert wait_for(lambda: len(recorder.configs) == 1)
         first = recorder.configs[0]
-        assert first.event and first.pressure is None
-        assert first.threshold.limit_bytes == int(1500 * MI * 0.95)
+        assert first.get(EVENT) and first.get(PRESSURE) is None
+        assert first.get(THRESHOLD).limit_bytes == int(1500 * MI * 0.95)
         assert agent.status()["monitors"]["running"] == ["event", "threshold"]
         with_pressure = MonitorSettings(pressure=PressureMonitorSettings(True))
         agent.apply_reserve(
@@ -162,8 +165,8 @@ def test_monitors_follow_the_settings_and_restart_on_change(tmp_path):
         )
         assert wait_for(lambda: len(recorder.configs) == 2)
         second = recorder.configs[1]
-        assert second.pressure is not None
-        assert second.threshold.limit_bytes == int(1700 * MI * 0.95)
+        assert second.get(PRESSURE) is not None
+        assert second.get(THRESHOLD).limit_bytes == int(1700 * MI * 0.95)
         # two more steps, so at least one full step + monitor sync ran on the new settings
         seen = len(steps)
         assert wait_for(lambda: len(steps) >= seen + 2)
@@ -186,7 +189,7 @@ def test_threshold_monitor_wakes_the_agent_on_an_old_kernel(tmp_path):
         stop.set()
         thread.join(30)
     config = recorder.configs[0]
-    assert not config.event and config.pressure is not None
+    assert not config.get(EVENT) and config.get(PRESSURE) is not None
     assert high_file(tmp_path) == "max"  # never written before 5.9
     report = agent.report()
     assert report is None  # no reserve state yet: nothing to report into

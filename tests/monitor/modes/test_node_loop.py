@@ -5,13 +5,14 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+from monitor_fakes import monitor_config
 
 from oomguard.monitor.modes.node_loop import NodeLoop
-from oomguard.monitor.triggers.factory import MonitorConfig, ThresholdConfig, UsageScope
+from oomguard.monitor.triggers.factory import ThresholdConfig, UsageScope
 
-EVENT_ONLY = MonitorConfig(event=True)
-THRESHOLD = MonitorConfig(event=True, threshold=ThresholdConfig(100, 1.0))
-HOST = MonitorConfig(event=True, host_memory=ThresholdConfig(100, 1.0, scope=UsageScope.HOST))
+EVENT_ONLY = monitor_config(event=True)
+THRESHOLD = monitor_config(event=True, threshold=ThresholdConfig(100, 1.0))
+HOST = monitor_config(event=True, host_memory=ThresholdConfig(100, 1.0, scope=UsageScope.HOST))
 
 
 def agent(config, episode: bool):

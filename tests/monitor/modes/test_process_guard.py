@@ -6,6 +6,8 @@ from monitor_fakes import write_fake_cgroup
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.modes.process_guard import ProcessGuard, events_or_empty, guard_settings
 from oomguard.monitor.runtime.stop_signal import StopSignal
+from oomguard.monitor.triggers.kinds.event import EVENT
+from oomguard.monitor.triggers.kinds.threshold import THRESHOLD
 
 MiB = 2**20
 
@@ -18,8 +20,8 @@ def test_settings_defaults_are_written_once():
 
 
 def test_sidecar_without_memory_high_runs_only_the_threshold_monitor():
-    settings = guard_settings(200 * MiB, None, None, 1.0, False, event_monitor=False)
-    assert not settings.monitors.event and settings.monitors.threshold is not None
+    settings = guard_settings(200 * MiB, None, None, 1.0, False, monitor_names=["threshold"])
+    assert not settings.monitors.get(EVENT) and settings.monitors.get(THRESHOLD) is not None
 
 
 def test_the_loop_runs_its_monitors_until_finished(fake_cgroup):

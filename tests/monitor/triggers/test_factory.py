@@ -3,12 +3,12 @@ import threading
 import time
 
 import pytest
+from monitor_fakes import monitor_config
 from monitor_threads import blocked_in_poll, wait_until
 
 from oomguard.monitor.kernel.memory_pressure import PsiTrigger
 from oomguard.monitor.triggers.event_monitor import EventMonitor
 from oomguard.monitor.triggers.factory import (
-    MonitorConfig,
     MonitorFailure,
     MonitorRunner,
     ThresholdConfig,
@@ -25,7 +25,7 @@ from oomguard.monitor.triggers.trigger import MonitorError, Trigger, TriggerKind
 
 
 def test_builds_what_the_config_asks_for(fake_cgroup):
-    config = MonitorConfig(
+    config = monitor_config(
         event=True,
         threshold=ThresholdConfig(1 << 30, 0.25, UsageScope.HOST),
         pressure=PsiTrigger(50_000, 1_000_000),
@@ -36,14 +36,14 @@ def test_builds_what_the_config_asks_for(fake_cgroup):
     assert isinstance(threshold.source, HostMemoryUsed)
     assert (threshold.limit_bytes, threshold.interval) == (1 << 30, 0.25)
     assert isinstance(pressure, PressureMonitor)
-    only_threshold = build_monitors(fake_cgroup, MonitorConfig(False, ThresholdConfig(1)))
+    only_threshold = build_monitors(fake_cgroup, monitor_config(False, ThresholdConfig(1)))
     assert [type(m) for m in only_threshold] == [ThresholdMonitor]
     assert isinstance(only_threshold[0].source, CgroupWorkingSet)
 
 
 def test_no_monitor_is_refused(fake_cgroup):
     with pytest.raises(ValueError, match="no monitor enabled"):
-        build_monitors(fake_cgroup, MonitorConfig(event=False))
+        build_monitors(fake_cgroup, monitor_config(event=False))
 
 
 class Ticker:
@@ -92,7 +92,7 @@ def test_runner_forwards_triggers_and_surfaces_failures_without_stopping_others(
 
 def test_runner_stops_real_monitors(fake_cgroup):
     """The event and pressure monitors poll with no timeout: they end only if woken."""
-    config = MonitorConfig(
+    config = monitor_config(
         event=True,
         threshold=ThresholdConfig(1 << 40, 0.05),
         pressure=PsiTrigger(50_000, 1_000_000),

@@ -1,7 +1,9 @@
 """The monitor registry: the one list names, labels, trigger kinds and status come from."""
 
+from monitor_fakes import monitor_config
+
 from oomguard.monitor.feedback.metrics_registry import MonitorName
-from oomguard.monitor.triggers.factory import MonitorConfig, ThresholdConfig, build_monitors
+from oomguard.monitor.triggers.factory import ThresholdConfig, build_monitors
 from oomguard.monitor.triggers.monitor_registry import MONITOR_KINDS, wanted_names
 from oomguard.monitor.triggers.threshold_monitor import HostMemoryUsed, ThresholdMonitor
 from oomguard.monitor.triggers.trigger import TriggerKind
@@ -13,13 +15,13 @@ def test_every_kind_has_a_metrics_label_and_its_own_trigger_kind():
 
 
 def test_built_monitors_carry_the_registry_names(fake_cgroup):
-    config = MonitorConfig(event=True, threshold=ThresholdConfig(1 << 30))
+    config = monitor_config(event=True, threshold=ThresholdConfig(1 << 30))
     assert wanted_names(config) == ["event", "threshold"]
     assert [m.name for m in build_monitors(fake_cgroup, config)] == wanted_names(config)
 
 
 def test_the_host_memory_monitor_is_a_threshold_on_the_whole_machine(fake_cgroup):
-    config = MonitorConfig(event=False, host_memory=ThresholdConfig(1 << 40, 0.5))
+    config = monitor_config(event=False, host_memory=ThresholdConfig(1 << 40, 0.5))
     assert wanted_names(config) == ["hostMemory"]
     (monitor,) = build_monitors(fake_cgroup, config)
     assert isinstance(monitor, ThresholdMonitor) and monitor.name == "hostMemory"

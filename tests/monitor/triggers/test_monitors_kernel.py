@@ -17,13 +17,13 @@ import textwrap
 import time
 
 import pytest
+from monitor_fakes import monitor_config
 from monitor_threads import ObservedCgroup, Running
 
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
 from oomguard.monitor.kernel.memory_pressure import PsiTrigger
 from oomguard.monitor.triggers.event_monitor import EventMonitor
 from oomguard.monitor.triggers.factory import (
-    MonitorConfig,
     MonitorFailure,
     MonitorRunner,
     ThresholdConfig,
@@ -145,7 +145,7 @@ def test_threshold_monitor_sees_real_usage(real_cgroup, spawn_hog):
 
 def test_runner_with_all_three_delivers_each_kind_and_stops(real_cgroup, spawn_hog):
     real_cgroup.set_memory_high(MemoryLimit(64 << 20))
-    config = MonitorConfig(
+    config = monitor_config(
         event=True,
         threshold=ThresholdConfig(48 << 20, 0.05),
         pressure=PsiTrigger(50_000, 1_000_000),
