@@ -361,6 +361,15 @@ def test_the_agent_is_not_the_kernels_first_victim(release: Release) -> None:
     assert scores and max(scores) < 1000
 
 
+AGENT_SELECTOR = "app.kubernetes.io/component=agent"
+
+
+def agent_restarts(core: CoreV1Api) -> int:
+    """Restarts of the agent's containers, over its pods."""
+    pods = core.list_namespaced_pod(NAMESPACE, label_selector=AGENT_SELECTOR).items
+    return sum(c.restart_count for p in pods for c in (p.status.container_statuses or []))
+
+
 def test_storm_is_stopped_newest_first_and_the_oldest_pods_complete(
     release: Release, prometheus: str
 ) -> None:
@@ -370,10 +379,16 @@ def test_storm_is_stopped_newest_first_and_the_oldest_pods_complete(
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{enforcement_report(release)}") from None
     oom_kills = kubepods_event("oom_kill")
+    restarts = agent_restarts(core)
     taint_seen: list[bool] = []
     endings = run_storm(core, "storm-guarded", taint_seen)
     try:
         assert kubepods_event("oom_kill") == oom_kills, f"kernel OOM kills in kubepods: {endings}"
+        # a restarted agent gives kubepods back (memory.high max) until it is up again, and
+        # its counters start from 0: the guard must live through the storm it stops
+        assert agent_restarts(core) == restarts, (
+            f"the agent restarted during the storm\n{describe(core, AGENT_SELECTOR)}"
+        )
         evicted = endings.count(Ending.EVICTED)
         assert evicted > 0, f"the storm passed memory.max yet nothing was evicted: {endings}"
         assert Ending.OOM_KILLED not in endings and Ending.OTHER not in endings, endings
