@@ -4,6 +4,15 @@ the pod's limit and the workers' ``memory.high`` (``SidecarPlan``), read from cg
 A native sidecar (an init container with ``restartPolicy: Always``) starts before the
 workload, so ``locate_when_started`` looks again until a workload container holds a
 process, and gives up with a clear error after ``--workload-wait`` seconds.
+
+A container holds a process before it has its limit: the runtime puts its first process
+in the new cgroup and writes ``memory.max`` after (runc: ``Apply``, then ``Set``, before the
+process execs the workload). A look in between sees the container unlimited and would draw
+the line from the pod's limit, which includes the sidecar's own: on the real node that put
+the line 4 MiB under the app's limit, and the pool was OOM-killed. So a limited pod whose
+workload container has no limit yet is waited out too (``LimitPending``), for up to
+``LIMIT_SETTLE_SECONDS``; after that the pod's limit is taken as it is (a pod with a
+pod-level limit only).
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ from oomguard.monitor.runtime.stop_signal import StopSignal
 log = logging.getLogger("oomguard.sidecar")
 
 LOOK_INTERVAL = 0.2  # seconds between looks for the workload: its workers may fork at once
+LIMIT_SETTLE_SECONDS = 10.0  # how long a workload container may have no limit of its own
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,19 @@ class SidecarPlan:
     own: PurePosixPath | None
     limit: int | None  # tightest memory.max from the workload cgroup up to the pod cgroup
     memory_high: int
+
+
+class LimitPending(NoWorkloadYet):
+    """The workload container has a process but no ``memory.max`` while its pod has one:
+    its runtime has not written the container's limits yet. ``plan`` is what the pod's
+    limit alone would give."""
+
+    def __init__(self, plan: SidecarPlan) -> None:
+        super().__init__(
+            f"the workload container {plan.workload} has no memory limit yet "
+            f"(the pod's is {plan.limit}): waiting for its runtime to write it"
+        )
+        self.plan = plan
 
 
 def _container_cgroups(root: Path, pod: PurePosixPath, reader: ProcReader) -> list[ContainerCgroup]:
@@ -124,7 +147,10 @@ def plan_in_pod(
     explicit: int | None = args.memory_high
     reserve: int | None = args.reserve
     high = workers_memory_high(limit, reserve, explicit)
-    return SidecarPlan(root, pod, workload, own, limit, high)
+    plan = SidecarPlan(root, pod, workload, own, limit, high)
+    if explicit is None and limit is not None and limits[workload] is None:
+        raise LimitPending(plan)
+    return plan
 
 
 def locate_when_started(
@@ -133,16 +159,32 @@ def locate_when_started(
     wait_seconds: float,
     interval: float = LOOK_INTERVAL,
     clock: Callable[[], float] = time.monotonic,
+    settle_seconds: float = LIMIT_SETTLE_SECONDS,
 ) -> SidecarPlan | None:
     """``look`` until the workload has started: the plan, or None if stopped meanwhile.
 
     Only "no workload yet" is waited out; any other setup error (two workloads, no limit)
-    is raised at once, as waiting would not change it."""
+    is raised at once, as waiting would not change it. A container without its own limit
+    is waited for up to ``settle_seconds`` from the first look that saw it so; then the
+    pod's limit is used (see the module doc)."""
     deadline = clock() + wait_seconds
     logged = False
+    pending_since: float | None = None
     while True:
         try:
             return look()
+        except LimitPending as exc:
+            pending_since = clock() if pending_since is None else pending_since
+            if clock() - pending_since >= settle_seconds:
+                log_event(
+                    log,
+                    logging.WARNING,
+                    "the workload container has no memory limit of its own: "
+                    "its line comes from the pod's limit",
+                    workload=str(exc.plan.workload),
+                    pod_limit=exc.plan.limit,
+                )
+                return exc.plan
         except NoWorkloadYet as exc:
             if clock() >= deadline:
                 raise NoWorkloadYet(

@@ -1,7 +1,8 @@
 """`oomguard monitor --mode sidecar` on a real cgroup v2 kernel (the VM here).
 
 A synthetic pod in the systemd layout: a pod cgroup with memory.max 500Mi (the pod's limit)
-and three container cgroups, as the kubelet and containerd would make them:
+and three container cgroups, as the kubelet and containerd would make them (the app's
+memory.max 500Mi too: the sidecar waits for a container limit that its pod implies):
 
 - ``cri-containerd-sandbox.scope``: a process named ``pause`` (the pod sandbox);
 - ``cri-containerd-app.scope``: the workload, the staggered demo pool (6 forked workers
@@ -94,6 +95,9 @@ class Pod:
         self.pod.enable_memory_for_children()
         self.sandbox = self.pod.child("cri-containerd-sandbox.scope").create()
         self.app = self.pod.child("cri-containerd-app.scope").create()
+        # as the runtime limits a container with a limit (the pod's is the sum of them all):
+        # the app's own limit, the pod's, is the tightest
+        self.app.set_memory_max(MemoryLimit(POD_LIMIT))
         self.sidecar = self.pod.child("cri-containerd-sidecar.scope").create()
 
     def oom_kills(self) -> int:
