@@ -69,11 +69,14 @@ class GuardSettings:
 
     @property
     def monitors(self) -> MonitorConfig:
-        """What each kind's guard rule makes of these settings (the event monitor not in
-        dry-run: no memory.high, nothing to cross). At least one must remain (checked by the
-        CLI)."""
+        """What each kind's guard rule makes of these settings (the event monitor only where
+        memory.high is written: nothing to cross otherwise). At least one must remain
+        (checked by the CLI)."""
         facts = GuardFacts(
-            self.monitor_names, self.memory_high, self.threshold_interval, self.dry_run
+            self.monitor_names,
+            self.memory_high,
+            self.threshold_interval,
+            memory_high_set=self.memory_high_to_write is not None,
         )
         return guard_config(facts)
 

@@ -105,8 +105,9 @@ def _check_arguments(args: argparse.Namespace, command: list[str]) -> str | None
             f"--memory-max ({format_size(args.memory_max)}) must be above --memory-high "
             f"({format_size(args.memory_high)})"
         )
-    if args.dry_run and "threshold" not in args.monitors:
-        return "--dry-run sets no memory.high, so it needs the threshold monitor (--monitors)"
+    if (args.dry_run or args.no_memory_high) and "threshold" not in args.monitors:
+        flag = "--dry-run" if args.dry_run else "--no-memory-high"
+        return f"{flag} sets no memory.high, so it needs the threshold monitor (--monitors)"
     if (
         not args.dry_run
         and not args.no_memory_high

@@ -57,8 +57,6 @@ from oomguard.monitor.modes.sidecar_split import (
 )
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.runtime.termination import Terminated, signals_raise_terminated
-from oomguard.monitor.triggers.kinds.event import EVENT
-from oomguard.monitor.triggers.monitor_registry import guard_names
 from oomguard.wire import arguments
 from oomguard.wire.sizes import format_size
 
@@ -192,8 +190,6 @@ def _guard(
         args.buffer,
         args.grace,
         bool(args.dry_run),
-        # the event monitor only where memory.high is set (nothing to cross otherwise)
-        monitor_names=[name for name in guard_names() if set_high or name != EVENT.name],
         set_memory_high=set_high,
         # the runtime removes the workload's cgroup when the app exits: the end, not a fault
         target_may_end=True,

@@ -38,7 +38,9 @@ class GuardFacts:
     asked: frozenset[str]  # the monitors turned on, by name (``--monitors``)
     memory_high: int
     interval_s: float  # how often a polling monitor polls (``--threshold-interval``)
-    dry_run: bool = False  # no memory.high is written: nothing to cross
+    # False: no memory.high is written (dry run, --no-memory-high, a sidecar that only
+    # watches), so there is no line for an event to cross
+    memory_high_set: bool = True
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,8 @@ class EventKind(MonitorKind[EventMonitorSettings, EventConfig]):
         return EventConfig(KUBEPODS_EVENT_COUNTERS)
 
     def guard_config(self, facts: GuardFacts) -> EventConfig | None:
-        """Not in dry-run: no memory.high is set, so there is nothing to cross."""
-        return EventConfig() if self.name in facts.asked and not facts.dry_run else None
+        """Only where memory.high is written: otherwise there is nothing to cross."""
+        return EventConfig() if self.name in facts.asked and facts.memory_high_set else None
 
     def build(self, cgroup: Cgroup, config: EventConfig) -> Monitor:
         if config.counters is None:

@@ -142,12 +142,21 @@ def test_bad_monitor_options(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_dry_run_needs_the_threshold_monitor(capsys):
-    assert (
-        main(["guard", "--memory-high", "1G", "--dry-run", "--monitors", "event", "--", "true"])
-        == 2
+@pytest.mark.parametrize("flag", ["--dry-run", "--no-memory-high"])
+def test_a_guard_without_memory_high_needs_the_threshold_monitor(flag, capsys):
+    """No line is written, so the event monitor has nothing to wait for: event alone would
+    leave the guard blind."""
+    assert main(["guard", "--memory-high", "1G", flag, "--monitors", "event", "--", "true"]) == 2
+    assert f"{flag} sets no memory.high, so it needs the threshold monitor" in (
+        capsys.readouterr().err
     )
-    assert "needs the threshold monitor" in capsys.readouterr().err
+
+
+def test_no_memory_high_keeps_only_the_threshold_monitor(monkeypatch):
+    settings = _settings_of(["--no-memory-high"], monkeypatch)
+    assert settings.memory_high_to_write is None
+    assert not settings.monitors.get(EVENT)
+    assert settings.monitors.get(THRESHOLD) is not None
 
 
 def test_polling_without_memory_high_is_allowed_on_old_kernels(monkeypatch, capsys):

@@ -19,9 +19,18 @@ def test_settings_defaults_are_written_once():
     assert guard_settings(200 * MiB, None, 3 * MiB, 2.0, False).buffer == 3 * MiB
 
 
-def test_sidecar_without_memory_high_runs_only_the_threshold_monitor():
-    settings = guard_settings(200 * MiB, None, None, 1.0, False, monitor_names=["threshold"])
+def test_a_guard_that_writes_no_memory_high_runs_only_the_threshold_monitor():
+    """The sidecar that only watches and ``guard --no-memory-high``: every monitor is asked
+    for, and the event monitor drops out because there is no line to cross."""
+    settings = guard_settings(200 * MiB, None, None, 1.0, False, set_memory_high=False)
+    assert settings.memory_high_to_write is None
     assert not settings.monitors.get(EVENT) and settings.monitors.get(THRESHOLD) is not None
+
+
+def test_a_guard_that_writes_memory_high_runs_the_event_monitor():
+    settings = guard_settings(200 * MiB, None, None, 1.0, False)
+    assert settings.memory_high_to_write == 200 * MiB
+    assert settings.monitors.get(EVENT) is not None
 
 
 def test_the_loop_runs_its_monitors_until_finished(fake_cgroup):
