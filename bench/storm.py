@@ -1,6 +1,6 @@
 """Memory storms on the real kernel: oomguard vs a polling guard vs earlyoom vs the kernel alone.
 
-    .venv/bin/python bench/storm.py            # one VM boot, all scenarios x contenders, ~10 min
+    .venv/bin/python bench/storm.py   # one VM boot, all scenarios x contenders, 3 times, ~40 min
 
 Boots ONE real-kernel VM (tests/vm/run-in-vm) and, inside it, runs every scenario under
 every contender, one after the other, each in a fresh cgroup with the same memory.max.
@@ -27,7 +27,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from stormlib.plan import CONTENDERS, ROOT, RUN_TIMEOUT, SCENARIOS, SHM_DIR, MiB
+from stormlib.plan import (
+    CONTENDERS,
+    REPETITIONS,
+    ROOT,
+    RUN_TIMEOUT,
+    SCENARIOS,
+    SHM_DIR,
+    MiB,
+)
 from stormlib.render import render
 from stormlib.vm_driver import in_vm_main
 from stormlib.workload import loader_main, pool_main
@@ -64,6 +72,8 @@ def host_main(args: argparse.Namespace) -> int:
         str(args.run_timeout),
         "--settle-seconds",
         str(args.settle_seconds),
+        "--repetitions",
+        str(args.repetitions),
         *(["--base-src", args.base_src] if args.base_src else []),
     ]
     vm = [str(ROOT / "tests/vm/run-in-vm"), "--memory", args.vm_memory, "--cpus", "2"]
@@ -136,6 +146,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "more: Python's start-up alone can take a minute under emulation)",
         )
         q.add_argument(
+            "--repetitions",
+            type=int,
+            default=REPETITIONS,
+            help="runs of every scenario x contender and of the idle window; the page shows "
+            "their medians with min-max",
+        )
+        q.add_argument(
             "--base-src",
             help="another checkout's src/ (say, main before a change): contender "
             "oomguard-base runs it, and the idle cost measures it too",
@@ -146,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--out", default=str(ROOT / "docs" / "bench"))
     run.add_argument("--raw", help="keep the VM's raw files here (default: a /tmp folder)")
     run.add_argument("--vm-memory", default="2G")
-    run.add_argument("--timeout", type=int, default=1500)
+    run.add_argument("--timeout", type=int, default=5400, help="the whole VM run, boot included")
     vm = sub.add_parser("in-vm")
     sizes(vm)
     vm.add_argument("--raw", type=Path, required=True)

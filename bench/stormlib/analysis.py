@@ -72,6 +72,7 @@ def analyse(run: dict[str, Any], settings: dict[str, int]) -> dict[str, Any]:
         "guard_signal": own,
         "scenario": run["scenario"],
         "contender": run["contender"],
+        "repetition": run.get("repetition", 0),
         "oom_kills": run["memory_events"].get("oom_kill", 0),
         "vmstat_oom_kills": run["vmstat_oom_kill"],
         "workers": len(workers),

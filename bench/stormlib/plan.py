@@ -31,6 +31,8 @@ SHORT = {
     "c": "(c) many small",
     "d": "(d) escaped shm",
     "e": "(e) slow leak",
+    "f": "(f) bursts",
+    "g": "(g) 120 tiny",
 }
 SCENARIOS = {
     "a": "staggered pool outgrows the limit",
@@ -38,4 +40,7 @@ SCENARIOS = {
     "c": "many small short-lived workers",
     "d": "memory escapes via shared memory (tmpfs charged to a sibling)",
     "e": "slow leak",
+    "f": "an allocator frees and re-allocates in bursts every 80 ms, each burst bigger",
+    "g": "a pool of 120 tiny processes",
 }
+REPETITIONS = 3  # per scenario x contender (and of the idle window): medians with min-max

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from stormlib.analysis import analyse, percentile
+from stormlib.goals import goal_lines
 from stormlib.plan import LABELS, SCENARIOS, SHORT, MiB
+from stormlib.spread import median, per_repetition, spread
 
 
 def _fmt(value: float | None, spec: str = ".2f", unit: str = "") -> str:
@@ -17,6 +18,14 @@ def _fmt(value: float | None, spec: str = ".2f", unit: str = "") -> str:
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value * 1000:.0f}"
+
+
+def _n(value: float | None) -> str:
+    return _fmt(value, ".0f")
+
+
+def _pct(value: float | None) -> str:
+    return _fmt(value, ".0f", " %")
 
 
 def render(data: dict[str, Any], out_dir: Path, command: str, host: dict[str, Any]) -> None:
@@ -47,6 +56,16 @@ def render(data: dict[str, Any], out_dir: Path, command: str, host: dict[str, An
         "compare contenders, not absolute figures.",
         "",
     ]
+    reps = len({r.get("repetition", 0) for r in rows})
+    if reps > 1:
+        lines += [
+            f"Every figure is the median over {reps} repetitions, with [min-max] beside it "
+            "when they differ; the repetitions ran one after the other in the same VM, each "
+            "through every scenario and contender and then its idle window.",
+            "",
+        ]
+    lines += goal_lines(rows, data["idle"])
+    lines += [""]
     lines += _headline(rows, contenders, scenarios)
     lines += ["", "## Per scenario", ""]
     lines += [
@@ -56,22 +75,8 @@ def render(data: dict[str, Any], out_dir: Path, command: str, host: dict[str, An
         "guard peak RSS (MiB) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        how = ", ".join(f"{v} {k}" for k, v in sorted(r["victims_by"].items())) or "—"
-        oom = f"**{r['oom_kills']}**" if r["oom_kills"] else "0"
-        if r["vmstat_oom_kills"] != r["oom_kills"]:
-            oom += f" (vmstat {r['vmstat_oom_kills']})"
-        lines.append(
-            f"| {r['scenario']} | {LABELS.get(r['contender'], r['contender'])} | {oom} | "
-            f"{r['victims']}/{r['workers']} ({how}) | {r['oldest_half_lost']} | "
-            f"{_fmt(None if r['preserved'] is None else 100 * r['preserved'], '.0f', ' %')} | "
-            f"{_fmt(r['relief_s'])} | {_fmt(r['over_high_s'])} | "
-            f"{_ms(percentile(r['reactions'], 0.5))} | {r['peak'] // MiB} | "
-            f"{_fmt(r['cpu_s'])} | {_fmt(r.get('wakeups'), '.0f')} | "
-            f"{_mib(r.get('guard_peak_rss'))} |"
-            + (" timed out" if r["timed_out"] else "")
-            + (" pool lost" if r["pool_missing"] else "")
-        )
+    for (scenario, contender), runs in _cells(rows).items():
+        lines.append(_scenario_row(scenario, contender, runs))
     lines += ["", "Scenarios:", ""]
     lines += [f"- **{k}**: {v}" for k, v in SCENARIOS.items() if k in scenarios]
     lines += ["", "## Idle cost", ""]
@@ -88,16 +93,8 @@ def render(data: dict[str, Any], out_dir: Path, command: str, host: dict[str, An
             "RSS (MiB) | peak RSS (MiB) |",
             "|---|---|---|---|---|---|---|",
         ]
-        for i in data["idle"]:
-            cpu = i["cpu_seconds"]
-            pct = None if cpu is None else 100 * cpu / i["seconds"]
-            woken = i.get("wakeups")
-            rate = None if woken is None else woken / i["seconds"]
-            lines.append(
-                f"| {i['contender']} | {_fmt(cpu, '.2f')} | {_fmt(pct, '.2f', ' %')} | "
-                f"{_fmt(woken, '.0f')} | {_fmt(rate, '.1f')} | "
-                f"{(i['rss_bytes'] or 0) / MiB:.1f} | {_mib(i.get('peak_rss_bytes'))} |"
-            )
+        for contender, windows in _idle_cells(data["idle"]).items():
+            lines.append(_idle_row(contender, windows))
     lines += _trace(rows)
     lines += ["", *EXPLANATION.strip("\n").splitlines()]
     lines += ["", "How each figure is measured: see `bench/README.md`.", ""]
@@ -141,43 +138,128 @@ the biggest, which in a staggered pool is an old worker: more work lost than new
 
 
 def _headline(rows: list[dict[str, Any]], contenders: list[str], scenarios: list[str]) -> list[str]:
+    """Per contender, each figure within a repetition, then its median [min-max]."""
     lines = [
         "## Headline",
         "",
-        "| contender | kernel OOM kills (a, b, c, e) | kernel OOM kills (d) | victims | "
-        "work preserved (mean) | breach -> first signal p50 / max (ms, a b c e) | "
-        "breach -> victim stopped p50 / p95 / max (ms, a b c e) | "
-        "oomguard's own detection -> signal p50 / max (ms, a b c e) | guard CPU, all runs (s) | "
-        "guard wake-ups, all runs | guard peak RSS (MiB) |",
+        "| contender | kernel OOM kills (all but d) | kernel OOM kills (d) | victims | "
+        "work preserved (median of scenarios) | breach -> first signal p50 / max (ms, all but d) | "
+        "breach -> victim stopped p50 / p95 / max (ms, all but d) | "
+        "oomguard's own detection -> signal p50 / max (ms, all but d) | "
+        "guard CPU, all runs (s) | guard wake-ups, all runs | guard peak RSS (MiB) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in contenders:
-        mine = [r for r in rows if r["contender"] == c]
-        main = sum(r["oom_kills"] for r in mine if r["scenario"] != "d")
-        d = sum(r["oom_kills"] for r in mine if r["scenario"] == "d")
-        reactions = [x for r in mine if r["scenario"] != "d" for x in r["reactions"]]
-        to_signal = [
-            x for r in mine if r["scenario"] != "d" for x in r.get("breach_to_signal") or []
-        ]
-        kept = [r["preserved"] for r in mine if r["preserved"] is not None]
-        cpu = [r["cpu_s"] for r in mine if r["cpu_s"] is not None]
-        own = [x for r in mine if r["scenario"] != "d" for x in r["guard_signal"]]
-        woken = [r["wakeups"] for r in mine if r.get("wakeups") is not None]
-        peaks = [r["guard_peak_rss"] for r in mine if r.get("guard_peak_rss")]
-        main_txt = "-" if all(r["scenario"] == "d" for r in mine) else str(main)
-        lines.append(
-            f"| {LABELS.get(c, c)} | {main_txt} | "
-            f"{d if any(r['scenario'] == 'd' for r in mine) else '-'} | "
-            f"{sum(r['victims'] for r in mine)} | "
-            f"{_fmt(100 * statistics.mean(kept) if kept else None, '.0f', ' %')} | "
-            f"{_ms(percentile(to_signal, 0.5))} / {_ms(max(to_signal) if to_signal else None)} | "
-            f"{_ms(percentile(reactions, 0.5))} / {_ms(percentile(reactions, 0.95))} / "
-            f"{_ms(max(reactions) if reactions else None)} | "
-            f"{_ms(percentile(own, 0.5))} / {_ms(max(own) if own else None)} | "
-            f"{_fmt(sum(cpu) if cpu else None)} | {_fmt(sum(woken) if woken else None, '.0f')} | "
-            f"{_mib(max(peaks) if peaks else None)} |"
-        )
+        lines.append(_headline_row(c, [r for r in rows if r["contender"] == c]))
     return lines
+
+
+def _headline_row(c: str, mine: list[dict[str, Any]]) -> str:
+    has_d = any(r["scenario"] == "d" for r in mine)
+    only_d = all(r["scenario"] == "d" for r in mine)
+
+    def each(figure: Callable[[list[dict[str, Any]]], float | None]) -> list[float | None]:
+        return per_repetition(mine, figure)
+
+    def pooled(key: str, rep: list[dict[str, Any]]) -> list[float]:
+        return [x for r in rep if r["scenario"] != "d" for x in r.get(key) or []]
+
+    def total(key: str, rep: list[dict[str, Any]]) -> float | None:
+        values = [r[key] for r in rep if r.get(key) is not None]
+        return sum(values) if values else None
+
+    def pooled_rss(rep: list[dict[str, Any]]) -> list[float]:
+        return [r["guard_peak_rss"] for r in rep if r.get("guard_peak_rss")]
+
+    def p(key: str, q: float) -> str:
+        return spread(each(lambda rep: percentile(pooled(key, rep), q)), _ms)
+
+    def top(key: str) -> str:
+        return spread(each(lambda rep: max(pooled(key, rep), default=None)), _ms)
+
+    main = each(lambda rep: sum(r["oom_kills"] for r in rep if r["scenario"] != "d"))
+    d = each(lambda rep: sum(r["oom_kills"] for r in rep if r["scenario"] == "d"))
+    kept = each(lambda rep: median(100 * r["preserved"] for r in rep if r["preserved"] is not None))
+    return (
+        f"| {LABELS.get(c, c)} | {'-' if only_d else spread(main, _n)} | "
+        f"{spread(d, _n) if has_d else '-'} | "
+        f"{spread(each(lambda rep: total('victims', rep)), _n)} | "
+        f"{spread(kept, _pct)} | "
+        f"{p('breach_to_signal', 0.5)} / {top('breach_to_signal')} | "
+        f"{p('reactions', 0.5)} / {p('reactions', 0.95)} / {top('reactions')} | "
+        f"{p('guard_signal', 0.5)} / {top('guard_signal')} | "
+        f"{spread(each(lambda rep: total('cpu_s', rep)), _fmt)} | "
+        f"{spread(each(lambda rep: total('wakeups', rep)), _n)} | "
+        f"{spread(each(lambda rep: max(pooled_rss(rep), default=None)), _mib)} |"
+    )
+
+
+def _cells(rows: list[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The runs of each scenario x contender, in the order they first ran."""
+    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault((r["scenario"], r["contender"]), []).append(r)
+    return out
+
+
+def _scenario_row(scenario: str, contender: str, runs: list[dict[str, Any]]) -> str:
+    def of(key: str) -> list[float | None]:
+        return [r.get(key) for r in runs]
+
+    how: dict[str, int] = {}
+    for r in runs:
+        for kind, n in r["victims_by"].items():
+            how[kind] = how.get(kind, 0) + n
+    how_text = ", ".join(f"{v} {k}" for k, v in sorted(how.items())) or "—"
+    if len(runs) > 1 and how:
+        how_text += f" in {len(runs)} runs"
+    kills = of("oom_kills")
+    oom = spread(kills, _n)
+    if any(kills):
+        oom = f"**{oom}**"
+    if [r["vmstat_oom_kills"] for r in runs] != kills:
+        oom += f" (vmstat {spread(of('vmstat_oom_kills'), _n)})"
+    preserved = [None if r["preserved"] is None else 100 * r["preserved"] for r in runs]
+    reaction = [percentile(r["reactions"], 0.5) for r in runs]
+    workers = max(r["workers"] for r in runs)
+    flags = sum(1 for r in runs if r["timed_out"]), sum(1 for r in runs if r["pool_missing"])
+    return (
+        f"| {scenario} | {LABELS.get(contender, contender)} | {oom} | "
+        f"{spread(of('victims'), _n)}/{workers} ({how_text}) | "
+        f"{spread(of('oldest_half_lost'), _n)} | "
+        f"{spread(preserved, _pct)} | "
+        f"{spread(of('relief_s'), _fmt)} | {spread(of('over_high_s'), _fmt)} | "
+        f"{spread(reaction, _ms)} | {spread(of('peak'), _mib)} | "
+        f"{spread(of('cpu_s'), _fmt)} | {spread(of('wakeups'), _n)} | "
+        f"{spread(of('guard_peak_rss'), _mib)} |"
+        + (f" {flags[0]} timed out" if flags[0] else "")
+        + (f" {flags[1]} pool lost" if flags[1] else "")
+    )
+
+
+def _idle_cells(idle: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for i in idle:
+        out.setdefault(i["contender"], []).append(i)
+    return out
+
+
+def _idle_row(contender: str, windows: list[dict[str, Any]]) -> str:
+    def rate(i: dict[str, Any], key: str, factor: float = 1.0) -> float | None:
+        value = i.get(key)
+        return None if value is None else factor * value / i["seconds"]
+
+    cpu = [i["cpu_seconds"] for i in windows]
+    cpu_pct = [rate(i, "cpu_seconds", 100) for i in windows]
+    woken = [i.get("wakeups") for i in windows]
+    return (
+        f"| {contender} | {spread(cpu, _fmt)} | "
+        f"{spread(cpu_pct, lambda v: _fmt(v, '.2f', ' %'))} | "
+        f"{spread(woken, _n)} | "
+        f"{spread([rate(i, 'wakeups') for i in windows], lambda v: _fmt(v, '.1f'))} | "
+        f"{spread([i['rss_bytes'] for i in windows], _mib)} | "
+        f"{spread([i.get('peak_rss_bytes') for i in windows], _mib)} |"
+    )
 
 
 TRACE_STAGES = (
@@ -199,7 +281,7 @@ def _trace(rows: list[dict[str, Any]]) -> list[str]:
         return []
     lines = [
         "",
-        "## Where detection -> signal goes (decisions with victims, a b c e)",
+        "## Where detection -> signal goes (decisions with victims, all but d)",
         "",
         "Each decision's stages from the guard's report (`trace_seconds`), median and max in ms.",
         "",
@@ -239,7 +321,7 @@ def chart(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    by = {(r["scenario"], r["contender"]): r for r in rows}
+    by = _cells(rows)
     fig, axes = plt.subplots(2, 2, figsize=(14, 9))
     panels: list[tuple[str, Callable[[dict[str, Any]], float | None], str]] = [
         ("Kernel OOM kills (lower is better)", lambda r: r["oom_kills"], "{:.0f}"),
@@ -259,15 +341,25 @@ def chart(
     width = 0.8 / len(contenders)
     for ax, (title, value, fmt) in zip(axes.flat, panels, strict=True):
         for j, c in enumerate(contenders):
-            xs, ys = [], []
+            xs, ys, low, high = [], [], [], []
             for i, s in enumerate(scenarios):
-                r = by.get((s, c))
-                v = None if r is None else value(r)
-                if v is None:
+                values = [v for r in by.get((s, c), []) if (v := value(r)) is not None]
+                if not values:
                     continue
+                middle = median(values) or 0.0
                 xs.append(i + (j - (len(contenders) - 1) / 2) * width)
-                ys.append(v)
-            bars = ax.bar(xs, ys, width, label=LABELS.get(c, c), color=colors[j % len(colors)])
+                ys.append(middle)
+                low.append(middle - min(values))
+                high.append(max(values) - middle)
+            bars = ax.bar(
+                xs,
+                ys,
+                width,
+                yerr=[low, high],  # the spread over the repetitions: min to max
+                capsize=2,
+                label=LABELS.get(c, c),
+                color=colors[j % len(colors)],
+            )
             for b, y in zip(bars, ys, strict=True):
                 ax.annotate(
                     fmt.format(y),

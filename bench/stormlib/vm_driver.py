@@ -386,22 +386,28 @@ def in_vm_main(args: argparse.Namespace) -> int:
         "loadavg_start": Path("/proc/loadavg").read_text().split()[:3],
     }
     runs: list[dict[str, Any]] = []
+    idle: list[dict[str, Any]] = []
     t0 = time.monotonic()
-    for scenario in args.scenarios:
-        for contender in [*args.contenders, *EXTRA_CONTENDERS.get(scenario, ())]:
-            if contender not in args.contenders and not args.extras:
-                continue
-            print(f"storm: scenario {scenario} / {contender} ...", flush=True)
-            result = run_one(scenario, contender, args, raw)
-            runs.append(result)
-            print(
-                f"storm: {scenario}/{contender}: oom_kill {result['memory_events'].get('oom_kill')}"
-                f" vmstat {result['vmstat_oom_kill']}"
-                f" in {result['ended'] - result['started']:.1f}s",
-                flush=True,
-            )
-            (raw / "runs.partial.json").write_text(json.dumps(runs))
-    idle = idle_cost(args, raw) if args.idle_seconds > 0 else []
+    # repetitions outermost: a drift in the host's load falls on every contender alike
+    for repetition in range(args.repetitions):
+        for scenario in args.scenarios:
+            for contender in [*args.contenders, *EXTRA_CONTENDERS.get(scenario, ())]:
+                if contender not in args.contenders and not args.extras:
+                    continue
+                print(f"storm: #{repetition} scenario {scenario} / {contender} ...", flush=True)
+                result = run_one(scenario, contender, args, raw)
+                result["repetition"] = repetition
+                runs.append(result)
+                print(
+                    f"storm: #{repetition} {scenario}/{contender}: oom_kill "
+                    f"{result['memory_events'].get('oom_kill')}"
+                    f" vmstat {result['vmstat_oom_kill']}"
+                    f" in {result['ended'] - result['started']:.1f}s",
+                    flush=True,
+                )
+                (raw / "runs.partial.json").write_text(json.dumps(runs))
+        if args.idle_seconds > 0:
+            idle += [{**i, "repetition": repetition} for i in idle_cost(args, raw)]
     info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
     info["vm_seconds"] = time.monotonic() - t0
     settings = {"memory_high": args.memory_high, "memory_max": args.memory_max}

@@ -29,11 +29,19 @@ class WorkerSpec:
     step_interval: float
     hold: float
     shm_mib: int = 0  # scenario d: map (and read) a file of this size written by the loader
+    # scenario f: after its steady part, this many bursts of BURST_PERIOD: allocate
+    # burst_mib + k * burst_growth_mib at once, hold half the period, free, rest half
+    bursts: int = 0
+    burst_mib: int = 0
+    burst_growth_mib: int = 0
 
     @property
     def planned_units(self) -> int:
         steps = -(-self.target_mib // self.step_mib) if self.step_mib else 0
-        return steps + round(self.hold / TICK) + (1 if self.shm_mib else 0)
+        return steps + round(self.hold / TICK) + (1 if self.shm_mib else 0) + self.bursts
+
+
+BURST_PERIOD = 0.08  # faster than the guard's 0.1 s step spacing and threshold poll
 
 
 def scenario_workers(name: str) -> list[WorkerSpec]:
@@ -50,6 +58,15 @@ def scenario_workers(name: str) -> list[WorkerSpec]:
     if name == "e":  # 3 x 50 MiB steady for 11 s; a newer process leaks 2 MiB per 0.1 s
         steady = [WorkerSpec(0.3 * i, 50, 10, 0.1, 11.0) for i in range(3)]
         return [*steady, WorkerSpec(1.5, 200, 2, 0.1, 1.0)]
+    if name == "f":  # 3 x 45 MiB steady for 12 s; a newer one bursts 40, 43, ... MiB every
+        # 80 ms (allocate, hold 40 ms, free; the fill itself is slower under emulation): over
+        # the soft limit from about the 4th burst, over memory.max from about the 25th
+        steady = [WorkerSpec(0.3 * i, 45, 15, 0.1, 12.0) for i in range(3)]
+        burster = WorkerSpec(1.5, 0, 0, 0.0, 0.0, bursts=40, burst_mib=40, burst_growth_mib=3)
+        return [*steady, burster]
+    if name == "g":  # 120 tiny workers, 30 ms apart, 3 MiB each in 1 MiB steps, 4 s hold:
+        # 360 MiB wanted (more with each forked interpreter's own pages), ~100 alive at once
+        return [WorkerSpec(0.03 * i, 3, 1, 0.05, 4.0) for i in range(120)]
     raise ValueError(f"unknown scenario {name!r}")
 
 
@@ -105,6 +122,13 @@ def _worker(
         SLOT.pack_into(slots, index * SLOT.size, progress, 0.0)
         if spec.step_interval:
             time.sleep(spec.step_interval)
+    for k in range(spec.bursts):
+        burst = b"\1" * ((spec.burst_mib + k * spec.burst_growth_mib) * MiB)
+        time.sleep(BURST_PERIOD / 2)
+        del burst
+        progress += 1
+        SLOT.pack_into(slots, index * SLOT.size, progress, 0.0)
+        time.sleep(BURST_PERIOD / 2)
     for _ in range(round(spec.hold / TICK)):
         time.sleep(TICK)
         progress += 1
