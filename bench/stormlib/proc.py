@@ -48,21 +48,27 @@ def peak_rss_bytes(pid: int) -> int | None:
     return None
 
 
-def wakeups(pid: int) -> int | None:
-    """Voluntary context switches summed over every thread of ``pid``: each is one time a
+class WakeupCounter:
+    """Voluntary context switches of every thread of ``pid`` ever seen: each is one time a
     thread went to sleep, so between two reads, how often the process was woken and slept
-    again. None once the process is gone. (Threads that ended meanwhile drop out of the sum;
-    the guards keep theirs for their whole run.)"""
-    total, seen = 0, False
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return None
-    for task in tasks:
-        with contextlib.suppress(OSError):
-            for line in (task / "status").read_text().splitlines():
-                if line.startswith("voluntary_ctxt_switches:"):
-                    total += int(line.split()[1])
-                    seen = True
-                    break
-    return total if seen else None
+    again. A thread that ends keeps the count it had at the last read (a plain sum over the
+    live threads would go down when the guard's short-lived kill threads end)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._last: dict[str, int] = {}
+
+    def read(self) -> int | None:
+        """The running total; None once the process is gone (or before it had a thread)."""
+        try:
+            tasks = list(Path(f"/proc/{self.pid}/task").iterdir())
+        except OSError:
+            return None
+        for task in tasks:
+            with contextlib.suppress(OSError, ValueError):
+                for line in (task / "status").read_text().splitlines():
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        count = int(line.split()[1])
+                        self._last[task.name] = max(count, self._last.get(task.name, 0))
+                        break
+        return sum(self._last.values()) if self._last else None

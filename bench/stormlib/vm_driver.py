@@ -29,12 +29,12 @@ from stormlib.plan import (
     STORM_SCRIPT,
 )
 from stormlib.proc import (
+    WakeupCounter,
     cpu_seconds,
     mem_available,
     peak_rss_bytes,
     read_kv_meminfo,
     rss_bytes,
-    wakeups,
 )
 
 
@@ -50,6 +50,7 @@ class Sampler(threading.Thread):
         self.wakeups: list[tuple[float, int, bool]] = []  # time, guard wake-ups, workload running
         self.guard_peak_rss = 0  # the guard's VmHWM, bytes
         self.stop = threading.Event()
+        self._woken: WakeupCounter | None = None
 
     def run(self) -> None:
         current = self.cgroup / "memory.current"
@@ -62,7 +63,9 @@ class Sampler(threading.Thread):
                 if cpu is not None:
                     busy = any(True for _ in _worker_pids(self.cgroup))
                     self.cpu.append((now, cpu, busy))
-                    woken = wakeups(self.guard_pid)
+                    if self._woken is None or self._woken.pid != self.guard_pid:
+                        self._woken = WakeupCounter(self.guard_pid)
+                    woken = self._woken.read()
                     if woken is not None:
                         self.wakeups.append((now, woken, busy))
                     peak = peak_rss_bytes(self.guard_pid) or 0
@@ -320,19 +323,21 @@ def idle_cost(cfg: argparse.Namespace, raw: Path) -> list[dict[str, Any]]:
     )
     _settle(procs, cfg.settle_seconds)  # imports and start-up are slow under emulation
     start = {n: cpu_seconds(p.pid) for n, p in procs.items()}
-    woken = {n: wakeups(p.pid) for n, p in procs.items()}
+    counters = {n: WakeupCounter(p.pid) for n, p in procs.items()}
+    woken = {n: c.read() for n, c in counters.items()}
     t0 = time.monotonic()
     peak = {n: 0 for n in procs}
     while time.monotonic() - t0 < cfg.idle_seconds:
         for n, p in procs.items():
             peak[n] = max(peak[n], rss_bytes(p.pid) or 0)
+            counters[n].read()  # every second, so a thread that ends is still counted
         time.sleep(1.0)
     elapsed = time.monotonic() - t0
     out = []
     for n, p in procs.items():
         end = cpu_seconds(p.pid)
         s = start[n]
-        w0, w1 = woken[n], wakeups(p.pid)
+        w0, w1 = woken[n], counters[n].read()
         out.append(
             {
                 "contender": n,

@@ -30,10 +30,10 @@ class WorkerSpec:
     hold: float
     shm_mib: int = 0  # scenario d: map (and read) a file of this size written by the loader
     # scenario f: after its steady part, this many bursts of BURST_PERIOD: allocate
-    # burst_mib + k * burst_growth_mib at once, hold half the period, free, rest half
+    # burst_mib at once, hold half the period, free it but keep burst_keep_mib, rest half
     bursts: int = 0
     burst_mib: int = 0
-    burst_growth_mib: int = 0
+    burst_keep_mib: int = 0
 
     @property
     def planned_units(self) -> int:
@@ -58,15 +58,16 @@ def scenario_workers(name: str) -> list[WorkerSpec]:
     if name == "e":  # 3 x 50 MiB steady for 11 s; a newer process leaks 2 MiB per 0.1 s
         steady = [WorkerSpec(0.3 * i, 50, 10, 0.1, 11.0) for i in range(3)]
         return [*steady, WorkerSpec(1.5, 200, 2, 0.1, 1.0)]
-    if name == "f":  # 3 x 45 MiB steady for 12 s; a newer one bursts 40, 43, ... MiB every
-        # 80 ms (allocate, hold 40 ms, free; the fill itself is slower under emulation): over
-        # the soft limit from about the 4th burst, over memory.max from about the 25th
-        steady = [WorkerSpec(0.3 * i, 45, 15, 0.1, 12.0) for i in range(3)]
-        burster = WorkerSpec(1.5, 0, 0, 0.0, 0.0, bursts=40, burst_mib=40, burst_growth_mib=3)
+    if name == "f":  # 3 x 50 MiB steady for 20 s; a newer one bursts 60 MiB every 80 ms
+        # (allocate, hold 40 ms, free; the fill itself is slower under emulation), each burst
+        # over the soft limit, and keeps 2 MiB of each: past memory.max within 30 bursts
+        steady = [WorkerSpec(0.3 * i, 50, 10, 0.1, 20.0) for i in range(3)]
+        burster = WorkerSpec(1.5, 0, 0, 0.0, 0.0, bursts=30, burst_mib=60, burst_keep_mib=2)
         return [*steady, burster]
-    if name == "g":  # 120 tiny workers, 30 ms apart, 3 MiB each in 1 MiB steps, 4 s hold:
-        # 360 MiB wanted (more with each forked interpreter's own pages), ~100 alive at once
-        return [WorkerSpec(0.03 * i, 3, 1, 0.05, 4.0) for i in range(120)]
+    if name == "g":  # 120 tiny workers, 30 ms apart, 3 MiB each in 1 MiB steps, 10 s hold:
+        # 360 MiB wanted, more with each forked interpreter's own pages; the hold outlasts the
+        # forking (about 0.1 s a fork under emulation), so most are alive at once
+        return [WorkerSpec(0.03 * i, 3, 1, 0.05, 10.0) for i in range(120)]
     raise ValueError(f"unknown scenario {name!r}")
 
 
@@ -88,10 +89,14 @@ def _worker(
     # the pool's -1000 is inherited through fork: workers must be ordinary OOM candidates
     Path("/proc/self/oom_score_adj").write_text("0")
     data_file = shm_dir / f"w{index}"
+    request = shm_dir / f"req-{index}-{spec.shm_mib}"
 
     def cleanup() -> None:
-        with contextlib.suppress(OSError):
-            data_file.unlink()
+        """Everything written for this worker: the request first (so the loader drops a
+        file it finishes later), the file being written, the file."""
+        for path in (request, shm_dir / f"w{index}.tmp", data_file):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def on_term(_signum: int, _frame: Any) -> None:
         SLOT.pack_into(slots, index * SLOT.size, progress, time.monotonic())
@@ -102,7 +107,7 @@ def _worker(
     signal.signal(signal.SIGTERM, on_term)
     held: list[Any] = []
     if spec.shm_mib:
-        (shm_dir / f"req-{index}-{spec.shm_mib}").touch()
+        request.touch()
         deadline = time.monotonic() + 20.0
         while not data_file.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -122,9 +127,10 @@ def _worker(
         SLOT.pack_into(slots, index * SLOT.size, progress, 0.0)
         if spec.step_interval:
             time.sleep(spec.step_interval)
-    for k in range(spec.bursts):
-        burst = b"\1" * ((spec.burst_mib + k * spec.burst_growth_mib) * MiB)
+    for _ in range(spec.bursts):
+        burst = b"\1" * (spec.burst_mib * MiB)
         time.sleep(BURST_PERIOD / 2)
+        held.append(burst[: spec.burst_keep_mib * MiB])  # a copy: the burst itself is freed
         del burst
         progress += 1
         SLOT.pack_into(slots, index * SLOT.size, progress, 0.0)
@@ -192,8 +198,10 @@ def loader_main(args: argparse.Namespace) -> int:
     """Scenario d's data owner: writes each worker's file in tmpfs, so it is charged here.
 
     Workers ask with an empty ``req-I-MIB`` file; the loader writes ``wI.tmp`` and
-    renames it to ``wI``. It never deletes: the files outlive their readers unless a
-    reader removes its own on exit (what a SIGTERM allows and a SIGKILL does not).
+    renames it to ``wI``. The files outlive their readers unless a reader removes its own on
+    exit (what a SIGTERM allows and a SIGKILL does not). A reader stopped before its file
+    was done removes its request and the ``.tmp``: the loader's rename then fails, or, if the
+    rename came first, the loader sees the request gone and drops the file itself.
     """
     set_comm("storm-loader")
     done: set[str] = set()
@@ -204,13 +212,15 @@ def loader_main(args: argparse.Namespace) -> int:
                 continue
             done.add(req.name)
             _, index, mib = req.name.split("-")
-            tmp = args.shm_dir / f"w{index}.tmp"
+            tmp, final = args.shm_dir / f"w{index}.tmp", args.shm_dir / f"w{index}"
             try:
                 with open(tmp, "wb") as f:
                     for _ in range(int(mib)):
                         f.write(chunk)
-                tmp.rename(args.shm_dir / f"w{index}")
-            except OSError as exc:
+                tmp.rename(final)
+                if not req.exists():  # its reader stopped meanwhile: nobody else removes it
+                    final.unlink(missing_ok=True)
+            except OSError as exc:  # the reader removed the .tmp: the rename has nothing
                 print(f"loader: w{index}: {exc}", file=sys.stderr)
         time.sleep(0.02)
     return 0

@@ -10,13 +10,14 @@ def test_every_scenario_has_workers_a_label_and_a_description():
         assert name in SHORT
 
 
-def test_the_bursting_scenario_grows_past_the_limit_in_bursts():
+def test_the_bursting_scenario_crosses_the_soft_limit_each_burst_and_creeps_past_the_limit():
     *steady, burster = scenario_workers("f")
     base = sum(w.target_mib for w in steady)
-    last = burster.burst_mib + (burster.bursts - 1) * burster.burst_growth_mib
-    assert base + burster.burst_mib < 192  # the first bursts fit under the soft limit
-    assert base + last > 256  # the last ones would pass memory.max
+    kept = burster.bursts * burster.burst_keep_mib
+    assert base < 192 < base + burster.burst_mib < 256  # each burst over the soft limit only
+    assert base + burster.burst_mib + kept > 256  # what it keeps takes it past memory.max
     assert burster.start > max(w.start for w in steady)  # the newest: the one to stop
+    assert min(w.start + w.hold for w in steady) > burster.start + burster.bursts * 0.08
     assert burster.planned_units == burster.bursts
 
 

@@ -1,0 +1,345 @@
+"""Many node agents evicting at once through the eviction webhook, on the real apiserver.
+
+Starts tests/cluster's control plane and the webhook in-process on 127.0.0.1, then makes N
+nodes (500 by default), and on each an agent pod, whose bound ServiceAccount token is that
+node's agent identity, as on a cluster. Each repetition runs three rounds; in each, every
+node's agent evicts one fresh pod on its own node, all N released together by a barrier:
+
+  - no webhook     the apiserver alone: what an eviction storm costs without oomguard's webhook
+  - webhook        the webhook installed, no cluster cap
+  - webhook + cap  the webhook with the chart's cluster-wide cap (60 in any 60 s by default)
+
+and prints, side by side: end-to-end p50/p99 (POST pods/eviction -> answer), the webhook's
+server-side p50/p99 (request read -> verdict written), the webhook thread's CPU per round,
+the answers by status, and whether the cap held (allowed == cap, the rest 429 with
+Retry-After). An answer 429 that is not the webhook's (the apiserver's own flow control) is
+retried after its Retry-After, as the agent does, and counted apart.
+
+    .venv/bin/python bench/eviction_storm.py [--nodes 500] [--repetitions 3] [--cap 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+sys.path.insert(0, str(ROOT / "tests" / "operator" / "webhook"))
+
+from control_plane import ControlPlane, free_port, running_control_plane  # noqa: E402
+from k8s_helpers import (  # noqa: E402
+    PAUSE_IMAGE,
+    create_namespace,
+    create_node,
+    create_pod_on_node,
+    ensure_service_account,
+    request_token,
+    set_pod_running,
+    token_client,
+    wait_for,
+)
+from kubernetes import client  # noqa: E402
+from kubernetes.client import CoreV1Api  # noqa: E402
+from kubernetes.client.exceptions import ApiException  # noqa: E402
+from webhook_harness import (  # noqa: E402
+    BackgroundWebhook,
+    background_webhook,
+    delete_configuration,
+    grant_evictions,
+    install_configuration,
+    webhook_configuration,
+)
+
+from oomguard.operator.webhook.webhook_runtime import WebhookOptions  # noqa: E402
+
+CAPPED_MESSAGE = "may be evicted in"  # the webhook's cap denial (eviction_decision.capped)
+APF_RETRIES = 20
+
+
+@dataclass
+class Answer:
+    status: int
+    seconds: float  # the whole eviction, retries after the apiserver's own 429s included
+    apf_retries: int = 0
+
+
+@dataclass
+class Round:
+    label: str
+    answers: list[Answer] = field(default_factory=list)
+    server: list[tuple[str, float]] = field(default_factory=list)  # (reason, seconds)
+    webhook_cpu_s: float | None = None
+    wall_s: float = 0.0
+
+
+def evict(core: CoreV1Api, namespace: str, name: str) -> Answer:
+    body = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=namespace))
+    start = time.perf_counter()
+    for attempt in range(APF_RETRIES + 1):
+        try:
+            core.create_namespaced_pod_eviction(name, namespace, body)
+        except ApiException as exc:
+            ours = CAPPED_MESSAGE in (exc.body or "")
+            if exc.status == 429 and not ours and attempt < APF_RETRIES:
+                time.sleep(float((exc.headers or {}).get("Retry-After", "1")))
+                continue
+            return Answer(int(exc.status), time.perf_counter() - start, attempt)
+        return Answer(201, time.perf_counter() - start, attempt)
+    raise AssertionError("unreachable")
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{1000 * value:.1f}"
+
+
+class Cluster:
+    """N nodes, each with its agent pod and that agent's client (a token bound to the pod)."""
+
+    def __init__(self, cp: ControlPlane, nodes: int) -> None:
+        self.cp = cp
+        self.admin = CoreV1Api(cp.api_client)
+        self.ns = create_namespace(self.admin)
+        ensure_service_account(self.admin, self.ns, "agent")
+        grant_evictions(cp.api_client, self.ns, "agent")
+        self.username = f"system:serviceaccount:{self.ns}:agent"
+        with ThreadPoolExecutor(16) as pool:
+            self.nodes = list(
+                pool.map(lambda _: create_node(self.admin).metadata.name, range(nodes))
+            )
+            self.agents = list(pool.map(self._agent, self.nodes))
+
+    def _agent(self, node: str) -> CoreV1Api:
+        pod = self.admin.create_namespaced_pod(
+            self.ns,
+            client.V1Pod(
+                metadata=client.V1ObjectMeta(generate_name="agent-"),
+                spec=client.V1PodSpec(
+                    node_name=node,
+                    service_account_name="agent",
+                    containers=[client.V1Container(name="agent", image=PAUSE_IMAGE)],
+                ),
+            ),
+        )
+        pod = set_pod_running(self.admin, pod)
+        token = request_token(self.admin, self.ns, "agent", bound_pod=pod)
+        return CoreV1Api(token_client(self.cp, token))
+
+    def victims(self) -> list[str]:
+        """One fresh Running pod on every node."""
+
+        def one(node: str) -> str:
+            return str(create_pod_on_node(self.admin, self.ns, node).metadata.name)
+
+        with ThreadPoolExecutor(16) as pool:
+            return list(pool.map(one, self.nodes))
+
+    def storm(self, label: str, hook: BackgroundWebhook | None) -> Round:
+        """Every agent evicts its node's victim at the same moment."""
+        victims = self.victims()
+        gate = threading.Barrier(len(self.agents) + 1)
+        result = Round(label)
+
+        def one(i: int) -> Answer:
+            gate.wait()
+            return evict(self.agents[i], self.ns, victims[i])
+
+        cpu = _thread_cpu(hook) if hook is not None else None
+        cpu_start = cpu() if cpu is not None else 0.0
+        if hook is not None:
+            hook.running.webhook.timings.clear()
+        with ThreadPoolExecutor(len(self.agents)) as pool:
+            futures = [pool.submit(one, i) for i in range(len(self.agents))]
+            gate.wait()
+            start = time.perf_counter()
+            result.answers = [f.result() for f in futures]
+            result.wall_s = time.perf_counter() - start
+        if hook is not None and cpu is not None:
+            result.server = list(hook.running.webhook.timings)
+            result.webhook_cpu_s = cpu() - cpu_start
+        return result
+
+
+def _thread_cpu(hook: BackgroundWebhook) -> Callable[[], float]:
+    """The webhook's event-loop thread's CPU clock (its whole work: TLS, reviews, cache)."""
+    ident = _run_in(hook, threading.get_ident)
+    clock = time.pthread_getcpuclockid(ident)
+
+    return lambda: time.clock_gettime(clock)
+
+
+def _run_in(hook: BackgroundWebhook, fn: Callable[[], int]) -> int:
+    done = threading.Event()
+    box: list[int] = []
+
+    def call() -> None:
+        box.append(fn())
+        done.set()
+
+    hook.loop.call_soon_threadsafe(call)
+    if not done.wait(10):
+        raise AssertionError("the webhook's loop did not answer")
+    return box[0]
+
+
+def options(cluster: Cluster, port: int, name: str, cap: int, window: float) -> WebhookOptions:
+    return WebhookOptions(
+        port=port,
+        host="127.0.0.1",
+        agent_usernames=(cluster.username,),
+        extra_hosts=("127.0.0.1",),
+        configuration=name,
+        max_evictions=cap,
+        eviction_window_seconds=window,
+    )
+
+
+def repetition(cluster: Cluster, cap: int, window: float) -> list[Round]:
+    rounds = [cluster.storm("no webhook", None)]
+    for label, limit in (("webhook", 0), (f"webhook + cap {cap}/{window:.0f}s", cap)):
+        rounds.append(_webhook_round(cluster, label, limit, window))
+    return rounds
+
+
+def _webhook_round(cluster: Cluster, label: str, cap: int, window: float) -> Round:
+    """Install the webhook, wait until the apiserver calls it, storm, remove it again."""
+    name, port = "oomguard-storm-bench", free_port()
+    url = f"https://127.0.0.1:{port}/validate-eviction"
+    probe = create_pod_on_node(cluster.admin, cluster.ns, cluster.nodes[0]).metadata.name
+
+    def cross_node_dry_run() -> int:  # denied (403) only while the webhook is called
+        return _dry_evict(cluster.agents[1], cluster.ns, probe)
+
+    install_configuration(cluster.cp.api_client, webhook_configuration(name, url, cluster.username))
+    with background_webhook(
+        cluster.cp.api_client, options(cluster, port, name, cap, window)
+    ) as hook:
+        wait_for("the webhook to be enforced", lambda: cross_node_dry_run() == 403, timeout=60)
+        result = cluster.storm(label, hook)
+    delete_configuration(cluster.cp.api_client, name)
+    wait_for("the webhook to be gone", lambda: cross_node_dry_run() == 201, timeout=60)
+    return result
+
+
+def _dry_evict(core: CoreV1Api, namespace: str, name: str) -> int:
+    body = client.V1Eviction(metadata=client.V1ObjectMeta(name=name, namespace=namespace))
+    try:
+        core.create_namespaced_pod_eviction(name, namespace, body, dry_run="All")
+    except ApiException as exc:
+        return int(exc.status)
+    return 201
+
+
+def summary(rounds: list[Round], cap: int) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for r in rounds:
+        e2e = [a.seconds for a in r.answers]
+        server = [s for _, s in r.server]
+        reasons = Counter(reason for reason, _ in r.server)
+        out[r.label] = {
+            "evictions": len(r.answers),
+            "statuses": dict(Counter(a.status for a in r.answers)),
+            "apf_retries": sum(a.apf_retries for a in r.answers),
+            "e2e_p50_s": pct(e2e, 0.5),
+            "e2e_p99_s": pct(e2e, 0.99),
+            "wall_s": r.wall_s,
+            "server_p50_s": pct(server, 0.5),
+            "server_p99_s": pct(server, 0.99),
+            "server_reasons": dict(reasons),
+            "webhook_cpu_s": r.webhook_cpu_s,
+        }
+        if "cap" in r.label:
+            allowed = sum(1 for a in r.answers if a.status == 201)
+            out[r.label]["cap_held"] = allowed == min(cap, len(r.answers))
+    return out
+
+
+def spread(values: list[float | None], show: Callable[[float | None], str]) -> str:
+    present = sorted(v for v in values if v is not None)
+    if not present:
+        return "-"
+    middle = show(statistics.median(present))
+    if len(present) == 1 or present[0] == present[-1]:
+        return middle
+    return f"{middle} [{show(present[0])}-{show(present[-1])}]"
+
+
+def report(results: list[dict[str, dict[str, Any]]], nodes: int, cap: int) -> None:
+    labels = list(results[0])
+    print(f"\n{nodes} agents evicting at once, {len(results)} repetitions: median [min-max]")
+    header = (
+        f"{'round':<24} {'e2e p50 ms':>20} {'e2e p99 ms':>22} {'webhook p50 ms':>18} "
+        f"{'webhook p99 ms':>18} {'webhook CPU s':>18}  answers"
+    )
+    print(header)
+    for label in labels:
+        rows = [r[label] for r in results]
+
+        def col(key: str, rows: list[dict[str, Any]] = rows) -> list[float | None]:
+            return [r[key] for r in rows]
+
+        answers = " / ".join(
+            ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items())) for r in rows
+        )
+        print(
+            f"{label:<24} {spread(col('e2e_p50_s'), ms):>20} {spread(col('e2e_p99_s'), ms):>22} "
+            f"{spread(col('server_p50_s'), ms):>18} {spread(col('server_p99_s'), ms):>18} "
+            f"{spread(col('webhook_cpu_s'), lambda v: '-' if v is None else f'{v:.2f}'):>18}  "
+            f"{answers}"
+        )
+    base, hooked = labels[0], labels[1]
+    ratios = [
+        (r[hooked]["e2e_p99_s"] / r[base]["e2e_p99_s"]) for r in results if r[base]["e2e_p99_s"]
+    ]
+    print(f"e2e p99, webhook / no webhook: {spread(ratios, lambda v: f'{v:.2f}x')}")
+    held = [r[labels[2]].get("cap_held") for r in results]
+    print(
+        f"cap {cap} held (allowed == cap, the rest 429): "
+        f"{sum(bool(h) for h in held)} of {len(held)}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=500)
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--cap", type=int, default=60, help="the chart's default maxEvictions")
+    parser.add_argument("--window", type=float, default=60.0)
+    parser.add_argument("--out", type=Path, help="write the raw figures here (JSON)")
+    args = parser.parse_args()
+    with running_control_plane() as cp:
+        t0 = time.monotonic()
+        cluster = Cluster(cp, args.nodes)
+        print(f"{args.nodes} nodes and agents in {time.monotonic() - t0:.1f} s", flush=True)
+        results = []
+        for k in range(args.repetitions):
+            rounds = repetition(cluster, args.cap, args.window)
+            results.append(summary(rounds, args.cap))
+            print(f"repetition {k}: {json.dumps(results[-1])}", flush=True)
+    report(results, args.nodes, args.cap)
+    if args.out:
+        args.out.write_text(
+            json.dumps({"nodes": args.nodes, "cap": args.cap, "results": results}, indent=1)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
