@@ -56,6 +56,13 @@ def render(data: dict[str, Any], out_dir: Path, command: str, host: dict[str, An
         "compare contenders, not absolute figures.",
         "",
     ]
+    for failure in info.get("failed_runs") or []:
+        lines.append(
+            f"- **Run {failure['run']} of repetition {failure['repetition']} failed** and is "
+            f"missing from the tables: {failure['error']}"
+        )
+    if info.get("failed_runs"):
+        lines.append("")
     reps = len({r.get("repetition", 0) for r in rows})
     if reps > 1:
         lines += [

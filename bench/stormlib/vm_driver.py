@@ -167,7 +167,18 @@ def run_one(scenario: str, contender: str, cfg: argparse.Namespace, raw: Path) -
                 stdout=open(raw / f"{tag}.guard.log", "wb"),  # noqa: SIM115
                 stderr=subprocess.STDOUT,
             )
-            _wait_for_high(parent, high, 30.0)
+            try:
+                _wait_for_high(parent, high, cfg.run_timeout)  # start-up: up to a minute
+            except RuntimeError:  # undo this run before the caller records it as failed
+                guard.kill()
+                guard.wait()
+                sampler.stop.set()
+                sampler.join()
+                if loader is not None:
+                    loader.kill()
+                    loader.wait()
+                remove_tree(parent)
+                raise
         sampler.guard_pid = guard.pid if guard else None
         if contender == "oomguard-parent":
             # The supervisor stays outside the guarded subtree (like the kubelet outside
@@ -392,6 +403,7 @@ def in_vm_main(args: argparse.Namespace) -> int:
     }
     runs: list[dict[str, Any]] = []
     idle: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
     t0 = time.monotonic()
     # repetitions outermost: a drift in the host's load falls on every contender alike
     for repetition in range(args.repetitions):
@@ -400,7 +412,14 @@ def in_vm_main(args: argparse.Namespace) -> int:
                 if contender not in args.contenders and not args.extras:
                     continue
                 print(f"storm: #{repetition} scenario {scenario} / {contender} ...", flush=True)
-                result = run_one(scenario, contender, args, raw)
+                try:
+                    result = run_one(scenario, contender, args, raw)
+                except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                    # one run that cannot start must not cost the other runs: on the page
+                    failed.append({"repetition": repetition, "run": f"{scenario}/{contender}"})
+                    failed[-1]["error"] = str(exc)
+                    print(f"storm: #{repetition} {scenario}/{contender} FAILED: {exc}", flush=True)
+                    continue
                 result["repetition"] = repetition
                 runs.append(result)
                 print(
@@ -414,6 +433,7 @@ def in_vm_main(args: argparse.Namespace) -> int:
         if args.idle_seconds > 0:
             idle += [{**i, "repetition": repetition} for i in idle_cost(args, raw)]
     info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3]
+    info["failed_runs"] = failed
     info["vm_seconds"] = time.monotonic() - t0
     settings = {"memory_high": args.memory_high, "memory_max": args.memory_max}
     out = {"info": info, "settings": settings, "runs": runs, "idle": idle}
