@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import statistics
+import os
 import sys
 import threading
 import time
@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
 sys.path.insert(0, str(ROOT / "tests" / "operator" / "webhook"))
 
@@ -53,6 +54,8 @@ from k8s_helpers import (  # noqa: E402
 from kubernetes import client  # noqa: E402
 from kubernetes.client import CoreV1Api  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
+from proc_stats import child_pid, cmdline, machine, sample  # noqa: E402
+from stormlib.spread import spread  # noqa: E402
 from webhook_harness import (  # noqa: E402
     BackgroundWebhook,
     background_webhook,
@@ -81,6 +84,7 @@ class Round:
     answers: list[Answer] = field(default_factory=list)
     server: list[tuple[str, float]] = field(default_factory=list)  # (reason, seconds)
     webhook_cpu_s: float | None = None
+    apiserver_cpu_s: float = 0.0
     wall_s: float = 0.0
 
 
@@ -107,6 +111,10 @@ def pct(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def ms(value: float | None) -> str:
     return "-" if value is None else f"{1000 * value:.1f}"
 
@@ -121,6 +129,8 @@ class Cluster:
         ensure_service_account(self.admin, self.ns, "agent")
         grant_evictions(cp.api_client, self.ns, "agent")
         self.username = f"system:serviceaccount:{self.ns}:agent"
+        self.apiserver = child_pid("kube-apiserver")
+        self.rounds = 0
         with ThreadPoolExecutor(16) as pool:
             self.nodes = list(
                 pool.map(lambda _: create_node(self.admin).metadata.name, range(nodes))
@@ -144,13 +154,16 @@ class Cluster:
         return CoreV1Api(token_client(self.cp, token))
 
     def victims(self) -> list[str]:
-        """One fresh Running pod on every node."""
+        """One fresh Running pod on every node, named by round (evicted pods stay, terminating,
+        with no kubelet to end them: random names would collide with them, at this count)."""
+        self.rounds += 1
 
-        def one(node: str) -> str:
-            return str(create_pod_on_node(self.admin, self.ns, node).metadata.name)
+        def one(i: int) -> str:
+            name = f"victim-{self.rounds}-{i}"
+            return str(create_pod_on_node(self.admin, self.ns, self.nodes[i], name).metadata.name)
 
         with ThreadPoolExecutor(16) as pool:
-            return list(pool.map(one, self.nodes))
+            return list(pool.map(one, range(len(self.nodes))))
 
     def storm(self, label: str, hook: BackgroundWebhook | None) -> Round:
         """Every agent evicts its node's victim at the same moment."""
@@ -168,10 +181,12 @@ class Cluster:
             hook.running.webhook.timings.clear()
         with ThreadPoolExecutor(len(self.agents)) as pool:
             futures = [pool.submit(one, i) for i in range(len(self.agents))]
+            apiserver_cpu = sample(self.apiserver).cpu_seconds
             gate.wait()
             start = time.perf_counter()
             result.answers = [f.result() for f in futures]
             result.wall_s = time.perf_counter() - start
+            result.apiserver_cpu_s = sample(self.apiserver).cpu_seconds - apiserver_cpu
         if hook is not None and cpu is not None:
             result.server = list(hook.running.webhook.timings)
             result.webhook_cpu_s = cpu() - cpu_start
@@ -265,6 +280,7 @@ def summary(rounds: list[Round], cap: int) -> dict[str, dict[str, Any]]:
             "server_p99_s": pct(server, 0.99),
             "server_reasons": dict(reasons),
             "webhook_cpu_s": r.webhook_cpu_s,
+            "apiserver_cpu_s": r.apiserver_cpu_s,
         }
         if "cap" in r.label:
             allowed = sum(1 for a in r.answers if a.status == 201)
@@ -272,22 +288,12 @@ def summary(rounds: list[Round], cap: int) -> dict[str, dict[str, Any]]:
     return out
 
 
-def spread(values: list[float | None], show: Callable[[float | None], str]) -> str:
-    present = sorted(v for v in values if v is not None)
-    if not present:
-        return "-"
-    middle = show(statistics.median(present))
-    if len(present) == 1 or present[0] == present[-1]:
-        return middle
-    return f"{middle} [{show(present[0])}-{show(present[-1])}]"
-
-
 def report(results: list[dict[str, dict[str, Any]]], nodes: int, cap: int) -> None:
     labels = list(results[0])
     print(f"\n{nodes} agents evicting at once, {len(results)} repetitions: median [min-max]")
     header = (
         f"{'round':<24} {'e2e p50 ms':>20} {'e2e p99 ms':>22} {'webhook p50 ms':>18} "
-        f"{'webhook p99 ms':>18} {'webhook CPU s':>18}  answers"
+        f"{'webhook p99 ms':>18} {'webhook CPU s':>18} {'apiserver CPU s':>18}  answers"
     )
     print(header)
     for label in labels:
@@ -302,7 +308,8 @@ def report(results: list[dict[str, dict[str, Any]]], nodes: int, cap: int) -> No
         print(
             f"{label:<24} {spread(col('e2e_p50_s'), ms):>20} {spread(col('e2e_p99_s'), ms):>22} "
             f"{spread(col('server_p50_s'), ms):>18} {spread(col('server_p99_s'), ms):>18} "
-            f"{spread(col('webhook_cpu_s'), lambda v: '-' if v is None else f'{v:.2f}'):>18}  "
+            f"{spread(col('webhook_cpu_s'), seconds):>18} "
+            f"{spread(col('apiserver_cpu_s'), seconds):>18}  "
             f"{answers}"
         )
     base, hooked = labels[0], labels[1]
@@ -327,9 +334,11 @@ def main() -> int:
     args = parser.parse_args()
     # one "denied eviction" warning per capped eviction would bury the figures
     logging.getLogger("oomguard.operator.webhook.webhook_server").setLevel(logging.ERROR)
+    info = machine()
     with running_control_plane() as cp:
         t0 = time.monotonic()
         cluster = Cluster(cp, args.nodes)
+        info["apiserver_flags"] = cmdline(cluster.apiserver)[1:]
         print(f"{args.nodes} nodes and agents in {time.monotonic() - t0:.1f} s", flush=True)
         results = []
         for k in range(args.repetitions):
@@ -338,9 +347,9 @@ def main() -> int:
             print(f"repetition {k}: {json.dumps(results[-1])}", flush=True)
     report(results, args.nodes, args.cap)
     if args.out:
-        args.out.write_text(
-            json.dumps({"nodes": args.nodes, "cap": args.cap, "results": results}, indent=1)
-        )
+        info["loadavg_end"] = os.getloadavg()
+        raw = {"machine": info, "nodes": args.nodes, "cap": args.cap, "results": results}
+        args.out.write_text(json.dumps(raw, indent=1) + "\n")
     return 0
 
 
