@@ -36,6 +36,13 @@ from oomguard.operator.webhook.webhook_metrics import WebhookMetrics
 logger = logging.getLogger(__name__)
 
 REVIEW_PATH = "/validate-eviction"
+# Connections the kernel queues while the event loop is busy. In an eviction storm the
+# apiserver opens one connection per concurrent review (hundreds at once); past the queue
+# the kernel drops their SYNs, the apiserver's dial retries after 1, 3, 7 s and its call
+# can outlast the webhook's timeoutSeconds, which under failurePolicy Ignore lets the
+# eviction through uncounted by the cap. aiohttp's default is 128; the kernel clamps this
+# to net.core.somaxconn (4096 by default since Linux 5.4).
+LISTEN_BACKLOG = 2048
 
 
 class PlacementSource(Protocol):
@@ -146,18 +153,27 @@ class WebhookServer:
     """The aiohttp site on ``host:port`` with TLS; ``port`` after start is the bound port."""
 
     def __init__(
-        self, webhook: EvictionWebhook, host: str, port: int, context: ssl.SSLContext
+        self,
+        webhook: EvictionWebhook,
+        host: str,
+        port: int,
+        context: ssl.SSLContext,
+        *,
+        backlog: int = LISTEN_BACKLOG,
     ) -> None:
         self.webhook = webhook
         self.host = host
         self.port = port
+        self.backlog = backlog
         self._context = context
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
         self._runner = web.AppRunner(self.webhook.app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self._context)
+        site = web.TCPSite(
+            self._runner, self.host, self.port, ssl_context=self._context, backlog=self.backlog
+        )
         await site.start()
         server: Any = site._server  # the bound port when asked for port 0
         if server is not None and getattr(server, "sockets", None):
