@@ -1,19 +1,26 @@
 """Many node agents evicting at once through the eviction webhook, on the real apiserver.
 
-Starts tests/cluster's control plane and the webhook in-process on 127.0.0.1, then makes N
+Starts tests/cluster's control plane on 127.0.0.1, then makes N
 nodes (500 by default), and on each an agent pod, whose bound ServiceAccount token is that
-node's agent identity, as on a cluster. Each repetition runs three rounds; in each, every
+node's agent identity, as on a cluster. Each repetition runs four rounds; in each, every
 node's agent evicts one fresh pod on its own node, all N released together by a barrier:
 
   - no webhook     the apiserver alone: what an eviction storm costs without oomguard's webhook
   - webhook        the webhook installed, no cluster cap
   - webhook + cap  the webhook with the chart's cluster-wide cap (60 in any 60 s by default)
+  - ..., stopped   the same with the webhook process stopped (SIGSTOP): the apiserver's calls
+                   time out and failurePolicy Ignore lets the evictions through uncounted
 
 and prints, side by side: end-to-end p50/p99 (POST pods/eviction -> answer), the webhook's
-server-side p50/p99 (request read -> verdict written), the webhook thread's CPU per round,
-the answers by status, and whether the cap held (allowed == cap, the rest 429 with
-Retry-After). An answer 429 that is not the webhook's (the apiserver's own flow control) is
-retried after its Retry-After, as the agent does, and counted apart.
+server-side p50/p99 (request read -> verdict written), the webhook process's CPU per round,
+the answers by status, the reviews the apiserver let through without the webhook's answer
+(its ``apiserver_admission_webhook_fail_open_count``: failurePolicy Ignore after a timeout or
+a failed call; the cap cannot count those), and whether the cap held (allowed == cap, the
+rest 429 with Retry-After). An answer 429 that is not the webhook's (the apiserver's own flow
+control) is retried after its Retry-After, as the agent does, and counted apart.
+
+The webhook runs in its own process (bench/webhook_process.py), as the operator does on a
+cluster: in this one it would share the interpreter lock with the agents' threads.
 
     .venv/bin/python bench/eviction_storm.py [--nodes 500] [--repetitions 3] [--cap 60]
 """
@@ -22,13 +29,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
+import re
+import signal
+import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,22 +60,22 @@ from k8s_helpers import (  # noqa: E402
     wait_for,
 )
 from kubernetes import client  # noqa: E402
-from kubernetes.client import CoreV1Api  # noqa: E402
+from kubernetes.client import ApiClient, CoreV1Api  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 from proc_stats import child_pid, cmdline, machine, sample  # noqa: E402
 from stormlib.spread import spread  # noqa: E402
 from webhook_harness import (  # noqa: E402
-    BackgroundWebhook,
-    background_webhook,
     delete_configuration,
     grant_evictions,
     install_configuration,
     webhook_configuration,
 )
 
-from oomguard.operator.webhook.webhook_runtime import WebhookOptions  # noqa: E402
+from oomguard.operator.webhook.webhook_runtime import WEBHOOK_NAME  # noqa: E402
 
 CAPPED_MESSAGE = "may be evicted in"  # the webhook's cap denial (eviction_decision.capped)
+CALLS = "apiserver_admission_webhook_request_total"
+FAILED_OPEN = "apiserver_admission_webhook_fail_open_count"
 APF_RETRIES = 20
 
 
@@ -86,6 +94,65 @@ class Round:
     webhook_cpu_s: float | None = None
     apiserver_cpu_s: float = 0.0
     wall_s: float = 0.0
+    webhook_calls: float = 0.0  # the apiserver's calls to the webhook in the storm
+    failed_open: float = 0.0  # ... of which it let through unanswered (failurePolicy Ignore)
+
+
+class WebhookProcess:
+    """bench/webhook_process.py running, talked to over its stdin/stdout."""
+
+    def __init__(
+        self, cp: ControlPlane, port: int, username: str, name: str, cap: int, window: float
+    ) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "webhook_process.py"),
+                f"--kubeconfig={cp.kubeconfig}",
+                f"--port={port}",
+                f"--agent-username={username}",
+                f"--configuration={name}",
+                f"--cap={cap}",
+                f"--window={window}",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.ask(None, "ready")
+
+    def ask(self, command: str | None, expect: str | None = None) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        if command is not None:
+            self.proc.stdin.write(command + "\n")
+            self.proc.stdin.flush()
+        line = self.proc.stdout.readline().strip()
+        if not line or (expect is not None and line != expect):
+            raise AssertionError(f"the webhook process answered {line!r} (exit {self.proc.poll()})")
+        return line
+
+    def cpu_seconds(self) -> float:
+        return sample(self.proc.pid).cpu_seconds
+
+    def timings(self) -> list[tuple[str, float]]:
+        return [(reason, secs) for reason, secs in json.loads(self.ask("timings"))]
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def webhook_counter(api: ApiClient, metric: str) -> float:
+    """The sum of the apiserver's ``metric`` over oomguard's webhook (all label values)."""
+    response = api.call_api("GET", f"{api.configuration.host}/metrics")
+    text = response.read().decode()
+    pattern = re.compile(rf'^{metric}{{[^}}]*name="{re.escape(WEBHOOK_NAME)}"[^}}]*}} (\S+)$')
+    return sum(float(m.group(1)) for line in text.splitlines() if (m := pattern.match(line)))
 
 
 def evict(core: CoreV1Api, namespace: str, name: str) -> Answer:
@@ -165,7 +232,7 @@ class Cluster:
         with ThreadPoolExecutor(16) as pool:
             return list(pool.map(one, range(len(self.nodes))))
 
-    def storm(self, label: str, hook: BackgroundWebhook | None) -> Round:
+    def storm(self, label: str, hook: WebhookProcess | None, *, stopped: bool = False) -> Round:
         """Every agent evicts its node's victim at the same moment."""
         victims = self.victims()
         gate = threading.Barrier(len(self.agents) + 1)
@@ -175,10 +242,13 @@ class Cluster:
             gate.wait()
             return evict(self.agents[i], self.ns, victims[i])
 
-        cpu = _thread_cpu(hook) if hook is not None else None
-        cpu_start = cpu() if cpu is not None else 0.0
+        api = self.cp.api_client
+        calls, failed_open = webhook_counter(api, CALLS), webhook_counter(api, FAILED_OPEN)
         if hook is not None:
-            hook.running.webhook.timings.clear()
+            hook.ask("clear", "ok")
+            cpu_start = hook.cpu_seconds()
+            if stopped:
+                os.kill(hook.proc.pid, signal.SIGSTOP)
         with ThreadPoolExecutor(len(self.agents)) as pool:
             futures = [pool.submit(one, i) for i in range(len(self.agents))]
             apiserver_cpu = sample(self.apiserver).cpu_seconds
@@ -187,55 +257,41 @@ class Cluster:
             result.answers = [f.result() for f in futures]
             result.wall_s = time.perf_counter() - start
             result.apiserver_cpu_s = sample(self.apiserver).cpu_seconds - apiserver_cpu
-        if hook is not None and cpu is not None:
-            result.server = list(hook.running.webhook.timings)
-            result.webhook_cpu_s = cpu() - cpu_start
+        if hook is not None:
+            if stopped:
+                os.kill(hook.proc.pid, signal.SIGCONT)
+            result.webhook_cpu_s = hook.cpu_seconds() - cpu_start
+            # stopped: what it answers once let go goes to callers that gave up long ago
+            result.server = [] if stopped else hook.timings()
+        result.webhook_calls = webhook_counter(api, CALLS) - calls
+        result.failed_open = webhook_counter(api, FAILED_OPEN) - failed_open
         return result
 
 
-def _thread_cpu(hook: BackgroundWebhook) -> Callable[[], float]:
-    """The webhook's event-loop thread's CPU clock (its whole work: TLS, reviews, cache)."""
-    ident = _run_in(hook, threading.get_ident)
-    clock = time.pthread_getcpuclockid(ident)
-
-    return lambda: time.clock_gettime(clock)
-
-
-def _run_in(hook: BackgroundWebhook, fn: Callable[[], int]) -> int:
-    done = threading.Event()
-    box: list[int] = []
-
-    def call() -> None:
-        box.append(fn())
-        done.set()
-
-    hook.loop.call_soon_threadsafe(call)
-    if not done.wait(10):
-        raise AssertionError("the webhook's loop did not answer")
-    return box[0]
-
-
-def options(cluster: Cluster, port: int, name: str, cap: int, window: float) -> WebhookOptions:
-    return WebhookOptions(
-        port=port,
-        host="127.0.0.1",
-        agent_usernames=(cluster.username,),
-        extra_hosts=("127.0.0.1",),
-        configuration=name,
-        max_evictions=cap,
-        eviction_window_seconds=window,
-    )
+STOPPED = "webhook stopped"  # the label's tail of the round with the webhook process stopped
 
 
 def repetition(cluster: Cluster, cap: int, window: float) -> list[Round]:
     rounds = [cluster.storm("no webhook", None)]
-    for label, limit in (("webhook", 0), (f"webhook + cap {cap}/{window:.0f}s", cap)):
-        rounds.append(_webhook_round(cluster, label, limit, window))
+    capped = f"webhook + cap {cap}/{window:.0f}s"
+    for label, limit, stop in (
+        ("webhook", 0, False),
+        (capped, cap, False),
+        (f"{capped}, {STOPPED}", cap, True),
+    ):
+        rounds.append(_webhook_round(cluster, label, limit, window, stop=stop))
     return rounds
 
 
-def _webhook_round(cluster: Cluster, label: str, cap: int, window: float) -> Round:
-    """Install the webhook, wait until the apiserver calls it, storm, remove it again."""
+def _webhook_round(
+    cluster: Cluster, label: str, cap: int, window: float, *, stop: bool = False
+) -> Round:
+    """Install the webhook, wait until the apiserver calls it, storm, remove it again.
+
+    ``stop``: the webhook process is stopped (SIGSTOP) through the storm, as an operator
+    that hangs or a node that is lost: every call times out and the chart's failurePolicy
+    (Ignore) decides. The control for the "failed open" column, and the measure of what
+    the cap is worth while the webhook cannot answer."""
     name, port = "oomguard-storm-bench", free_port()
     url = f"https://127.0.0.1:{port}/validate-eviction"
     probe = create_pod_on_node(cluster.admin, cluster.ns, cluster.nodes[0]).metadata.name
@@ -244,11 +300,12 @@ def _webhook_round(cluster: Cluster, label: str, cap: int, window: float) -> Rou
         return _dry_evict(cluster.agents[1], cluster.ns, probe)
 
     install_configuration(cluster.cp.api_client, webhook_configuration(name, url, cluster.username))
-    with background_webhook(
-        cluster.cp.api_client, options(cluster, port, name, cap, window)
-    ) as hook:
+    hook = WebhookProcess(cluster.cp, port, cluster.username, name, cap, window)
+    try:
         wait_for("the webhook to be enforced", lambda: cross_node_dry_run() == 403, timeout=60)
-        result = cluster.storm(label, hook)
+        result = cluster.storm(label, hook, stopped=stop)
+    finally:
+        hook.close()
     delete_configuration(cluster.cp.api_client, name)
     wait_for("the webhook to be gone", lambda: cross_node_dry_run() == 201, timeout=60)
     return result
@@ -281,6 +338,8 @@ def summary(rounds: list[Round], cap: int) -> dict[str, dict[str, Any]]:
             "server_reasons": dict(reasons),
             "webhook_cpu_s": r.webhook_cpu_s,
             "apiserver_cpu_s": r.apiserver_cpu_s,
+            "webhook_calls": r.webhook_calls,
+            "failed_open": r.failed_open,
         }
         if "cap" in r.label:
             allowed = sum(1 for a in r.answers if a.status == 201)
@@ -292,8 +351,9 @@ def report(results: list[dict[str, dict[str, Any]]], nodes: int, cap: int) -> No
     labels = list(results[0])
     print(f"\n{nodes} agents evicting at once, {len(results)} repetitions: median [min-max]")
     header = (
-        f"{'round':<24} {'e2e p50 ms':>20} {'e2e p99 ms':>22} {'webhook p50 ms':>18} "
-        f"{'webhook p99 ms':>18} {'webhook CPU s':>18} {'apiserver CPU s':>18}  answers"
+        f"{'round':<40} {'e2e p50 ms':>20} {'e2e p99 ms':>22} {'webhook p50 ms':>18} "
+        f"{'webhook p99 ms':>18} {'webhook CPU s':>18} {'apiserver CPU s':>18} "
+        f"{'failed open':>12}  answers"
     )
     print(header)
     for label in labels:
@@ -306,10 +366,11 @@ def report(results: list[dict[str, dict[str, Any]]], nodes: int, cap: int) -> No
             ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items())) for r in rows
         )
         print(
-            f"{label:<24} {spread(col('e2e_p50_s'), ms):>20} {spread(col('e2e_p99_s'), ms):>22} "
+            f"{label:<40} {spread(col('e2e_p50_s'), ms):>20} {spread(col('e2e_p99_s'), ms):>22} "
             f"{spread(col('server_p50_s'), ms):>18} {spread(col('server_p99_s'), ms):>18} "
             f"{spread(col('webhook_cpu_s'), seconds):>18} "
-            f"{spread(col('apiserver_cpu_s'), seconds):>18}  "
+            f"{spread(col('apiserver_cpu_s'), seconds):>18} "
+            f"{' / '.join(str(int(r.get('failed_open', 0))) for r in rows):>12}  "
             f"{answers}"
         )
     base, hooked = labels[0], labels[1]
@@ -317,11 +378,13 @@ def report(results: list[dict[str, dict[str, Any]]], nodes: int, cap: int) -> No
         (r[hooked]["e2e_p99_s"] / r[base]["e2e_p99_s"]) for r in results if r[base]["e2e_p99_s"]
     ]
     print(f"e2e p99, webhook / no webhook: {spread(ratios, lambda v: f'{v:.2f}x')}")
-    held = [r[labels[2]].get("cap_held") for r in results]
-    print(
-        f"cap {cap} held (allowed == cap, the rest 429): "
-        f"{sum(bool(h) for h in held)} of {len(held)}"
-    )
+    for label in labels[2:]:
+        held = [r[label].get("cap_held") for r in results]
+        opened = [int(r[label].get("failed_open", 0)) for r in results]
+        print(
+            f"{label}: cap {cap} held (allowed == cap, the rest 429) in "
+            f"{sum(bool(h) for h in held)} of {len(held)}; failed open {opened}"
+        )
 
 
 def main() -> int:
@@ -332,8 +395,6 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--out", type=Path, help="write the raw figures here (JSON)")
     args = parser.parse_args()
-    # one "denied eviction" warning per capped eviction would bury the figures
-    logging.getLogger("oomguard.operator.webhook.webhook_server").setLevel(logging.ERROR)
     info = machine()
     with running_control_plane() as cp:
         t0 = time.monotonic()

@@ -331,6 +331,49 @@ def test_webhook_alerts(rules, tmp_path) -> None:
     )
 
 
+def test_reviews_the_apiserver_admitted_without_the_webhook_fire_failed_open(
+    rules, tmp_path
+) -> None:
+    """The apiserver's fail-open counter for our webhook fires it; another webhook's not."""
+    apiserver = {"job": "apiserver", "type": "validating"}
+    ours = {**apiserver, "name": "agent-evictions.oomguard.io"}
+    series = [
+        _series("apiserver_admission_webhook_fail_open_count", ours, "0x3 13x16"),
+        _series(
+            "apiserver_admission_webhook_fail_open_count",
+            {**apiserver, "name": "other.example.com"},
+            "0+5x20",
+        ),
+    ]
+    _run(
+        rules,
+        tmp_path,
+        series,
+        [
+            ("3m", "OOMGuardWebhookFailedOpen", []),
+            ("5m", "OOMGuardWebhookFailedOpen", [({"name": ours["name"]}, "13")]),
+            ("16m", "OOMGuardWebhookFailedOpen", []),
+        ],
+    )
+
+
+def test_failed_open_alert_only_where_the_webhook_can_fail_open(helm_home: Path) -> None:
+    """failurePolicy Fail refuses an unanswered review: nothing can fail open to alert on."""
+
+    def alerts(policy: str) -> set[str]:
+        objects = render(
+            helm_home,
+            [VALUES_DIR / "monitoring.yaml"],
+            [f"evictionWebhook.failurePolicy={policy}"],
+            namespace=NAMESPACE,
+        )
+        groups = one(objects, "PrometheusRule")["spec"]["groups"]
+        return {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
+
+    assert "OOMGuardWebhookFailedOpen" in alerts("Ignore")
+    assert "OOMGuardWebhookFailedOpen" not in alerts("Fail")
+
+
 def test_fast_webhook_stays_silent(rules, tmp_path) -> None:
     fast = {"namespace": NAMESPACE, "pod": "oomguard-operator-y", "job": OPERATOR_JOB}
     _run(rules, tmp_path, _buckets(fast, slow=False), [("15m", "OOMGuardWebhookSlow", [])])
@@ -338,7 +381,7 @@ def test_fast_webhook_stays_silent(rules, tmp_path) -> None:
 
 def test_every_alert_has_a_runbook_page_and_every_page_an_alert(rules) -> None:
     alerts = {r["alert"] for r in rules if "alert" in r}
-    assert len(alerts) == 16
+    assert len(alerts) == 17
     for rule in rules:
         url = rule["annotations"]["runbook_url"]
         assert url == (
