@@ -5,14 +5,17 @@ reused between listing and killing, so every signal goes through a pidfd opened 
 checking that the process still has the start time we decided on. A pidfd also tells us
 when the process has exited (it becomes readable), without polling /proc.
 
-Stopping is SIGTERM, then SIGKILL for whoever is still alive after the grace period. The
-escalation runs in a background thread so the guard keeps watching meanwhile; the
+Stopping is SIGTERM, then SIGKILL for whoever is still alive after the grace period, or
+sooner for a victim found asleep in memory.high's throttling penalty, where its SIGTERM
+handler cannot run (``decision/throttled_victims.py``; checked every 50 ms during the grace).
+The escalation runs in a background thread so the guard keeps watching meanwhile; the
 decision's in-flight rule keeps it from choosing more victims until these are gone.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import select
 import signal
@@ -23,9 +26,14 @@ from dataclasses import dataclass, replace
 
 from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.decision.candidate import Candidate
+from oomguard.monitor.decision.throttled_victims import ThrottledVictims
 from oomguard.monitor.kernel.procfs import ProcReader
 
 EXIT_WAIT_AFTER_SIGKILL = 10.0  # seconds; a SIGKILLed process that outlives this is stuck in D
+THROTTLED_PATIENCE = 0.2  # seconds a victim may sleep in memory.high's penalty before SIGKILL
+THROTTLE_CHECK_SECONDS = 0.05  # how often the grace looks at the victims' wchan
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class ProcessTarget:
         protected_pids: frozenset[int] = frozenset(),
         *,
         grace: float = 5.0,
+        throttled_patience: float | None = THROTTLED_PATIENCE,
         dry_run: bool = False,
         reader: ProcReader | None = None,
         on_record: Callable[[KillRecord], None] | None = None,
@@ -80,6 +89,12 @@ class ProcessTarget:
         self._list_pids = list_pids
         self._protected = protected_pids
         self._grace = grace
+        # None, or not below the grace: every victim waits its whole grace
+        self._throttled_patience = (
+            throttled_patience
+            if throttled_patience is not None and throttled_patience < grace
+            else None
+        )
         self._dry_run = dry_run
         self._reader = reader or ProcReader()
         self._on_record = on_record
@@ -208,8 +223,17 @@ class ProcessTarget:
         killed: set[int] = set()
         try:
             grace_end = self._clock() + self._grace
-            self._wait_exits(poller, pending, grace_end, detected_at, killed)
+            check = None
+            if self._throttled_patience is not None:
+                throttled = ThrottledVictims(self._throttled_patience)
+
+                def check() -> None:
+                    self._kill_throttled(pending, killed, throttled)
+
+            self._wait_exits(poller, pending, grace_end, detected_at, killed, check)
             for fd in pending:
+                if fd in killed:
+                    continue
                 with contextlib.suppress(ProcessLookupError):
                     signal.pidfd_send_signal(fd, signal.SIGKILL)
                 killed.add(fd)
@@ -224,6 +248,28 @@ class ProcessTarget:
             for _, fd, _ in opened:
                 os.close(fd)
 
+    def _kill_throttled(
+        self,
+        pending: dict[int, tuple[Candidate, float]],
+        killed: set[int],
+        throttled: ThrottledVictims,
+    ) -> None:
+        """SIGKILL the victims that have slept in memory.high's penalty for the patience."""
+        now = self._clock()
+        for fd, (victim, _) in pending.items():
+            if fd in killed:
+                continue
+            asleep = self._reader.throttled(pid_of(victim)) is True
+            if throttled.kill_now(victim.id, asleep, now):
+                logger.info(
+                    "victim %s asleep in memory.high's throttling penalty, where its SIGTERM "
+                    "handler cannot run: SIGKILL before its grace ends",
+                    victim.id,
+                )
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(fd, signal.SIGKILL)
+                killed.add(fd)
+
     def _wait_exits(
         self,
         poller: select.poll,
@@ -231,11 +277,16 @@ class ProcessTarget:
         deadline: float,
         detected_at: float,
         killed: set[int],
+        check: Callable[[], None] | None = None,
     ) -> None:
+        """Record exits until none is pending or ``deadline``; ``check`` runs every
+        THROTTLE_CHECK_SECONDS meanwhile (without it, the thread sleeps until an exit)."""
         while pending:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 return
+            if check is not None:
+                remaining = min(remaining, THROTTLE_CHECK_SECONDS)
             for fd, _ in poller.poll(remaining * 1000):
                 if fd not in pending:
                     continue
@@ -246,6 +297,8 @@ class ProcessTarget:
                 self._record(
                     self._make_record(victim, used, detected_at, sent, exited, Outcome.EXITED)
                 )
+            if check is not None and pending:
+                check()
 
     def _make_record(
         self,

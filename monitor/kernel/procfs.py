@@ -120,6 +120,18 @@ def parse_status_rss(data: bytes) -> ProcessMemory:
     return ProcessMemory(fields.get("VmRSS", 0), MemoryKind.RSS)
 
 
+# The kernel function a task sleeps in while it pays memory.high's throttling penalty
+# (mm/memcontrol.c, on its way back to user space, up to 2 s per return).
+MEMORY_HIGH_PENALTY = "mem_cgroup_handle_over_high"
+
+
+def in_memory_high_penalty(wchan: bytes) -> bool:
+    """``/proc/PID/task/TID/wchan`` names the function a sleeping thread waits in (``0``
+    when it runs, or when the kernel hides symbols). The penalty sleep is killable only:
+    a SIGTERM handler runs after it ends, a SIGKILL ends it at once."""
+    return wchan.strip() == MEMORY_HIGH_PENALTY.encode()
+
+
 @dataclass(frozen=True)
 class ProcessInfo:
     pid: int
@@ -166,6 +178,18 @@ class ProcReader:
         if stat is None:
             return None
         return ticks_to_seconds(stat.start_ticks, self._ticks_per_second)
+
+    def throttled(self, pid: int) -> bool | None:
+        """Is any thread of ``pid`` asleep in memory.high's penalty? None: it is gone."""
+        try:
+            tids = [task.name for task in (self._root / str(pid) / "task").iterdir()]
+        except (FileNotFoundError, ProcessLookupError):
+            return None
+        for tid in tids:
+            wchan = self._read(pid, f"task/{tid}/wchan")
+            if wchan is not None and in_memory_high_penalty(wchan):
+                return True
+        return False
 
     def _read(self, pid: int, name: str) -> bytes | None:
         try:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from oomguard.monitor.actions.process_target import ProcessTarget, pid_of
+from oomguard.monitor.actions.process_target import THROTTLED_PATIENCE, ProcessTarget, pid_of
 from oomguard.monitor.decision.episode import EpisodeClock, episode_lasts
 from oomguard.monitor.decision.measure_plan import first_to_measure, measured_for_decision
 from oomguard.monitor.decision.newest_first import Decision, InFlight, Limits, Outcome, decide
@@ -54,6 +54,9 @@ class GuardSettings:
     grace: float
     in_flight_timeout: float
     dry_run: bool = False
+    # a victim asleep in memory.high's throttling penalty this long is SIGKILLed before its
+    # grace ends (decision/throttled_victims.py); only where memory.high is written
+    throttled_grace: float = THROTTLED_PATIENCE
     recheck_interval: float = 0.1
     threshold_interval: float = 0.1
     # the monitors asked for, by name (``--monitors``; every kind with a guard rule)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from oomguard.monitor.actions.process_target import THROTTLED_PATIENCE
 from oomguard.monitor.triggers.monitor_registry import guard_names
 from oomguard.wire import arguments
 
@@ -51,6 +52,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=5.0,
         metavar="SECONDS",
         help="SIGTERM -> SIGKILL delay for victims (default: 5)",
+    )
+    parser.add_argument(
+        "--throttled-grace",
+        type=arguments.seconds,
+        default=THROTTLED_PATIENCE,
+        metavar="SECONDS",
+        help="a victim asleep this long in memory.high's throttling penalty, where its SIGTERM "
+        "handler cannot run, is SIGKILLed before --grace ends (default: %(default)s; "
+        "--grace or more: never sooner)",
     )
     parser.add_argument(
         "--report",

@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         args.buffer,
         args.grace,
         args.dry_run,
+        throttled_grace=args.throttled_grace,
         threshold_interval=args.threshold_interval,
         monitor_names=args.monitors,
         set_memory_high=not args.no_memory_high,

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 
 from oomguard.monitor.actions.outcome import Outcome
-from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget
+from oomguard.monitor.actions.process_target import THROTTLED_PATIENCE, KillRecord, ProcessTarget
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
 from oomguard.monitor.feedback.report import GuardReport
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
@@ -35,6 +35,7 @@ def guard_settings(
     grace: float,
     dry_run: bool,
     *,
+    throttled_grace: float = THROTTLED_PATIENCE,
     threshold_interval: float = 0.1,
     monitor_names: Iterable[str] = guard_names(),
     set_memory_high: bool = True,
@@ -49,6 +50,7 @@ def guard_settings(
         grace=grace,
         in_flight_timeout=grace + 2.0,
         dry_run=dry_run,
+        throttled_grace=throttled_grace,
         threshold_interval=threshold_interval,
         monitor_names=frozenset(monitor_names),
         set_memory_high=set_memory_high,
@@ -94,6 +96,10 @@ class ProcessGuard:
             lambda: tree_pids(cgroup),
             protected,
             grace=settings.grace,
+            # no memory.high written, no penalty sleep to look for
+            throttled_patience=(
+                settings.throttled_grace if settings.memory_high_to_write is not None else None
+            ),
             dry_run=settings.dry_run,
             on_record=self._on_record,
         )

@@ -34,7 +34,7 @@ import sys
 import threading
 from pathlib import Path
 
-from oomguard.monitor.actions.process_target import KillRecord
+from oomguard.monitor.actions.process_target import THROTTLED_PATIENCE, KillRecord
 from oomguard.monitor.feedback.http_endpoints import HttpEndpoints
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
@@ -101,6 +101,14 @@ def configure_sidecar(parser: argparse.ArgumentParser) -> None:
         default=5.0,
         metavar="SECONDS",
         help="SIGTERM -> SIGKILL seconds (default: %(default)s)",
+    )
+    group.add_argument(
+        "--throttled-grace",
+        type=arguments.seconds,
+        default=THROTTLED_PATIENCE,
+        metavar="SECONDS",
+        help="a worker asleep this long in memory.high's throttling penalty is SIGKILLed "
+        "before --grace ends (default: %(default)s; --grace or more: never sooner)",
     )
     group.add_argument(
         "--workload-wait",
@@ -190,6 +198,7 @@ def _guard(
         args.buffer,
         args.grace,
         bool(args.dry_run),
+        throttled_grace=args.throttled_grace,
         set_memory_high=set_high,
         # the runtime removes the workload's cgroup when the app exits: the end, not a fault
         target_may_end=True,

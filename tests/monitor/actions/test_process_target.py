@@ -6,6 +6,7 @@ import pytest
 from monitor_fakes import wait_for
 
 from oomguard.monitor.actions.process_target import KillRecord, ProcessTarget, pid_of
+from oomguard.monitor.kernel.procfs import ProcReader
 
 pytestmark = pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 
@@ -99,6 +100,57 @@ def test_sigkill_after_grace_when_sigterm_is_ignored(procs):
     assert (r.signal, r.outcome) == ("SIGKILL", "exited")
     assert r.exited_at - r.signalled_at >= 0.3
     assert p.wait(timeout=60) == -9
+
+
+class ThrottledReader(ProcReader):
+    """/proc as it is, except what wchan says of the throttling penalty (the host has no
+    memory.high: the kernel test shows the real sleep)."""
+
+    def __init__(self, throttled: bool) -> None:
+        super().__init__()
+        self.answer = throttled
+        self.asked: list[int] = []
+
+    def throttled(self, pid: int) -> bool | None:
+        self.asked.append(pid)
+        return self.answer
+
+
+def test_a_victim_asleep_in_the_throttling_penalty_is_killed_before_its_grace(procs):
+    p = procs("ignore-term")
+    reader = ThrottledReader(throttled=True)
+    target = ProcessTarget(lambda: [p.pid], grace=600.0, throttled_patience=0.1, reader=reader)
+    [victim] = target.candidates()
+    target.stop([victim], detected_at=time.monotonic())
+    # a 600 s grace: only the throttled rule can have ended it within the wait
+    assert wait_for(lambda: target.records, timeout=60)
+    [r] = target.records
+    assert (r.signal, r.outcome) == ("SIGKILL", "exited")
+    assert p.wait(timeout=60) == -9
+    assert set(reader.asked) == {p.pid}
+
+
+def test_a_victim_not_throttled_keeps_its_whole_grace(procs):
+    p = procs("ignore-term")
+    reader = ThrottledReader(throttled=False)
+    target = ProcessTarget(lambda: [p.pid], grace=1.0, throttled_patience=0.0, reader=reader)
+    [victim] = target.candidates()
+    target.stop([victim], detected_at=time.monotonic())
+    assert wait_for(lambda: target.records, timeout=60)
+    [r] = target.records
+    assert r.signal == "SIGKILL" and r.exited_at - r.signalled_at >= 1.0
+    assert reader.asked  # it was looked at, and let be
+
+
+def test_no_throttle_checks_without_a_patience_below_the_grace(procs):
+    p = procs("ignore-term")
+    reader = ThrottledReader(throttled=True)
+    target = ProcessTarget(lambda: [p.pid], grace=0.3, throttled_patience=0.3, reader=reader)
+    [victim] = target.candidates()
+    target.stop([victim], detected_at=time.monotonic())
+    assert wait_for(lambda: target.records, timeout=60)
+    assert target.records[0].exited_at - target.records[0].signalled_at >= 0.3
+    assert reader.asked == []
 
 
 def test_marked_dying_while_escalating(procs):

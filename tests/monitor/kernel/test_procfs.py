@@ -13,6 +13,7 @@ from oomguard.monitor.kernel.procfs import (
     ProcessMemory,
     ProcParseError,
     ProcReader,
+    in_memory_high_penalty,
     parse_cmdline,
     parse_smaps_rollup,
     parse_stat,
@@ -150,6 +151,33 @@ def test_reader_on_a_fake_proc_tree(tmp_path):
     (proc / "smaps_rollup").write_bytes(SMAPS)
     assert reader.memory(123) == ProcessMemory(40960 * 1024, MemoryKind.PSS)
     assert reader.read(999) is None
+
+
+@pytest.mark.parametrize(
+    ("wchan", "throttled"),
+    [
+        (b"mem_cgroup_handle_over_high", True),
+        (b"mem_cgroup_handle_over_high\n", True),
+        (b"0", False),  # running, or symbols hidden
+        (b"do_epoll_wait", False),
+        (b"mem_cgroup_handle_over_high_x", False),
+        (b"", False),
+    ],
+)
+def test_only_the_memory_high_penalty_sleep_counts_as_throttled(wchan, throttled):
+    assert in_memory_high_penalty(wchan) is throttled
+
+
+def test_a_process_is_throttled_when_any_of_its_threads_is(tmp_path):
+    tasks = tmp_path / "77" / "task"
+    for tid, wchan in ((77, b"do_epoll_wait"), (78, b"0")):
+        (tasks / str(tid)).mkdir(parents=True)
+        (tasks / str(tid) / "wchan").write_bytes(wchan)
+    reader = ProcReader(tmp_path)
+    assert reader.throttled(77) is False
+    (tasks / "78" / "wchan").write_bytes(b"mem_cgroup_handle_over_high")
+    assert reader.throttled(77) is True
+    assert reader.throttled(78) is None  # no such process
 
 
 def test_reader_on_real_processes():
