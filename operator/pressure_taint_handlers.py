@@ -134,14 +134,20 @@ class PressureTaints:
 # ------------------------------------------------------------------ indices
 
 
+# Coroutines, as the reconciler's indices (handlers.py): kopf runs a plain function in its
+# thread pool, a thread hop per watch event.
+
+
 @kopf.index(*NODES)
-def oomguard_pressure_tainted(name: str, spec: Mapping[str, Any], **_: Any) -> dict[str, bool]:
+async def oomguard_pressure_tainted(
+    name: str, spec: Mapping[str, Any], **_: Any
+) -> dict[str, bool]:
     """Only the nodes carrying our taint: a small index on a large fleet."""
     return {name: True} if has_taint((spec or {}).get("taints")) else {}
 
 
 @kopf.index(*RESERVES)
-def oomguard_reserve_pressure(
+async def oomguard_reserve_pressure(
     name: str, status: Mapping[str, Any], **_: Any
 ) -> dict[str, ReservePressure]:
     return {name: reserve_pressure(status)}
