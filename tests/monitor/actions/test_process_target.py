@@ -116,40 +116,35 @@ class ThrottledReader(ProcReader):
         return self.answer
 
 
-def test_a_victim_asleep_in_the_throttling_penalty_is_killed_before_its_grace(procs):
+def stop_one(procs, *, throttled: bool, grace: float, patience: float):
+    """One SIGTERM-ignoring victim stopped; its record once it exited, and the reader."""
     p = procs("ignore-term")
-    reader = ThrottledReader(throttled=True)
-    target = ProcessTarget(lambda: [p.pid], grace=600.0, throttled_patience=0.1, reader=reader)
+    reader = ThrottledReader(throttled)
+    target = ProcessTarget(lambda: [p.pid], grace=grace, throttled_patience=patience, reader=reader)
     [victim] = target.candidates()
     target.stop([victim], detected_at=time.monotonic())
-    # a 600 s grace: only the throttled rule can have ended it within the wait
     assert wait_for(lambda: target.records, timeout=60)
-    [r] = target.records
-    assert (r.signal, r.outcome) == ("SIGKILL", "exited")
+    [record] = target.records
+    assert (record.signal, record.outcome) == ("SIGKILL", "exited")
     assert p.wait(timeout=60) == -9
-    assert set(reader.asked) == {p.pid}
+    return record, reader, p.pid
+
+
+def test_a_victim_asleep_in_the_throttling_penalty_is_killed_before_its_grace(procs):
+    # a 600 s grace: only the throttled rule can have ended it within stop_one's wait
+    _, reader, pid = stop_one(procs, throttled=True, grace=600.0, patience=0.1)
+    assert set(reader.asked) == {pid}
 
 
 def test_a_victim_not_throttled_keeps_its_whole_grace(procs):
-    p = procs("ignore-term")
-    reader = ThrottledReader(throttled=False)
-    target = ProcessTarget(lambda: [p.pid], grace=1.0, throttled_patience=0.0, reader=reader)
-    [victim] = target.candidates()
-    target.stop([victim], detected_at=time.monotonic())
-    assert wait_for(lambda: target.records, timeout=60)
-    [r] = target.records
-    assert r.signal == "SIGKILL" and r.exited_at - r.signalled_at >= 1.0
+    record, reader, _ = stop_one(procs, throttled=False, grace=1.0, patience=0.0)
+    assert record.exited_at - record.signalled_at >= 1.0
     assert reader.asked  # it was looked at, and let be
 
 
 def test_no_throttle_checks_without_a_patience_below_the_grace(procs):
-    p = procs("ignore-term")
-    reader = ThrottledReader(throttled=True)
-    target = ProcessTarget(lambda: [p.pid], grace=0.3, throttled_patience=0.3, reader=reader)
-    [victim] = target.candidates()
-    target.stop([victim], detected_at=time.monotonic())
-    assert wait_for(lambda: target.records, timeout=60)
-    assert target.records[0].exited_at - target.records[0].signalled_at >= 0.3
+    record, reader, _ = stop_one(procs, throttled=True, grace=0.3, patience=0.3)
+    assert record.exited_at - record.signalled_at >= 0.3
     assert reader.asked == []
 
 
