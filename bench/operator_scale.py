@@ -314,7 +314,7 @@ def run_once(args: argparse.Namespace) -> dict[str, Any]:
                 except OSError:
                     time.sleep(0.2)
             time.sleep(2)  # let kopf finish its initial listings
-            operator_pid = child_pid("python3", operator.pid) if args.profile else operator.pid
+            operator_pid = _profiled_pid(operator.pid) if args.profile else operator.pid
             mirror.start()
             operator_before = sample(operator_pid)
             apiserver_before = sample(apiserver)
@@ -431,6 +431,19 @@ SUMMARISED = (
     "relabel_converged_seconds",
     "relabel_converged_after_last_patch_seconds",
 )
+
+
+def _profiled_pid(spy: int, timeout: float = 30.0) -> int:
+    """The operator's pid under py-spy: py-spy's child running this interpreter's binary."""
+    executable = Path(os.path.realpath(sys.executable)).name
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return child_pid(executable, spy)
+        except LookupError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def main() -> int:

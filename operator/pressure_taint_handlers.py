@@ -206,8 +206,13 @@ async def stop_pressure_taints(**_: Any) -> None:
 
 # ------------------------------------------------------------------ events -> requests
 
-_seen_taints: dict[str, bool] = {}  # cleared at start: a new run hears everything again
+# What each object last said; cleared at start, so a new run hears everything again. An
+# object not seen before counts as untainted and calm: the thousands of calm Nodes and
+# NodeMemoryReserves a large cluster lists (or creates) request nothing, since each request
+# plans over every node (a reconcile per event made start-up quadratic in the node count).
+_seen_taints: dict[str, bool] = {}
 _seen_pressure: dict[str, ReservePressure] = {}
+CALM = ReservePressure(False, None, None)
 
 
 def _request() -> None:
@@ -221,8 +226,11 @@ async def pressure_taint_changed(
 ) -> None:
     """Only our taint coming or going matters (node heartbeats request nothing)."""
     tainted = type != "DELETED" and has_taint((spec or {}).get("taints"))
-    if _seen_taints.get(name) != tainted:
-        _seen_taints[name] = tainted
+    if _seen_taints.get(name, False) != tainted:
+        if tainted:
+            _seen_taints[name] = True
+        else:
+            _seen_taints.pop(name, None)
         _request()
 
 
@@ -234,10 +242,13 @@ async def reserve_pressure_changed(
     stopped: ``recheck_at``); calm nodes' refreshes request nothing."""
     pressure = reserve_pressure(status)
     if not pressure.pressure:
-        pressure = ReservePressure(False, None, None)
+        pressure = CALM
     if type == "DELETED":
-        _seen_pressure.pop(name, None)
-        _request()
-    elif _seen_pressure.get(name) != pressure:
-        _seen_pressure[name] = pressure
+        if _seen_pressure.pop(name, CALM) != CALM:
+            _request()
+    elif _seen_pressure.get(name, CALM) != pressure:
+        if pressure == CALM:
+            _seen_pressure.pop(name, None)
+        else:
+            _seen_pressure[name] = pressure
         _request()
