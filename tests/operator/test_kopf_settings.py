@@ -4,7 +4,8 @@ import logging
 import kopf
 import pytest
 
-from oomguard.operator.kopf_settings import configure_kopf
+import oomguard.operator.handlers  # noqa: F401 - registers every handler of the operator
+from oomguard.operator.kopf_settings import NoDiffBase, configure_kopf
 from oomguard.operator.options import OperatorOptions
 
 
@@ -34,6 +35,21 @@ def test_standalone_by_default_with_our_own_markers():
     assert isinstance(settings.watching.server_timeout, int)  # the apiserver refuses "300.0"
     assert settings.watching.client_timeout == 330
     assert settings.watching.connect_timeout == 10
+
+
+def test_no_change_handlers_while_no_diff_base_is_kept():
+    """NoDiffBase skips the body copy kopf makes per event for change handlers to diff
+    against: a change or daemon handler would then see no changes. Register one, and this
+    fails until the real storage is back."""
+    settings = configured(OperatorOptions())
+    assert isinstance(settings.persistence.diffbase_storage, NoDiffBase)
+    registry = kopf.get_default_registry()
+    assert registry._indexing.get_all_handlers()  # kopf lists them nowhere public
+    assert registry._changing.get_all_handlers() == []
+    assert registry._spawning.get_all_handlers() == []
+    body = kopf.Body({"metadata": {"name": "n", "labels": {"a": "b"}}, "spec": {"x": 1}})
+    assert settings.persistence.diffbase_storage.build(body=body) == {}
+    assert settings.persistence.diffbase_storage.fetch(body=body) is None
 
 
 def test_peering_for_ha():
