@@ -180,8 +180,14 @@ def connected_while_stalled(backlog: int, connections: int, wait: float) -> int:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
-    release = threading.Event()
-    loop.call_soon_threadsafe(release.wait)  # the loop accepts nothing until released
+    stalled, release = threading.Event(), threading.Event()
+
+    def stall() -> None:  # the loop accepts nothing until released
+        stalled.set()
+        release.wait()
+
+    loop.call_soon_threadsafe(stall)
+    assert stalled.wait(10), "the event loop did not take the stall"
     sockets = [socket.socket() for _ in range(connections)]
     try:
         poller = select.poll()
