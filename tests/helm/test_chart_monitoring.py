@@ -126,7 +126,7 @@ def test_promtool_checks_the_rules(
         [_promtool(), "check", "rules", str(rules)], capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 16 rules found" in result.stdout
+    assert "SUCCESS: 17 rules found" in result.stdout
 
 
 def test_dashboard_queries_parse(monitoring_objects: list[dict[str, Any]], tmp_path: Path) -> None:
