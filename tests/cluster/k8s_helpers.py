@@ -32,21 +32,13 @@ def unique_name(prefix: str) -> str:
 
 
 def create_namespace(core: CoreV1Api, name: str | None = None) -> str:
-    """A namespace ready for pods: the ServiceAccount admission plugin rejects pods until the
-    controller-manager has created the namespace's `default` ServiceAccount, so wait for it."""
+    """A namespace ready for pods. The ServiceAccount admission plugin refuses pods until the
+    namespace's `default` ServiceAccount exists; the controller-manager adds it, but in a
+    software-emulated VM that took over a minute once, so create it here (whoever comes
+    second gets 409 and that is fine)."""
     name = name or unique_name("t")
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-
-    def default_service_account() -> bool:
-        try:
-            core.read_namespaced_service_account("default", name)
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
-        return True
-
-    wait_for(f"the default ServiceAccount in namespace {name}", default_service_account)
+    ensure_service_account(core, name, "default")
     return name
 
 

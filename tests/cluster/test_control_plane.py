@@ -186,8 +186,8 @@ def test_pod_bound_token_carries_the_node_name(
 def test_controller_manager_publishes_root_ca(
     control_plane: ControlPlane, core_api: CoreV1Api, namespace: str
 ) -> None:
-    # The `namespace` fixture already waited for the `default` ServiceAccount (a controller's
-    # work); the root-CA publisher is another controller-manager loop.
+    # The root-CA publisher is a controller-manager loop: the CA reaching a new namespace
+    # shows the controller-manager runs and talks to the apiserver.
     config_map = wait_for(
         "kube-root-ca.crt in the new namespace",
         lambda: (

@@ -38,7 +38,7 @@ from chart_release import (
     reserve_values,
 )
 from conftest import RESERVE_MI, Release
-from k8s_helpers import wait_for
+from k8s_helpers import create_namespace, wait_for
 from kubernetes.client import CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from node_bed import NODE_NAME, PYTHON_IMAGE, Node, progress
@@ -151,16 +151,7 @@ def run_storm(
     """Start the storm's pods one after another (each created once the one before runs, so
     age order is creation order); once every pod is full or final, let them finish; say how
     each ended."""
-    core.create_namespace({"metadata": {"name": namespace}})
-    wait_for(
-        f"the default ServiceAccount in {namespace}",
-        lambda: (
-            core.list_namespaced_service_account(
-                namespace, field_selector="metadata.name=default"
-            ).items
-        ),
-        timeout=120,
-    )
+    create_namespace(core, namespace)
     plan = storm_plan(namespace, kubepods_max() - kubepods_current())
     api = core.api_client
     for i in range(plan.count):

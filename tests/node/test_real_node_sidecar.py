@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from k8s_helpers import wait_for
+from k8s_helpers import create_namespace, wait_for
 from kubernetes.client import CoreV1Api
 from kubernetes.client.exceptions import ApiException
 from node_bed import OOMGUARD_IMAGE, PYTHON_IMAGE, Node
@@ -35,16 +35,7 @@ def run_pool(
     """Start the pool pod; once its app container has ended: its reason, the pool's report,
     the pod cgroup's ``oom_kill`` and the sidecar's log (empty without one)."""
     try:
-        core.create_namespace({"metadata": {"name": NAMESPACE}})
-        wait_for(
-            "the pool namespace's default ServiceAccount",
-            lambda: (
-                core.list_namespaced_service_account(
-                    NAMESPACE, field_selector="metadata.name=default"
-                ).items
-            ),
-            timeout=120,
-        )
+        create_namespace(core, NAMESPACE)
     except ApiException as exc:
         if exc.status != 409:
             raise

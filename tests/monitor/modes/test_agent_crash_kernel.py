@@ -254,14 +254,6 @@ def bed(cluster: ControlPlane, tmp_path: Path) -> Iterator[Bed]:
     core = CoreV1Api(cluster.api_client)
     name = create_node(core, capacity={"cpu": "2", "memory": "600Mi", "pods": "110"})
     namespace = create_namespace(core)
-    if not wait_for(  # pods are refused until the controller-manager made "default"
-        lambda: any(
-            sa.metadata.name == "default"
-            for sa in core.list_namespaced_service_account(namespace).items
-        ),
-        timeout=120,
-    ):
-        raise AssertionError("no ServiceAccount default in the test namespace")
     state_dir = tmp_path / "state"
     logs = tmp_path / "logs"
     logs.mkdir()
