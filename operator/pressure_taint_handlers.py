@@ -210,7 +210,7 @@ async def stop_pressure_taints(**_: Any) -> None:
 # object not seen before counts as untainted and calm: the thousands of calm Nodes and
 # NodeMemoryReserves a large cluster lists (or creates) request nothing, since each request
 # plans over every node (a reconcile per event made start-up quadratic in the node count).
-_seen_taints: dict[str, bool] = {}
+_seen_taints: set[str] = set()  # the nodes seen with our taint
 _seen_pressure: dict[str, ReservePressure] = {}
 CALM = ReservePressure(False, None, None)
 
@@ -226,11 +226,11 @@ async def pressure_taint_changed(
 ) -> None:
     """Only our taint coming or going matters (node heartbeats request nothing)."""
     tainted = type != "DELETED" and has_taint((spec or {}).get("taints"))
-    if _seen_taints.get(name, False) != tainted:
+    if (name in _seen_taints) != tainted:
         if tainted:
-            _seen_taints[name] = True
+            _seen_taints.add(name)
         else:
-            _seen_taints.pop(name, None)
+            _seen_taints.discard(name)
         _request()
 
 

@@ -232,11 +232,8 @@ class ProcessTarget:
 
             self._wait_exits(poller, pending, grace_end, detected_at, killed, check)
             for fd in pending:
-                if fd in killed:
-                    continue
-                with contextlib.suppress(ProcessLookupError):
-                    signal.pidfd_send_signal(fd, signal.SIGKILL)
-                killed.add(fd)
+                if fd not in killed:
+                    _sigkill(fd, killed)
             self._wait_exits(
                 poller, pending, self._clock() + EXIT_WAIT_AFTER_SIGKILL, detected_at, killed
             )
@@ -266,9 +263,7 @@ class ProcessTarget:
                     "handler cannot run: SIGKILL before its grace ends",
                     victim.id,
                 )
-                with contextlib.suppress(ProcessLookupError):
-                    signal.pidfd_send_signal(fd, signal.SIGKILL)
-                killed.add(fd)
+                _sigkill(fd, killed)
 
     def _wait_exits(
         self,
@@ -332,3 +327,10 @@ class ProcessTarget:
                 self._gone.add(cid)
         if self._on_record is not None:
             self._on_record(record)
+
+
+def _sigkill(fd: int, killed: set[int]) -> None:
+    """SIGKILL the process behind ``fd`` (gone already is fine) and note that it was sent."""
+    with contextlib.suppress(ProcessLookupError):
+        signal.pidfd_send_signal(fd, signal.SIGKILL)
+    killed.add(fd)

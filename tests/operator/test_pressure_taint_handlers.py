@@ -37,7 +37,7 @@ class CountingTaints:
 def taints(monkeypatch):
     counting = CountingTaints()
     monkeypatch.setattr(handlers.running, "taints", counting)
-    monkeypatch.setattr(handlers, "_seen_taints", {})
+    monkeypatch.setattr(handlers, "_seen_taints", set())
     monkeypatch.setattr(handlers, "_seen_pressure", {})
     return counting
 
