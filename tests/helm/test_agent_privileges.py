@@ -167,12 +167,12 @@ def run_as_container(tree: dict[str, Path], capabilities: list[str]) -> dict[str
             preexec_fn=enter_agent_cgroup,
             capture_output=True,
             text=True,
-            timeout=60,
+            timeout=600,  # a Python start alone can take a minute in a loaded emulated VM
             check=False,
         )
         assert result.returncode == 0, result.stderr
         out: dict[str, Any] = json.loads(result.stdout)
-        out["victim_killed"] = victim.wait(timeout=30) == -9
+        out["victim_killed"] = victim.wait(timeout=300) == -9
         return out
     finally:
         if victim.poll() is None:

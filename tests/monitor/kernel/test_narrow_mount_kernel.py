@@ -95,7 +95,7 @@ def host_tree(real_cgroup: Cgroup) -> Iterator[dict[str, Any]]:
         for process in (pod, service):
             if process.poll() is None:
                 process.kill()
-            process.wait(timeout=30)
+            process.wait(timeout=300)
 
 
 def run_with_chart_mounts(tree: dict[str, Any], host: Path, kubepods_writable: bool) -> Any:
@@ -129,7 +129,7 @@ def run_with_chart_mounts(tree: dict[str, Any], host: Path, kubepods_writable: b
         ],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=600,  # a Python start alone can take a minute in a loaded emulated VM
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -151,7 +151,7 @@ def test_only_kubepods_is_writable_through_the_charts_mounts(
         "new_cgroup_beside_kubepods": "EROFS",
     }
     assert host_tree["kubepods"].read("memory.high").strip() == str(512 << 20).encode()
-    assert host_tree["pod"].wait(timeout=30) == -9  # killed through the writable mount
+    assert host_tree["pod"].wait(timeout=300) == -9  # killed through the writable mount
     assert host_tree["service"].poll() is None  # system.slice's process lives on
     assert host_tree["system"].read("memory.high").strip() == b"max"
     assert not (host_tree["base"].path / "stray").exists()

@@ -161,7 +161,7 @@ def test_sigterm_is_forwarded_and_everything_is_undone(tmp_path):
     [name] = guard_cgroups()
     assert Cgroup(find_cgroup2_mount() / name).memory_high().bytes == 64 << 20
     oomguard.send_signal(signal.SIGTERM)
-    assert oomguard.wait(timeout=30) == 42, oomguard.stderr.read()
+    assert oomguard.wait(timeout=300) == 42, oomguard.stderr.read()
     assert guard_cgroups() == []
 
 
@@ -170,7 +170,7 @@ def test_command_ignoring_sigterm_is_killed_after_grace(tmp_path):
         tmp_path, "signal.SIG_IGN", "--memory-high", "64Mi", "--grace", "0.5"
     )
     oomguard.send_signal(signal.SIGTERM)
-    assert oomguard.wait(timeout=30) == 128 + signal.SIGKILL
+    assert oomguard.wait(timeout=300) == 128 + signal.SIGKILL
     assert guard_cgroups() == []
 
 
@@ -227,7 +227,7 @@ def test_guarding_an_existing_cgroup_restores_its_limits(tmp_path, scratch_cgrou
     assert applied(), oomguard.stderr.read() if oomguard.poll() is not None else "not yet set"
     assert scratch_cgroup.memory_max() == MemoryLimit(200 << 20)
     oomguard.send_signal(signal.SIGINT)
-    assert oomguard.wait(timeout=30) == 0, oomguard.stderr.read()
+    assert oomguard.wait(timeout=300) == 0, oomguard.stderr.read()
     assert scratch_cgroup.memory_high().unlimited
     assert scratch_cgroup.memory_max() == MemoryLimit(500 << 20)
     assert sleeper.poll() is None  # nothing over target: nobody stopped

@@ -155,14 +155,14 @@ def test_runner_with_all_three_delivers_each_kind_and_stops(real_cgroup, spawn_h
     try:
         spawn_hog(real_cgroup, 200)
         kinds = set()
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300
         while kinds != set(TriggerKind) and time.monotonic() < deadline:
-            item = runner.output.get(timeout=60)
+            item = runner.output.get(timeout=300)
             assert not isinstance(item, MonitorFailure), item
             kinds.add(item.kind)
     finally:
         started = time.monotonic()
-        still_running = runner.stop(30)
+        still_running = runner.stop(300)
     print(f"all three stopped {(time.monotonic() - started) * 1000:.1f} ms after the signal")
     assert still_running == []
     assert kinds == set(TriggerKind)
@@ -183,7 +183,7 @@ def test_unreadable_memory_events_is_a_clear_error(real_cgroup):
         except MonitorError as exc:
             print("MonitorError:", exc)
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("MonitorError:")
     assert "Permission denied" in out.stdout
