@@ -35,9 +35,12 @@ import vm_runner
 RESULTS_ENV = "OOMGUARD_VM_RESULTS"
 # "vm" or "direct" overrides the choice made from the host's cgroups.
 MODE_ENV = "OOMGUARD_VM_MODE"
-# Seconds for the whole in-VM batch, boot included.
+# Seconds for the whole in-VM batch, boot included. The full kernel tier took 3,460 and
+# 3,506 s in the last two fresh-clone CI runs (software emulation on a shared host), too
+# close to the 3,600 s this was; 4,500 s still leaves the CI's other stages (about 10 min)
+# inside its 90 min.
 TIMEOUT_ENV = "OOMGUARD_VM_TIMEOUT"
-DEFAULT_BATCH_TIMEOUT = 3600.0
+DEFAULT_BATCH_TIMEOUT = 4500.0
 
 _MODE = pytest.StashKey[str]()
 _BATCH = pytest.StashKey["Batch"]()
