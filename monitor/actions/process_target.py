@@ -256,7 +256,11 @@ class ProcessTarget:
         for fd, (victim, _) in pending.items():
             if fd in killed:
                 continue
-            asleep = self._reader.throttled(pid_of(victim)) is True
+            try:
+                asleep = self._reader.throttled(pid_of(victim)) is True
+            except OSError as err:  # a look that failed keeps the victim's whole grace
+                logger.debug("cannot tell whether victim %s is throttled: %s", victim.id, err)
+                asleep = False
             if throttled.kill_now(victim.id, asleep, now):
                 logger.info(
                     "victim %s asleep in memory.high's throttling penalty, where its SIGTERM "

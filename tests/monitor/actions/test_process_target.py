@@ -106,17 +106,19 @@ class ThrottledReader(ProcReader):
     """/proc as it is, except what wchan says of the throttling penalty (the host has no
     memory.high: the kernel test shows the real sleep)."""
 
-    def __init__(self, throttled: bool) -> None:
+    def __init__(self, throttled: bool | OSError) -> None:
         super().__init__()
         self.answer = throttled
         self.asked: list[int] = []
 
     def throttled(self, pid: int) -> bool | None:
         self.asked.append(pid)
+        if isinstance(self.answer, OSError):
+            raise self.answer
         return self.answer
 
 
-def stop_one(procs, *, throttled: bool, grace: float, patience: float):
+def stop_one(procs, *, throttled: bool | OSError, grace: float, patience: float):
     """One SIGTERM-ignoring victim stopped; its record once it exited, and the reader."""
     p = procs("ignore-term")
     reader = ThrottledReader(throttled)
@@ -140,6 +142,13 @@ def test_a_victim_not_throttled_keeps_its_whole_grace(procs):
     record, reader, _ = stop_one(procs, throttled=False, grace=1.0, patience=0.0)
     assert record.exited_at - record.signalled_at >= 1.0
     assert reader.asked  # it was looked at, and let be
+
+
+def test_a_victim_whose_wchan_cannot_be_read_keeps_its_whole_grace_and_is_still_killed(procs):
+    # the look failing must neither kill early nor end the escalation before its SIGKILL
+    record, reader, _ = stop_one(procs, throttled=PermissionError("wchan"), grace=1.0, patience=0.0)
+    assert record.exited_at - record.signalled_at >= 1.0
+    assert reader.asked
 
 
 def test_no_throttle_checks_without_a_patience_below_the_grace(procs):
