@@ -37,9 +37,11 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def _idle(idle: Rows, contender: str, key: str) -> float | None:
+    """Per second of the window; None for a window measured before the guards had settled
+    (``settled`` False: start-up, not idling; runs recorded before the flag count as settled)."""
     for i in idle:
         if i["contender"] == contender and i.get(key) is not None:
-            return float(i[key]) / i["seconds"]
+            return float(i[key]) / i["seconds"] if i.get("settled", True) else None
     return None
 
 

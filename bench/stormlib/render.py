@@ -102,6 +102,7 @@ def render(data: dict[str, Any], out_dir: Path, command: str, host: dict[str, An
         ]
         for contender, windows in _idle_cells(data["idle"]).items():
             lines.append(_idle_row(contender, windows))
+        lines += unsettled_note(data["idle"])
     lines += _trace(rows)
     lines += ["", *EXPLANATION.strip("\n").splitlines()]
     lines += ["", "How each figure is measured: see `bench/README.md`.", ""]
@@ -242,6 +243,22 @@ def _scenario_row(scenario: str, contender: str, runs: list[dict[str, Any]]) -> 
         + (f" {flags[0]} timed out" if flags[0] else "")
         + (f" {flags[1]} pool lost" if flags[1] else "")
     )
+
+
+def unsettled_note(idle: list[dict[str, Any]]) -> list[str]:
+    """A line naming the repetitions whose idle window began before every guard had settled
+    (the start-up wait gave up): shown above, left out of the goals."""
+    reps = sorted({i.get("repetition", 0) for i in idle if i.get("settled") is False})
+    if not reps:
+        return []
+    names = ", ".join(str(r) for r in reps)
+    which = f"repetitions {names}" if len(reps) > 1 else f"repetition {names}"
+    return [
+        "",
+        f"Not settled: the idle window of {which} began before every guard had finished "
+        "starting (`--settle-seconds` ran out); shown in the table above, left out of the "
+        "goals.",
+    ]
 
 
 def _idle_cells(idle: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

@@ -332,7 +332,7 @@ def idle_cost(cfg: argparse.Namespace, raw: Path) -> list[dict[str, Any]]:
         stdout=open(raw / "idle-earlyoom.log", "ab"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
     )
-    _settle(procs, cfg.settle_seconds)  # imports and start-up are slow under emulation
+    settled = _settle(procs, cfg.settle_seconds)  # imports and start-up are slow under emulation
     start = {n: cpu_seconds(p.pid) for n, p in procs.items()}
     counters = {n: WakeupCounter(p.pid) for n, p in procs.items()}
     woken = {n: c.read() for n, c in counters.items()}
@@ -358,6 +358,7 @@ def idle_cost(cfg: argparse.Namespace, raw: Path) -> list[dict[str, Any]]:
                 "peak_rss_bytes": max(peak[n], peak_rss_bytes(p.pid) or 0),
                 "wakeups": None if w0 is None or w1 is None else w1 - w0,
                 "alive": p.poll() is None,
+                "settled": settled,  # False: some guard was still busy when the window began
             }
         )
         p.send_signal(signal.SIGTERM)
@@ -371,8 +372,9 @@ def idle_cost(cfg: argparse.Namespace, raw: Path) -> list[dict[str, Any]]:
     return out
 
 
-def _settle(procs: dict[str, subprocess.Popen[bytes]], limit: float) -> None:
-    """Wait until every process used < 2 % CPU over the last 2 s (start-up over), or ``limit``."""
+def _settle(procs: dict[str, subprocess.Popen[bytes]], limit: float) -> bool:
+    """Wait until every process used < 2 % CPU over the last 2 s (start-up over), or ``limit``;
+    whether they settled (a window measured before they did shows start-up, not idling)."""
     deadline = time.monotonic() + limit
     time.sleep(5.0)
     while time.monotonic() < deadline:
@@ -380,7 +382,8 @@ def _settle(procs: dict[str, subprocess.Popen[bytes]], limit: float) -> None:
         time.sleep(2.0)
         after = {n: cpu_seconds(p.pid) or 0.0 for n, p in procs.items()}
         if all(after[n] - before[n] < 0.04 for n in procs):
-            return
+            return True
+    return False
 
 
 def in_vm_main(args: argparse.Namespace) -> int:

@@ -68,3 +68,16 @@ def test_the_table_counts_the_repetitions_that_met_each_goal():
     ]
     line = next(x for x in goal_lines(rows, []) if x.startswith("| kernel OOM kills"))
     assert line.endswith("| 0 [0-2] | 2 of 3 |")
+
+
+def test_an_idle_window_measured_before_the_guards_settled_is_left_out():
+    idle = [
+        {"contender": "oomguard-event-only", "seconds": 60.0, "wakeups": 3000, "cpu_seconds": 8.0},
+        {"contender": "earlyoom", "seconds": 60.0, "wakeups": 600, "cpu_seconds": 0.6},
+    ]
+    unsettled = [{**i, "settled": False} for i in idle]
+    settled = [{**i, "settled": True} for i in idle]
+    assert goal("idle wake-ups").value([], unsettled) is None
+    assert goal("idle CPU").value([], unsettled) is None
+    assert goal("idle wake-ups").value([], settled) == 50.0
+    assert goal("idle wake-ups").value([], idle) == 50.0  # recorded before the flag existed
