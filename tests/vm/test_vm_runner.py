@@ -57,6 +57,14 @@ def test_cgroup2_has_the_memory_controller_for_children():
 
 
 @pytest.mark.kernel
+def test_the_guest_root_is_shared_over_virtiofs_not_uncached_9p():
+    """Over 9p every file Python loads from the host is an uncached round trip, and the
+    kernel tier took about 3.5x as long; virtiofsd from tests/vm/setup avoids that."""
+    root_type = vm_runner.root_filesystem_type(Path("/proc/self/mountinfo").read_text())
+    assert root_type == "virtiofs"
+
+
+@pytest.mark.kernel
 def test_memory_high_throttles_a_toucher_and_counts_high_events():
     cgroup = _cgroup_root() / f"oomguard-test-{uuid.uuid4().hex[:8]}"
     cgroup.mkdir()
@@ -216,9 +224,28 @@ def test_find_kernel_prefers_the_newest_version(tmp_path, monkeypatch):
     assert keys[-1][1] == "vmlinuz-6.1.0-56-amd64"
 
 
+def test_root_filesystem_type_reads_the_last_mount_at_the_root():
+    mountinfo = (
+        "1 0 0:1 / / ro,relatime - 9p /dev/root ro,access=any,trans=virtio\n"
+        "2 1 0:2 / /proc rw - proc proc rw\n"
+        "3 0 0:3 / / ro,relatime - virtiofs ROOTFS ro\n"
+    )
+    assert vm_runner.root_filesystem_type(mountinfo) == "virtiofs"
+    assert vm_runner.root_filesystem_type(mountinfo.split("2 1")[0]) == "9p"
+    assert vm_runner.root_filesystem_type("2 1 0:2 / /proc rw - proc proc rw\n") == ""
+
+
+def test_a_missing_virtiofsd_is_an_error_before_any_boot(tmp_path, monkeypatch):
+    monkeypatch.setattr(vm_runner, "VIRTIOFSD_ROOT", tmp_path)
+    monkeypatch.setattr(vm_runner, "vng_path", lambda: Path("/bin/false"))
+    with pytest.raises(vm_runner.VmError, match="virtiofsd is missing: run tests/vm/setup"):
+        vm_runner.run_in_vm(["true"])
+
+
 def test_a_missing_kernel_image_is_an_error_before_any_boot(tmp_path, monkeypatch):
     monkeypatch.setenv("OOMGUARD_VM_KERNEL", str(tmp_path / "no-such-vmlinuz"))
     monkeypatch.setattr(vm_runner, "vng_path", lambda: Path("/bin/false"))
+    monkeypatch.setattr(vm_runner, "virtiofsd_path", lambda: Path("/bin/false"))
     with pytest.raises(vm_runner.VmError, match="no-such-vmlinuz does not exist"):
         vm_runner.run_in_vm(["true"])
 
