@@ -359,6 +359,17 @@ def test_memory_pressure_taint_toggle_reaches_operator_args_and_rbac(helm_home: 
     assert {"operator": "Exists"} in agent["tolerations"]
 
 
+def test_an_agent_slowed_by_its_own_memory_high_is_not_killed_by_its_liveness_probe(
+    rendered: dict[str, Objects],
+) -> None:
+    """The agent answers /healthz from inside the kubepods it throttles: on the real node the
+    kubelet killed it mid-storm when three 2 s probes went unanswered, and kubepods went
+    unguarded until it was back. A minute of slow answers, each given 10 s, is tolerated."""
+    probe = container(one(rendered["defaults"], "DaemonSet"))["livenessProbe"]
+    assert probe["timeoutSeconds"] >= 10
+    assert probe["periodSeconds"] * probe["failureThreshold"] >= 60
+
+
 def test_a_slow_start_is_not_a_crash_loop(rendered: dict[str, Objects]) -> None:
     """The liveness probes count only after a start-up probe passed, with minutes of room:
     on an emulated or starved node, Python alone took longer to start than the liveness
