@@ -12,8 +12,11 @@ The pure parts (manifests, classification) are unit-tested on the host.
 from __future__ import annotations
 
 import enum
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 # Runs in the Python base image. ``bytearray(b"\x01") * n`` writes every page (calloc'd or
@@ -129,8 +132,77 @@ def is_final(pod: Mapping[str, Any] | None) -> bool:
     return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
 
 
-def newest_first_holds(endings: Sequence[Ending]) -> bool:
-    """Every evicted pod is newer than every completed one (index order is age order)."""
-    evicted = [i for i, e in enumerate(endings) if e is Ending.EVICTED]
-    completed = [i for i, e in enumerate(endings) if e is Ending.COMPLETED]
-    return not evicted or not completed or min(evicted) > max(completed)
+# How long a pod must have been seen Running before a decision for the test to hold that the
+# agent knew of it (its pod watch and cgroup scan lag the apiserver, more so under emulation).
+KNOWN_AFTER = 10.0
+
+# One decision line of the agent's text log, as containerd writes it to the pod's log file:
+# "<runtime stamp> stderr F <agent stamp> WARNING evicting newest pods ... victims="[...]" ..."
+_DECISION = re.compile(
+    r"^\S+ \S+ \S+ (?P<stamp>\d{4}-\d\d-\d\dT\S+Z) WARNING evicting newest pods .*?"
+    r'victims="(?P<victims>\[.*?\])"'
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One eviction decision of the agent: when (epoch seconds) and which pods."""
+
+    at: float
+    victims: tuple[str, ...]  # "namespace/name"
+
+
+def parse_decisions(log: str) -> list[Decision]:
+    """The agent's ``evicting newest pods`` decisions in a container log, oldest first."""
+    found = []
+    for line in log.splitlines():
+        match = _DECISION.match(line)
+        if match:
+            at = datetime.fromisoformat(match["stamp"].replace("Z", "+00:00")).timestamp()
+            victims = json.loads(match["victims"].replace('\\"', '"'))
+            found.append(Decision(at, tuple(victims)))
+    return found
+
+
+def newest_first_violations(
+    plan: StormPlan,
+    decisions: Sequence[Decision],
+    running_since: Sequence[float],
+    released_at: float,
+) -> list[str]:
+    """Decisions that took a storm pod while a newer one had been running for ``KNOWN_AFTER``
+    seconds and was neither taken in the same decision nor an earlier one.
+
+    "Newest first" holds at each decision, among the pods alive then: a pod created after an
+    episode's first evictions may well outlive older pods evicted before it existed. Only
+    decisions before ``released_at`` are judged: after it, pods end on their own, at times
+    the test does not know. ``running_since[i]`` is when the test saw pod i Running.
+    """
+    names = [f"{plan.namespace}/{plan.name(i)}" for i in range(plan.count)]
+    taken: set[str] = set()
+    found = []
+    for decision in sorted(decisions, key=lambda d: d.at):
+        if decision.at >= released_at:
+            break
+        in_this = set(decision.victims)
+        for victim in decision.victims:
+            if victim not in names:
+                continue
+            for newer in names[names.index(victim) + 1 :]:
+                known = running_since[names.index(newer)] <= decision.at - KNOWN_AFTER
+                if known and newer not in taken and newer not in in_this:
+                    found.append(f"{victim} taken while the newer {newer} was running")
+        taken |= in_this
+    return found
+
+
+def evicted_without_a_decision(
+    plan: StormPlan, endings: Sequence[Ending], decisions: Sequence[Decision]
+) -> list[str]:
+    """Evicted storm pods that no logged decision names (the rule above cannot judge them)."""
+    decided = {victim for d in decisions for victim in d.victims}
+    return [
+        plan.name(i)
+        for i, e in enumerate(endings)
+        if e is Ending.EVICTED and f"{plan.namespace}/{plan.name(i)}" not in decided
+    ]

@@ -15,6 +15,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,16 @@ from k8s_helpers import create_namespace, wait_for
 from kubernetes.client import CoreV1Api, CustomObjectsApi
 from kubernetes.client.exceptions import ApiException
 from node_bed import NODE_NAME, PYTHON_IMAGE, Node, progress
-from storm_pods import PRESSURE_TAINT, Ending, StormPlan, ending, is_final, newest_first_holds
+from storm_pods import (
+    PRESSURE_TAINT,
+    Ending,
+    StormPlan,
+    ending,
+    evicted_without_a_decision,
+    is_final,
+    newest_first_violations,
+    parse_decisions,
+)
 
 pytestmark = [pytest.mark.kernel(memory="7G"), pytest.mark.node, pytest.mark.timeout(2400)]
 
@@ -145,19 +155,29 @@ def pressure_tainted(core: CoreV1Api) -> bool:
     return any(t.key == PRESSURE_TAINT for t in node.spec.taints or [])
 
 
-def run_storm(
-    core: CoreV1Api, namespace: str, taint_seen: list[bool] | None = None
-) -> list[Ending]:
+@dataclass(frozen=True)
+class StormRun:
+    """How each storm pod ended, and the times "newest first" is judged by (epoch seconds)."""
+
+    plan: StormPlan
+    endings: list[Ending]
+    running_since: list[float]  # when the test saw pod i Running (or already past it)
+    released_at: float  # when the pods were told to finish
+
+
+def run_storm(core: CoreV1Api, namespace: str, taint_seen: list[bool] | None = None) -> StormRun:
     """Start the storm's pods one after another (each created once the one before runs, so
     age order is creation order); once every pod is full or final, let them finish; say how
     each ended."""
     create_namespace(core, namespace)
     plan = storm_plan(namespace, kubepods_max() - kubepods_current())
     api = core.api_client
+    running_since: list[float] = []
     for i in range(plan.count):
         core.create_namespaced_pod(namespace, plan.manifest(i))
         name = plan.name(i)
         wait_for(f"{name} running", lambda n=name: started(core, namespace, n), timeout=300)
+        running_since.append(time.time())
         progress(f"{namespace}: {name} of {plan.count} started")
 
     def last_states() -> list[dict[str, Any] | None]:
@@ -184,6 +204,7 @@ def run_storm(
         timeout=900,
         interval=2,
     )
+    released_at = time.time()
     Path(plan.release_file).touch()
     progress(f"{namespace}: every pod full or final; released")
 
@@ -197,7 +218,7 @@ def run_storm(
     evicted = evicted_names(core, namespace)
     endings = [ending(s, plan.name(i) in evicted) for i, s in enumerate(states)]
     progress(f"{namespace}: " + ", ".join(f"{i}={e.value}" for i, e in enumerate(endings)))
-    return endings
+    return StormRun(plan, endings, running_since, released_at)
 
 
 def started(core: CoreV1Api, namespace: str, name: str) -> bool:
@@ -372,7 +393,8 @@ def test_storm_is_stopped_newest_first_and_the_oldest_pods_complete(
     oom_kills = kubepods_event("oom_kill")
     restarts = agent_restarts(core)
     taint_seen: list[bool] = []
-    endings = run_storm(core, "storm-guarded", taint_seen)
+    storm = run_storm(core, "storm-guarded", taint_seen)
+    endings = storm.endings
     try:
         assert kubepods_event("oom_kill") == oom_kills, f"kernel OOM kills in kubepods: {endings}"
         # a restarted agent gives kubepods back (memory.high max) until it is up again, and
@@ -383,7 +405,15 @@ def test_storm_is_stopped_newest_first_and_the_oldest_pods_complete(
         evicted = endings.count(Ending.EVICTED)
         assert evicted > 0, f"the storm passed memory.max yet nothing was evicted: {endings}"
         assert Ending.OOM_KILLED not in endings and Ending.OTHER not in endings, endings
-        assert newest_first_holds(endings), f"an older pod went before a newer one: {endings}"
+        # newest first at each decision, among the pods alive then: a pod created after the
+        # first evictions may outlive older pods evicted before it existed
+        decisions = parse_decisions(agent_logs(core, lines=1_000_000))
+        unjudged = evicted_without_a_decision(storm.plan, endings, decisions)
+        assert not unjudged, f"evicted, but no decision in the agent's log names them: {unjudged}"
+        violations = newest_first_violations(
+            storm.plan, decisions, storm.running_since, storm.released_at
+        )
+        assert not violations, f"an older pod went before a newer one: {violations}, {endings}"
         assert endings[0] is Ending.COMPLETED, endings
         try:
             scraped = wait_for(
@@ -444,7 +474,7 @@ def test_without_the_guard_the_same_storm_gets_kernel_oom_kills(release: Release
         timeout=600,
     )
     oom_kills = kubepods_event("oom_kill")
-    endings = run_storm(release.core, "storm-unguarded")
+    endings = run_storm(release.core, "storm-unguarded").endings
     assert Ending.EVICTED not in endings, endings
     assert kubepods_event("oom_kill") > oom_kills, f"no kernel OOM kill: {endings}"
 

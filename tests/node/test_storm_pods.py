@@ -4,12 +4,23 @@ documented sidecar example) and how a pod's last state reads."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from storm_pods import Ending, StormPlan, ending, is_final, newest_first_holds
+from storm_pods import (
+    KNOWN_AFTER,
+    Decision,
+    Ending,
+    StormPlan,
+    ending,
+    evicted_without_a_decision,
+    is_final,
+    newest_first_violations,
+    parse_decisions,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PLAN = StormPlan(namespace="s", count=3, size_mib=64, image="img", host_dir="/run/s")
@@ -53,14 +64,75 @@ def test_final_states() -> None:
     assert not is_final({})
 
 
-def test_newest_first() -> None:
-    c, e, k = Ending.COMPLETED, Ending.EVICTED, Ending.OOM_KILLED
-    assert newest_first_holds([c, c, e, e])
-    assert newest_first_holds([c, k, c, e])
-    assert newest_first_holds([e, e])
-    assert newest_first_holds([c, c])
-    assert not newest_first_holds([c, e, c])
-    assert not newest_first_holds([e, c, c])
+STORM = StormPlan("storm", 5, 256, "img", "/storm")
+LINE = (
+    "2026-12-07T11:14:18.15179182Z stderr F 2026-12-07T11:14:18.127Z WARNING evicting newest "
+    'pods trigger=recheck usage=3.6Gi target=3.6Gi amount_to_free=58.7Mi victims="[\\"storm/'
+    'storm-03\\", \\"storm/storm-02\\"]" reason="2 newest candidate(s) free 1 of 1 bytes needed"'
+)
+
+
+def test_decisions_are_read_from_the_agents_log() -> None:
+    log = "\n".join(["2026-12-07T11:14:17Z stderr F something else", LINE])
+    (decision,) = parse_decisions(log)
+    assert decision.victims == ("storm/storm-03", "storm/storm-02")
+    assert decision.at == datetime(2026, 12, 7, 11, 14, 18, 127000, tzinfo=UTC).timestamp()
+
+
+def _violations(decisions: list[Decision], running: list[float]) -> list[str]:
+    return newest_first_violations(STORM, decisions, running, released_at=1000.0)
+
+
+def test_taking_the_newest_pods_is_newest_first() -> None:
+    running = [0.0, 10.0, 20.0, 30.0, 40.0]
+    assert _violations([Decision(100.0, ("storm/storm-04", "storm/storm-03"))], running) == []
+    assert (
+        _violations(
+            [Decision(100.0, ("storm/storm-04",)), Decision(110.0, ("storm/storm-03",))], running
+        )
+        == []
+    )
+
+
+def test_taking_an_older_pod_while_a_newer_one_runs_is_a_violation() -> None:
+    running = [0.0, 10.0, 20.0, 30.0, 40.0]
+    assert _violations([Decision(100.0, ("storm/storm-03",))], running) == [
+        "storm/storm-03 taken while the newer storm/storm-04 was running"
+    ]
+
+
+def test_a_pod_started_after_the_decision_does_not_count_against_it() -> None:
+    """The real node's case: pods 11-15 evicted, then pod 16 created, then 17 and 18 evicted;
+    pod 16 completing is newest first at every decision."""
+    running = [0.0, 10.0, 20.0, 200.0, 300.0]
+    decisions = [
+        Decision(150.0, ("storm/storm-02", "storm/storm-01")),
+        Decision(400.0, ("storm/storm-04",)),
+    ]
+    assert _violations(decisions, running) == []
+
+
+def test_a_pod_the_agent_may_not_know_yet_does_not_count() -> None:
+    running = [0.0, 10.0, 20.0, 30.0, 100.0 - KNOWN_AFTER + 1]
+    assert _violations([Decision(100.0, ("storm/storm-03",))], running) == []
+    running[4] = 100.0 - KNOWN_AFTER
+    assert _violations([Decision(100.0, ("storm/storm-03",))], running) != []
+
+
+def test_decisions_after_the_release_are_not_judged() -> None:
+    running = [0.0, 10.0, 20.0, 30.0, 40.0]
+    assert (
+        newest_first_violations(
+            STORM, [Decision(100.0, ("storm/storm-00",))], running, released_at=100.0
+        )
+        == []
+    )
+
+
+def test_an_eviction_no_decision_names_is_reported() -> None:
+    c, e = Ending.COMPLETED, Ending.EVICTED
+    decisions = [Decision(1.0, ("storm/storm-04",))]
+    assert evicted_without_a_decision(STORM, [c, c, c, e, e], decisions) == ["storm-03"]
 
 
 def readme_examples() -> list[dict[str, Any]]:
