@@ -515,7 +515,9 @@ def kubelet_listening() -> bool:
 
 def progress(line: str) -> None:
     """To stderr (the test's captured output) and, inside the VM, to its console, so that the
-    VM's output log shows how far a slow bring-up got while it is still running."""
+    VM's output log shows how far a slow bring-up got while it is still running. Stamped
+    with the UTC time of day, the clock the agent's and the kubelet's logs use."""
+    line = f"{time.strftime('%H:%M:%S', time.gmtime())} {line}"
     print(line, file=sys.stderr, flush=True)
     if os.environ.get("OOMGUARD_IN_VM") == "1":
         with contextlib.suppress(OSError), open("/dev/console", "w") as console:

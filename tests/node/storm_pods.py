@@ -66,6 +66,10 @@ class StormPlan:
     def name(self, index: int) -> str:
         return f"storm-{index:02d}"
 
+    def qualified(self, index: int) -> str:
+        """ "namespace/name", as the agent's decisions name pods."""
+        return f"{self.namespace}/{self.name(index)}"
+
     def manifest(self, index: int) -> dict[str, Any]:
         return {
             "apiVersion": "v1",
@@ -178,7 +182,7 @@ def newest_first_violations(
     decisions before ``released_at`` are judged: after it, pods end on their own, at times
     the test does not know. ``running_since[i]`` is when the test saw pod i Running.
     """
-    names = [f"{plan.namespace}/{plan.name(i)}" for i in range(plan.count)]
+    index = {plan.qualified(i): i for i in range(len(running_since))}
     taken: set[str] = set()
     found = []
     for decision in sorted(decisions, key=lambda d: d.at):
@@ -186,10 +190,11 @@ def newest_first_violations(
             break
         in_this = set(decision.victims)
         for victim in decision.victims:
-            if victim not in names:
+            if victim not in index:
                 continue
-            for newer in names[names.index(victim) + 1 :]:
-                known = running_since[names.index(newer)] <= decision.at - KNOWN_AFTER
+            for newer_index in range(index[victim] + 1, len(running_since)):
+                newer = plan.qualified(newer_index)
+                known = running_since[newer_index] <= decision.at - KNOWN_AFTER
                 if known and newer not in taken and newer not in in_this:
                     found.append(f"{victim} taken while the newer {newer} was running")
         taken |= in_this
@@ -204,5 +209,5 @@ def evicted_without_a_decision(
     return [
         plan.name(i)
         for i, e in enumerate(endings)
-        if e is Ending.EVICTED and f"{plan.namespace}/{plan.name(i)}" not in decided
+        if e is Ending.EVICTED and plan.qualified(i) not in decided
     ]
