@@ -2,7 +2,7 @@
 
 Bringing a node up under software emulation takes minutes, so the node (and the chart
 installed on it) lives for the session; the tests in ``test_real_node.py`` run in file order
-against it: install, storm, upgrade, the dry-run control, uninstall.
+against it: install, storm, upgrade, uninstall, the control.
 """
 
 from __future__ import annotations
