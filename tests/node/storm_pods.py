@@ -67,7 +67,7 @@ class StormPlan:
         return f"storm-{index:02d}"
 
     def qualified(self, index: int) -> str:
-        """ "namespace/name", as the agent's decisions name pods."""
+        """Pod ``index`` as the agent's decisions name pods: "namespace/name"."""
         return f"{self.namespace}/{self.name(index)}"
 
     def manifest(self, index: int) -> dict[str, Any]:

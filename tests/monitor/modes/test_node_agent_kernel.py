@@ -15,9 +15,14 @@ No kubelet runs. For evictions the test plays the kubelet's part (``Kubelet`` be
 pod gets a deletionTimestamp, its containers are stopped (``cgroup.kill`` on the pod cgroup),
 its cgroups removed and the pod object deleted, which is what a kubelet does at the end of a
 graceful termination. Without that, an evicted pod's processes would never die and its memory
-would never come back. When evictions are blocked (a PodDisruptionBudget with
-maxUnavailable 0), no pod gets a deletionTimestamp and only the agent's own last resort,
+would never come back. When evictions are blocked (a PodDisruptionBudget that allows no
+disruption), no pod gets a deletionTimestamp and only the agent's own last resort,
 ``cgroup.kill``, frees memory.
+
+The pods are gated: all start, one second apart so their ages differ, and only then fill
+their memory together. Every decision thus sees every pod, and "the evicted are the newest"
+is a fact about the agent, not about how pod starts happened to interleave with its
+decisions (a pod started after an episode's evictions may rightly outlive older victims).
 
 Every load here adds up to more than kubepods' memory.max, and a control test runs each one
 without the agent: the kernel OOM-kills there, so ``oom_kill == 0`` under the agent is the
@@ -35,8 +40,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import PurePosixPath
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -88,6 +93,9 @@ THRESHOLD_ONLY = MonitorSettings(
 HOG = """
 import os, sys, time
 mib, step = int(sys.argv[1]), 10
+gate = sys.argv[2] if len(sys.argv) > 2 else None
+while gate is not None and not os.path.exists(gate):
+    time.sleep(0.05)
 chunks = []
 while len(chunks) * step < mib:
     chunks.append(b"\\1" * (step << 20))
@@ -121,6 +129,7 @@ class PodRun:
     uid: str
     cgroup: Cgroup
     process: subprocess.Popen[bytes]
+    started: datetime  # its status.startTime, which the API keeps in whole seconds
 
     @property
     def alive(self) -> bool:
@@ -137,6 +146,7 @@ class Node:
     top: Cgroup
     location: KubepodsLocation
     pods: list[PodRun] = field(default_factory=list)
+    gate: Path | None = None  # gated pods allocate only once this file exists
 
     @property
     def core(self) -> CoreV1Api:
@@ -146,7 +156,13 @@ class Node:
     def kubepods(self) -> Cgroup:
         return Cgroup(find_cgroup2_mount() / self.location.path)
 
-    def start_pod(self, index: int, mib: int, labels: dict[str, str] | None = None) -> PodRun:
+    def start_pod(
+        self, index: int, mib: int, labels: dict[str, str] | None = None, gated: bool = False
+    ) -> PodRun:
+        """Pod ``p<index>`` whose process fills ``mib``: at once, or when :meth:`release`
+        is called if ``gated``."""
+        assert self.gate is not None or not gated
+        started = datetime.now(UTC)
         pod = create_pod_on_node(
             self.core,
             self.namespace,
@@ -154,7 +170,7 @@ class Node:
             f"p{index}",
             memory_request="16Mi",
             labels=labels,
-            start_time=datetime.now(UTC),
+            start_time=started,
         )
         uid = pod.metadata.uid
         path = pod_cgroup_path(uid, QosClass.BURSTABLE, self.location)
@@ -162,13 +178,18 @@ class Node:
         pod_cgroup.enable_memory_for_children()
         container = pod_cgroup.child(f"cri-containerd-{uuid.uuid4().hex}.scope").create()
         process = subprocess.Popen(
-            [sys.executable, "-c", HOG, str(mib)],
+            [sys.executable, "-c", HOG, str(mib), *([str(self.gate)] if gated else [])],
             preexec_fn=enter(container),
             stdout=subprocess.DEVNULL,
         )
-        run = PodRun(index, f"p{index}", uid, pod_cgroup, process)
+        run = PodRun(index, f"p{index}", uid, pod_cgroup, process, started)
         self.pods.append(run)
         return run
+
+    def release(self) -> None:
+        """Gated pods start filling their memory, all at once."""
+        assert self.gate is not None
+        self.gate.touch()
 
     def deleting(self, run: PodRun) -> bool:
         pods = self.core.list_namespaced_pod(
@@ -178,7 +199,7 @@ class Node:
 
 
 @pytest.fixture
-def node(cluster: ControlPlane) -> Iterator[Node]:
+def node(cluster: ControlPlane, tmp_path: Path) -> Iterator[Node]:
     root = Cgroup(find_cgroup2_mount())
     root.enable_memory_for_children()
     top = root.child(f"node-test-{uuid.uuid4().hex[:8]}").create()
@@ -194,7 +215,7 @@ def node(cluster: ControlPlane) -> Iterator[Node]:
     core = CoreV1Api(cluster.api_client)
     name = create_node(core, capacity={"cpu": "2", "memory": "600Mi", "pods": "110"})
     namespace = create_namespace(core)
-    made = Node(cluster, name.metadata.name, namespace, top, location)
+    made = Node(cluster, name.metadata.name, namespace, top, location, gate=tmp_path / "go")
     try:
         yield made
     finally:
@@ -358,20 +379,29 @@ def decisions_by_trigger(parts: AgentParts) -> dict[str, float]:
     return found
 
 
-def start_staggered(
+def start_gated(
     node: Node, parts: AgentParts | None, count: int, mib: int, labels: dict[str, str] | None = None
 ) -> None:
-    """``count`` pods of ``mib`` each, started 1.5 s apart, each in the agent's watch (when
-    there is an agent) before the next starts."""
+    """``count`` gated pods of ``mib`` each, oldest first: each starts in a later second than
+    the one before (a pod's age is its whole-second ``status.startTime``) and, when there is
+    an agent, is in its watch before the next starts. None fills its memory before
+    :meth:`Node.release`, so every decision sees every pod: which pods go depends on their
+    ages alone, never on how pod starts interleaved with the agent's decisions."""
     for index in range(count):
-        run = node.start_pod(index, mib, labels=labels)
+        run = node.start_pod(index, mib, labels=labels, gated=True)
         if parts is not None:
             wait_for(
                 f"pod {index} in the agent's watch",
                 lambda uid=run.uid: uid in parts.watch.snapshot(),
                 timeout=VM_WAIT,
             )
-        time.sleep(1.5)  # the stagger itself: pods of different ages, not a wait for a state
+        next_second = run.started.replace(microsecond=0) + timedelta(seconds=1)
+        wait_for(
+            "the next second, for the next pod's start time",
+            lambda next_second=next_second: datetime.now(UTC) >= next_second,
+            timeout=5,
+            interval=0.05,
+        )
 
 
 @pytest.mark.parametrize("load", [POOL, BLOCKED_POOL], ids=lambda load: f"{load[0]}x{load[1]}MiB")
@@ -380,7 +410,8 @@ def test_without_the_agent_the_kernel_oom_kills(node: Node, load: tuple[int, int
     a kernel OOM kill. Without it, ``oom_kill == 0`` in the tests below would prove nothing."""
     count, mib = load
     assert count * mib * MI > KUBEPODS_MAX
-    start_staggered(node, None, count, mib)
+    start_gated(node, None, count, mib)
+    node.release()
     wait_for(
         "a kernel OOM kill in kubepods",
         lambda: node.kubepods.memory_events().counters["oom_kill"] > 0,
@@ -402,7 +433,8 @@ def run_pool(node: Node, monitor: MonitorSettings) -> tuple[AgentParts, dict[str
     try:
         with Kubelet(node) as kubelet:
             count, mib = POOL
-            start_staggered(node, parts, count, mib)
+            start_gated(node, parts, count, mib)
+            node.release()
             settle(parts, node, mib)
             info = summary(node, parts)
             evicted = sorted(int(name[1:]) for name in kubelet.finished)
@@ -477,21 +509,21 @@ def test_blocked_evictions_fall_back_to_cgroup_kill(node: Node) -> None:
     count, mib = BLOCKED_POOL
     try:
         with Kubelet(node) as kubelet:
-            for index in range(count):  # against memory.high 400Mi and memory.max 700Mi
-                node.start_pod(index, mib, labels={"app": "pool"})
+            # against memory.high 400Mi and memory.max 700Mi
+            start_gated(node, parts, count, mib, labels={"app": "pool"})
 
-                def protected(expected: int = index + 1) -> bool:
-                    pdb = policy.read_namespaced_pod_disruption_budget("all", node.namespace)
-                    status = pdb.status
-                    return bool(
-                        status
-                        and status.observed_generation == pdb.metadata.generation
-                        and status.expected_pods == expected
-                        and status.disruptions_allowed == 0
-                    )
+            def protected() -> bool:
+                pdb = policy.read_namespaced_pod_disruption_budget("all", node.namespace)
+                status = pdb.status
+                return bool(
+                    status
+                    and status.observed_generation == pdb.metadata.generation
+                    and status.expected_pods == count
+                    and status.disruptions_allowed == 0
+                )
 
-                wait_for("the PDB to cover the new pod", protected, timeout=VM_WAIT)
-                time.sleep(1.5)
+            wait_for("the PDB to cover every pod", protected, timeout=VM_WAIT)
+            node.release()
             settle(parts, node, mib)
             info = summary(node, parts)
             assert kubelet.finished == []  # nothing was evicted: the PDB said no every time
