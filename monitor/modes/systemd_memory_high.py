@@ -21,7 +21,9 @@ from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.kernel.memory_limit import MemoryLimit
 from oomguard.monitor.kube.pod_cgroups import CgroupDriver, KubepodsLocation
 from oomguard.monitor.systemd.dbus_connection import DBusError
-from oomguard.monitor.systemd.dbus_wire import DBusWireError
+from oomguard.monitor.systemd.dbus_values import (
+    DBusWireError,
+)
 from oomguard.monitor.systemd.unit_memory import BusKind, SystemdUnits
 
 log = logging.getLogger("oomguard.node")

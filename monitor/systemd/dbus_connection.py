@@ -13,9 +13,11 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from oomguard.monitor.systemd.dbus_values import (
+    DBusWireError,
+)
 from oomguard.monitor.systemd.dbus_wire import (
     BEGIN,
-    DBusWireError,
     Message,
     MessageType,
     auth_external,

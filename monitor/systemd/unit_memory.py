@@ -14,7 +14,9 @@ from enum import Enum
 from pathlib import Path
 
 from oomguard.monitor.systemd.dbus_connection import DEFAULT_TIMEOUT, DBusConnection
-from oomguard.monitor.systemd.dbus_wire import Variant
+from oomguard.monitor.systemd.dbus_values import (
+    Variant,
+)
 
 SYSTEMD_NAME = "org.freedesktop.systemd1"
 SYSTEMD_PATH = "/org/freedesktop/systemd1"

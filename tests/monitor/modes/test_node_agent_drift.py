@@ -15,7 +15,9 @@ from oomguard.monitor.kube.pod_cgroups import CgroupDriver, KubepodsLocation
 from oomguard.monitor.modes.node_agent import AgentOptions, NodeAgent
 from oomguard.monitor.modes.systemd_memory_high import SystemdDBus
 from oomguard.monitor.settings import EvictionSettings, NodeSettings
-from oomguard.monitor.systemd.dbus_wire import Variant
+from oomguard.monitor.systemd.dbus_values import (
+    Variant,
+)
 from oomguard.monitor.systemd.unit_memory import INFINITY
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "systemd"))

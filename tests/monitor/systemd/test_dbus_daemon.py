@@ -12,7 +12,14 @@ import threading
 import pytest
 
 from oomguard.monitor.systemd.dbus_connection import BUS_NAME, BUS_PATH, DBusConnection, DBusError
-from oomguard.monitor.systemd.dbus_wire import HeaderField, Message, MessageType, Variant
+from oomguard.monitor.systemd.dbus_values import (
+    Variant,
+)
+from oomguard.monitor.systemd.dbus_wire import (
+    HeaderField,
+    Message,
+    MessageType,
+)
 from oomguard.monitor.systemd.unit_memory import (
     INFINITY,
     MANAGER_INTERFACE,

@@ -7,12 +7,14 @@ import pytest
 from fake_dbus import FakeDBusPeer, error_reply, method_return
 
 from oomguard.monitor.systemd.dbus_connection import DBusConnection, DBusError
+from oomguard.monitor.systemd.dbus_values import (
+    Variant,
+)
 from oomguard.monitor.systemd.dbus_wire import (
     AuthRejected,
     HeaderField,
     Message,
     MessageType,
-    Variant,
 )
 from oomguard.monitor.systemd.unit_memory import (
     INFINITY,
