@@ -5,19 +5,16 @@ reused between listing and killing, so every signal goes through a pidfd opened 
 checking that the process still has the start time we decided on. A pidfd also tells us
 when the process has exited (it becomes readable), without polling /proc.
 
-Stopping is SIGTERM, then SIGKILL for whoever is still alive after the grace period, or
-sooner for a victim found asleep in memory.high's throttling penalty, where its SIGTERM
-handler cannot run (``decision/throttled_victims.py``; checked every 50 ms during the grace).
-The escalation runs in a background thread so the guard keeps watching meanwhile; the
-decision's in-flight rule keeps it from choosing more victims until these are gone.
+Stopping is SIGTERM now, then SIGKILL for whoever is still alive after the grace period, or
+sooner for a victim asleep in memory.high's throttling penalty: ``victim_escalation.py``,
+in a background thread so the guard keeps watching meanwhile; the decision's in-flight rule
+keeps it from choosing more victims until these are gone.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import select
 import signal
 import threading
 import time
@@ -25,15 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from oomguard.monitor.actions.outcome import Outcome
+from oomguard.monitor.actions.victim_escalation import Signalled, VictimEscalation
 from oomguard.monitor.decision.candidate import Candidate
-from oomguard.monitor.decision.throttled_victims import ThrottledVictims
 from oomguard.monitor.kernel.procfs import ProcReader
 
-EXIT_WAIT_AFTER_SIGKILL = 10.0  # seconds; a SIGKILLed process that outlives this is stuck in D
 THROTTLED_PATIENCE = 0.2  # seconds a victim may sleep in memory.high's penalty before SIGKILL
-THROTTLE_CHECK_SECONDS = 0.05  # how often the grace looks at the victims' wchan
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -173,7 +166,7 @@ class ProcessTarget:
                         self._make_record(v, None, detected_at, None, None, Outcome.DRY_RUN)
                     )
             return
-        opened: list[tuple[Candidate, int, float]] = []
+        batch: list[Signalled] = []
         for v in victims:
             fd = self._open_if_same(v)
             if fd is None:
@@ -184,10 +177,30 @@ class ProcessTarget:
             # ProcessLookupError: exited meanwhile; the pidfd is readable, the watcher records it
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(fd, signal.SIGTERM)
-            opened.append((v, fd, self._clock()))
-        if opened:
+            batch.append(Signalled(v, fd, self._clock()))
+        if batch:
+
+            def finish(
+                victim: Candidate,
+                used: str | None,
+                signalled_at: float | None,
+                exited_at: float | None,
+                outcome: Outcome,
+            ) -> None:
+                self._record(
+                    self._make_record(victim, used, detected_at, signalled_at, exited_at, outcome)
+                )
+
+            escalation = VictimEscalation(
+                self._grace,
+                self._throttled_patience,
+                self._reader.throttled,
+                pid_of,
+                finish,
+                self._clock,
+            )
             thread = threading.Thread(
-                target=self._escalate, args=(opened, detected_at), name="oomguard-kill", daemon=True
+                target=escalation.run, args=(batch,), name="oomguard-kill", daemon=True
             )
             with self._lock:
                 self._threads.append(thread)
@@ -213,91 +226,6 @@ class ProcessTarget:
             os.close(fd)
             return None
         return fd
-
-    def _escalate(self, opened: list[tuple[Candidate, int, float]], detected_at: float) -> None:
-        poller = select.poll()
-        pending: dict[int, tuple[Candidate, float]] = {}
-        for victim, fd, sent in opened:
-            poller.register(fd, select.POLLIN)
-            pending[fd] = (victim, sent)
-        killed: set[int] = set()
-        try:
-            grace_end = self._clock() + self._grace
-            check = None
-            if self._throttled_patience is not None:
-                throttled = ThrottledVictims(self._throttled_patience)
-
-                def check() -> None:
-                    self._kill_throttled(pending, killed, throttled)
-
-            self._wait_exits(poller, pending, grace_end, detected_at, killed, check)
-            for fd in pending:
-                if fd not in killed:
-                    _sigkill(fd, killed)
-            self._wait_exits(
-                poller, pending, self._clock() + EXIT_WAIT_AFTER_SIGKILL, detected_at, killed
-            )
-            for victim, sent in pending.values():
-                self._record(
-                    self._make_record(victim, "SIGKILL", detected_at, sent, None, Outcome.STUCK)
-                )
-        finally:
-            for _, fd, _ in opened:
-                os.close(fd)
-
-    def _kill_throttled(
-        self,
-        pending: dict[int, tuple[Candidate, float]],
-        killed: set[int],
-        throttled: ThrottledVictims,
-    ) -> None:
-        """SIGKILL the victims that have slept in memory.high's penalty for the patience."""
-        now = self._clock()
-        for fd, (victim, _) in pending.items():
-            if fd in killed:
-                continue
-            try:
-                asleep = self._reader.throttled(pid_of(victim)) is True
-            except OSError as err:  # a look that failed keeps the victim's whole grace
-                logger.debug("cannot tell whether victim %s is throttled: %s", victim.id, err)
-                asleep = False
-            if throttled.kill_now(victim.id, asleep, now):
-                logger.info(
-                    "victim %s asleep in memory.high's throttling penalty, where its SIGTERM "
-                    "handler cannot run: SIGKILL before its grace ends",
-                    victim.id,
-                )
-                _sigkill(fd, killed)
-
-    def _wait_exits(
-        self,
-        poller: select.poll,
-        pending: dict[int, tuple[Candidate, float]],
-        deadline: float,
-        detected_at: float,
-        killed: set[int],
-        check: Callable[[], None] | None = None,
-    ) -> None:
-        """Record exits until none is pending or ``deadline``; ``check`` runs every
-        THROTTLE_CHECK_SECONDS meanwhile (without it, the thread sleeps until an exit)."""
-        while pending:
-            remaining = deadline - self._clock()
-            if remaining <= 0:
-                return
-            if check is not None:
-                remaining = min(remaining, THROTTLE_CHECK_SECONDS)
-            for fd, _ in poller.poll(remaining * 1000):
-                if fd not in pending:
-                    continue
-                victim, sent = pending.pop(fd)
-                poller.unregister(fd)
-                used = "SIGKILL" if fd in killed else "SIGTERM"
-                exited = self._clock()
-                self._record(
-                    self._make_record(victim, used, detected_at, sent, exited, Outcome.EXITED)
-                )
-            if check is not None and pending:
-                check()
 
     def _make_record(
         self,
@@ -331,10 +259,3 @@ class ProcessTarget:
                 self._gone.add(cid)
         if self._on_record is not None:
             self._on_record(record)
-
-
-def _sigkill(fd: int, killed: set[int]) -> None:
-    """SIGKILL the process behind ``fd`` (gone already is fine) and note that it was sent."""
-    with contextlib.suppress(ProcessLookupError):
-        signal.pidfd_send_signal(fd, signal.SIGKILL)
-    killed.add(fd)
