@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from monitor_fakes import wait_for
 
 from oomguard.monitor.kernel.cgroupfs import (
     Cgroup,
@@ -18,15 +19,6 @@ from oomguard.monitor.kernel.cgroupfs import (
 from oomguard.monitor.kernel.memory_limit import UNLIMITED, MemoryLimit
 
 pytestmark = pytest.mark.kernel
-
-
-def wait_until(predicate, timeout=300.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_mount_and_memory_files_parse(real_cgroup):
@@ -60,7 +52,7 @@ def test_processes_usage_populated_and_kill(real_cgroup, spawn_hog):
     started = time.monotonic()
     real_cgroup.kill()
     assert hog.process.wait(timeout=300) == -signal.SIGKILL
-    assert wait_until(lambda: not real_cgroup.events().populated)
+    assert wait_for(lambda: not real_cgroup.events().populated, timeout=300)
     print(f"cgroup.kill reaped the hog in {(time.monotonic() - started) * 1000:.0f} ms")
 
 
@@ -71,7 +63,7 @@ def test_no_internal_process_rule_is_explained(real_cgroup, spawn_hog):
         real_cgroup.enable_memory_for_children()
     real_cgroup.kill()
     hog.process.wait(timeout=300)
-    assert wait_until(lambda: not real_cgroup.events().populated)
+    assert wait_for(lambda: not real_cgroup.events().populated, timeout=300)
     real_cgroup.enable_memory_for_children()
     leaf = real_cgroup.child("leaf").create()
     assert "memory" in leaf.controllers()

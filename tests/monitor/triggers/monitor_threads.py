@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from monitor_fakes import wait_for
+
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.kernel.memory_events import MemoryEvents
 from oomguard.monitor.triggers.stop_signal import StopSignal
@@ -23,16 +25,6 @@ from oomguard.monitor.triggers.trigger import Monitor, Trigger
 
 # poll(2) and ppoll(2) on x86_64, ppoll(2) on arm64 (which has no poll)
 _POLL_SYSCALLS = {"7", "271", "73"}
-
-
-def wait_until(predicate: Callable[[], object], timeout: float = 60.0) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` passes; whether it became true."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return bool(predicate())
 
 
 def blocked_in_poll(thread: threading.Thread) -> bool:
@@ -102,13 +94,13 @@ class Running:
     def wait_armed(self, timeout: float = 60.0) -> None:
         """Block until the monitor sleeps in poll(): its watches, baseline or PSI trigger
         are in place, so whatever the test does next is seen."""
-        assert wait_until(
+        assert wait_for(
             lambda: blocked_in_poll(self.thread) or not self.thread.is_alive(), timeout
         ), f"{self.monitor.name} monitor never reached poll() within {timeout} s"
         assert self.thread.is_alive(), f"{self.monitor.name} monitor ended: {self.error!r}"
 
     def wait_for(self, predicate: Callable[[], object], timeout: float = 60.0) -> bool:
-        return wait_until(predicate, timeout)
+        return wait_for(predicate, timeout)
 
     def shutdown(self) -> float:
         """Set the stop signal and wait for the thread; the seconds that took. The monitors

@@ -3,8 +3,8 @@ import threading
 import time
 
 import pytest
-from monitor_fakes import monitor_config
-from monitor_threads import blocked_in_poll, wait_until
+from monitor_fakes import monitor_config, wait_for
+from monitor_threads import blocked_in_poll
 
 from oomguard.monitor.kernel.memory_pressure import PsiTrigger
 from oomguard.monitor.triggers.event_monitor import EventMonitor
@@ -104,7 +104,7 @@ def test_runner_stops_real_monitors(fake_cgroup):
     started = set(threading.enumerate()) - before
     polling = {t for t in started if t.name in ("monitor-event", "monitor-pressure")}
     assert len(polling) == 2
-    assert wait_until(lambda: all(blocked_in_poll(t) for t in polling))
+    assert wait_for(lambda: all(blocked_in_poll(t) for t in polling))
     assert runner.stop(30) == []
     assert sink.empty()
     assert runner.stop() == []  # idempotent

@@ -1,7 +1,8 @@
 import threading
 
 import pytest
-from monitor_threads import blocked_in_poll, wait_until
+from monitor_fakes import wait_for
+from monitor_threads import blocked_in_poll
 
 from oomguard.monitor.kernel.memory_pressure import PsiTrigger
 from oomguard.monitor.triggers.pressure_monitor import PressureMonitor
@@ -46,7 +47,7 @@ def test_trigger_is_written_and_stop_ends_the_monitor(fake_cgroup):
 
     thread = threading.Thread(target=run)
     thread.start()
-    assert wait_until(lambda: blocked_in_poll(thread) or not thread.is_alive())
+    assert wait_for(lambda: blocked_in_poll(thread) or not thread.is_alive())
     assert thread.is_alive() and not errors
     assert fake_cgroup.file("memory.pressure").read_bytes().startswith(b"some 150000 1000000\0")
     stop.set()

@@ -2,7 +2,8 @@ import itertools
 import threading
 
 import pytest
-from monitor_threads import blocked_in_poll, wait_until
+from monitor_fakes import wait_for
+from monitor_threads import blocked_in_poll
 
 from oomguard.monitor.kernel.cgroupfs import Cgroup
 from oomguard.monitor.triggers.stop_signal import StopSignal
@@ -61,7 +62,7 @@ def run_then_stop(monitor, count):
 
     thread = threading.Thread(target=monitor.run, args=(take, stop))
     thread.start()
-    assert wait_until(lambda: len(triggers) >= count), f"only {len(triggers)} triggers"
+    assert wait_for(lambda: len(triggers) >= count), f"only {len(triggers)} triggers"
     stop.set()
     thread.join(30)
     return triggers, not thread.is_alive()
@@ -122,11 +123,11 @@ def test_after_a_trigger_nothing_is_polled_until_the_loop_takes_it():
     thread = threading.Thread(target=monitor.run, args=(triggers.append, stop), daemon=True)
     thread.start()
     try:
-        assert wait_until(lambda: triggers)
-        assert wait_until(lambda: blocked_in_poll(thread))  # waiting for the loop
+        assert wait_for(lambda: triggers)
+        assert wait_for(lambda: blocked_in_poll(thread))  # waiting for the loop
         assert source.reads == 1 and len(triggers) == 1
         triggers[0].consumed()
-        assert wait_until(lambda: len(triggers) == 2)
+        assert wait_for(lambda: len(triggers) == 2)
         assert source.reads == 2
     finally:
         stop.set()
