@@ -53,6 +53,12 @@ def node_values() -> list[str]:
     return ["--set", "agent.cgroupDriver=cgroupfs"]
 
 
+# A second reserve for `helm upgrade`: its line (node memory - this) is 256 MiB above the
+# first's and still below the kubelet's memory.max (node memory - SYSTEM_RESERVED_MI) less
+# the agent's margin.
+UPGRADED_RESERVE_MI = 2816
+
+
 def reserve_values(reserve_mi: int) -> list[str]:
     return ["--set", f"defaultPolicy.reserve.absolute={reserve_mi}Mi"]
 

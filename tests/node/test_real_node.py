@@ -25,6 +25,7 @@ from chart_release import (
     MI,
     NAMESPACE,
     RELEASE,
+    UPGRADED_RESERVE_MI,
     agent_logs,
     describe,
     helm,
@@ -58,7 +59,6 @@ pytestmark = [pytest.mark.kernel(memory="7G"), pytest.mark.node, pytest.mark.tim
 
 # Large enough that a storm is about ten pods (each pod's start costs seconds under emulation)
 STORM_POD_MIB = 512
-UPGRADED_RESERVE_MI = 2816
 EVICTED_SERIES = 'sum(oomguard_actions_total{outcome="evicted"})'
 DECISION_TO_ACTION_MEAN = (
     "sum(oomguard_decision_to_action_seconds_sum) / sum(oomguard_decision_to_action_seconds_count)"

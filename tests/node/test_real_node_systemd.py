@@ -14,7 +14,8 @@ The agent runs first in the test process (as in
 ``tests/monitor/systemd/test_systemd_kernel.py``), so that ``--systemd-dbus off`` gives the
 control; it reaches systemd through the system bus socket from outside systemd's PID
 namespace, as the pod would. Then the chart is installed as it ships and its agent pod does
-the same (last in the file: once installed, the pod is a second writer of memory.high).
+the same, an upgrade to another reserve moves the line live, and the uninstall gives the
+slice back (last in the file: once installed, the pod is a second writer of memory.high).
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import PurePosixPath
+from typing import Any
 
 import pytest
 from chart_release import (
     CHART,
     NAMESPACE,
     RELEASE,
+    UPGRADED_RESERVE_MI,
     agent_logs,
     describe,
     helm,
@@ -297,18 +300,40 @@ def chart(systemd_node: Node) -> Iterator[CoreV1Api]:
         helm(systemd_node, "uninstall", RELEASE, "-n", NAMESPACE, "--wait")  # no-op once done
 
 
-def agent_metric(core: CoreV1Api, name: str) -> float:
-    """A sample of the agent pod's /metrics, read at its pod address."""
+def agent_pod(core: CoreV1Api) -> Any:
+    """The chart's one agent pod (one node)."""
     pods = core.list_namespaced_pod(
         NAMESPACE, label_selector="app.kubernetes.io/component=agent"
     ).items
     assert len(pods) == 1, [p.metadata.name for p in pods]
-    url = f"http://{pods[0].status.pod_ip}:{AGENT_PORT}/metrics"
+    return pods[0]
+
+
+def agent_metric(core: CoreV1Api, name: str) -> float:
+    """A sample of the agent pod's /metrics, read at its pod address."""
+    url = f"http://{agent_pod(core).status.pod_ip}:{AGENT_PORT}/metrics"
     with urllib.request.urlopen(url, timeout=30) as answer:
         text = answer.read().decode()
     line = next((x for x in text.splitlines() if x.startswith(f"{name} ")), None)
     assert line is not None, f"{name} not in {url}"
     return float(line.split()[1])
+
+
+def wait_for_the_charts_line(node: Node, core: CoreV1Api, reserve_mi: int, timeout: float) -> None:
+    """Until kubepods.slice ``MemoryHigh=`` is node memory - ``reserve_mi``; then memory.high
+    must say the same. A timeout fails with memory.high and the agent's log."""
+    line = str(node_memory_bytes(core) - reserve_mi * MI)
+    try:
+        wait_for(
+            f"kubepods.slice MemoryHigh= at node memory - {reserve_mi}Mi",
+            lambda: slice_property(node, "MemoryHigh") == line,
+            timeout=timeout,
+            interval=1.0,
+        )
+    except AssertionError as exc:
+        high = memory_file(node, "memory.high")
+        raise AssertionError(f"{exc} (memory.high {high})\n{agent_logs(core)}") from None
+    assert memory_file(node, "memory.high") == line
 
 
 def test_the_chart_as_it_ships_tells_systemd_the_guards_line(
@@ -321,18 +346,7 @@ def test_the_chart_as_it_ships_tells_systemd_the_guards_line(
         wait_for("the agent pod Ready", lambda: pods_ready(chart, selector), timeout=600)
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{describe(chart, selector)}") from None
-    line = str(node_memory_bytes(chart) - RESERVE_MI * MI)
-    try:
-        wait_for(
-            "kubepods.slice MemoryHigh= at the guard's line",
-            lambda: slice_property(systemd_node, "MemoryHigh") == line,
-            timeout=600,
-            interval=1.0,
-        )
-    except AssertionError as exc:
-        high = memory_file(systemd_node, "memory.high")
-        raise AssertionError(f"{exc} (memory.high {high})\n{agent_logs(chart)}") from None
-    assert memory_file(systemd_node, "memory.high") == line
+    wait_for_the_charts_line(systemd_node, chart, RESERVE_MI, timeout=600)
 
 
 def test_the_charts_line_holds_across_a_kubelet_restart_and_daemon_reload(
@@ -352,6 +366,22 @@ def test_the_charts_line_holds_across_a_kubelet_restart_and_daemon_reload(
     print(f"chart: after restart {after_restart}, after daemon-reload {after_reload}")
     assert (after_restart, after_reload) == (line, line)
     assert drift_after == drift_before, agent_logs(chart)
+
+
+def test_an_upgrade_moves_the_line_live_through_systemd(
+    systemd_node: Node, chart: CoreV1Api
+) -> None:
+    """``helm upgrade`` with a new reserve (issue point 8): the policy's new reserve reaches
+    the running agent through the operator's NodeMemoryReserve, and the agent tells systemd
+    the new line. Live: the agent pod is the one that was running before."""
+    uid = agent_pod(chart).metadata.uid
+    result = helm(
+        systemd_node, "upgrade", RELEASE, str(CHART), "-n", NAMESPACE, "--reuse-values",
+        *image_values(), *reserve_values(UPGRADED_RESERVE_MI),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_for_the_charts_line(systemd_node, chart, UPGRADED_RESERVE_MI, timeout=300)
+    assert agent_pod(chart).metadata.uid == uid, "the upgrade restarted the agent pod"
 
 
 def test_uninstall_gives_kubepods_slice_back_to_systemd(
