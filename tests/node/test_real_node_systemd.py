@@ -15,7 +15,8 @@ The agent runs first in the test process (as in
 control; it reaches systemd through the system bus socket from outside systemd's PID
 namespace, as the pod would. Then the chart is installed as it ships and its agent pod does
 the same, an upgrade to another reserve moves the line live, and the uninstall gives the
-slice back (last in the file: once installed, the pod is a second writer of memory.high).
+slice back (once installed, the pod is a second writer of memory.high). Last, sidecar mode
+on this driver.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from chart_release import (
 from k8s_helpers import wait_for
 from kubernetes.client import CoreV1Api
 from node_bed import NODE_NAME, PYTHON_IMAGE, REPO, Node, running_node
+from pool_runs import assert_newest_workers_stopped, run_pool
 from systemd_container import SystemdContainer
 from systemd_services import SystemdServices
 
@@ -396,3 +398,22 @@ def test_uninstall_gives_kubepods_slice_back_to_systemd(
         interval=1.0,
     )
     assert memory_file(systemd_node, "memory.high") == "max"
+
+
+# -- sidecar mode on this driver (after the uninstall: the pod needs no chart) -----------
+
+
+def test_sidecar_stops_the_newest_workers_on_the_systemd_driver(systemd_node: Node) -> None:
+    """The chart README's sidecar example (point 7) where runc makes each container a
+    systemd scope: the sidecar finds the pod's ``.slice``, splits the app's scope and stops
+    the newest workers; the pod's ``oom_kill`` stays 0. Its control, the same pool without
+    the sidecar OOM-killed, runs in the cgroupfs bed (``test_real_node_sidecar.py``)."""
+    core = CoreV1Api(systemd_node.cp.api_client)
+    result = run_pool(
+        core,
+        "pool-guarded",
+        sidecar=True,
+        cgroup_root=systemd_node.cgroup_root,
+        driver=CgroupDriver.SYSTEMD,
+    )
+    assert_newest_workers_stopped(*result)
