@@ -134,6 +134,19 @@ def start_guard(*argv, **kw):
     return subprocess.Popen([*GUARD, *argv], stderr=subprocess.PIPE, text=True, **kw)
 
 
+def exit_status_and_log(oomguard, timeout=300):
+    """Wait for ``oomguard`` while reading its log (a full stderr pipe must not be what
+    keeps it from exiting); its exit status and log. Fails with the log so far when it
+    does not exit within ``timeout``."""
+    try:
+        _, log = oomguard.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        oomguard.kill()
+        _, log = oomguard.communicate()
+        raise AssertionError(f"oomguard did not exit within {timeout} s; its log:\n{log}") from None
+    return oomguard.returncode, log
+
+
 def start_guarded_child(tmp_path, on_sigterm, *guard_args):
     """Guard a Python child that installs ``on_sigterm`` as its SIGTERM handler, then waits
     for it to say it is ready (or for oomguard to end first). Returns oomguard's process and
@@ -161,7 +174,8 @@ def test_sigterm_is_forwarded_and_everything_is_undone(tmp_path):
     [name] = guard_cgroups()
     assert Cgroup(find_cgroup2_mount() / name).memory_high().bytes == 64 << 20
     oomguard.send_signal(signal.SIGTERM)
-    assert oomguard.wait(timeout=300) == 42, oomguard.stderr.read()
+    status, log = exit_status_and_log(oomguard)
+    assert status == 42, log
     assert guard_cgroups() == []
 
 
@@ -170,7 +184,8 @@ def test_command_ignoring_sigterm_is_killed_after_grace(tmp_path):
         tmp_path, "signal.SIG_IGN", "--memory-high", "64Mi", "--grace", "0.5"
     )
     oomguard.send_signal(signal.SIGTERM)
-    assert oomguard.wait(timeout=300) == 128 + signal.SIGKILL
+    status, log = exit_status_and_log(oomguard)
+    assert status == 128 + signal.SIGKILL, log
     assert guard_cgroups() == []
 
 
@@ -227,7 +242,8 @@ def test_guarding_an_existing_cgroup_restores_its_limits(tmp_path, scratch_cgrou
     assert applied(), oomguard.stderr.read() if oomguard.poll() is not None else "not yet set"
     assert scratch_cgroup.memory_max() == MemoryLimit(200 << 20)
     oomguard.send_signal(signal.SIGINT)
-    assert oomguard.wait(timeout=300) == 0, oomguard.stderr.read()
+    status, log = exit_status_and_log(oomguard)
+    assert status == 0, log
     assert scratch_cgroup.memory_high().unlimited
     assert scratch_cgroup.memory_max() == MemoryLimit(500 << 20)
     assert sleeper.poll() is None  # nothing over target: nobody stopped
