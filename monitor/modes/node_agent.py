@@ -22,29 +22,28 @@ Monitors come from the settings (``node_monitors.node_monitor_plan``) and run un
 ``MonitorSupervisor``; when a NodeMemoryReserve changes them (or the target the threshold
 monitor watches), the loop stops the old set and starts the new one, without a restart.
 
-Each job has its own unit; this class only puts them in order: ``ReserveKeeper`` (which
-settings are enforced, and why a reserve was refused), ``KubepodsLimit`` (step 1),
-``NodeMeasurer`` (2) and ``NodeLook`` (the last measurement, for status and ``/healthz``),
-``PodViewKeeper`` (blind spots in the pod view: relists, kill-only candidates),
-``NodeEvictions`` with the pure ``EvictionPlanner`` and what it remembers between steps (3, 4;
-the ``PodEvictor`` acts), ``NodeStatusView`` with ``node_status`` (``/status``, counters, the
-CRD's ``lastDecision``), ``MonitorSupervisor``, and ``NodeLoop``, its side of the loop it
-shares with the guard (``step_loop.py``). Its lock guards what status and reloads share with
-the loop; it is never held across an API call or a backoff sleep.
+Each job has its own unit; this class builds them and puts them in order: ``ReserveKeeper``
+(which settings are enforced, and why a reserve was refused), ``NodeStep`` (steps 1-4 in
+order, and the lock discipline), ``KubepodsLimit`` (step 1), ``NodeMeasurer`` (2) and
+``NodeLook`` (the last measurement, for status and ``/healthz``), ``PodViewKeeper`` (blind
+spots in the pod view: relists, kill-only candidates), ``NodeEvictions`` with the pure
+``EvictionPlanner`` and what it remembers between steps (3, 4; the ``PodEvictor`` acts),
+``NodeStatusView`` with ``node_status`` (``/status``, counters, the CRD's ``lastDecision``),
+``MonitorSupervisor``, and ``NodeLoop``, its side of the loop it shares with the guard
+(``step_loop.py``). Its lock guards what status and reloads share with the loop; it is never
+held across an API call or a backoff sleep.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from oomguard.monitor.actions.outcome import Outcome
 from oomguard.monitor.actions.pod_evictor import PodEvictor
-from oomguard.monitor.decision.memory_pressure import PressureState, observe
+from oomguard.monitor.decision.memory_pressure import PressureState
 from oomguard.monitor.decision.newest_first import Decision
 from oomguard.monitor.feedback.logs import log_event
 from oomguard.monitor.feedback.metrics_registry import GuardMetrics
@@ -71,6 +70,7 @@ from oomguard.monitor.modes.node_options import (
 from oomguard.monitor.modes.node_options import effective_settings as effective_settings
 from oomguard.monitor.modes.node_status import status_trigger as status_trigger
 from oomguard.monitor.modes.node_status_view import NodeStatusView
+from oomguard.monitor.modes.node_step import NodeStep
 from oomguard.monitor.modes.pod_view_keeper import PodViewKeeper
 from oomguard.monitor.modes.reserve_keeper import ReserveKeeper
 from oomguard.monitor.modes.step_loop import run_loop
@@ -94,9 +94,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("oomguard.node")
-
-# what puts the node under MemoryPressure: memory freed by force (a dry run frees nothing)
-_FREED = (Outcome.EVICTED, Outcome.KILLED)
 
 TICK = StepTrigger.RECHECK  # the loop's own threshold check when no trigger arrives
 
@@ -123,6 +120,7 @@ class NodeAgent:
         self._clock = clock
         self._lock = threading.Lock()  # never held across an API call or a sleep
         self._inbox = TriggerInbox(min_spacing=options.min_step_interval)
+        self._steps = NodeStep(self, self._lock, clock, self._error)
         self.limit = KubepodsLimit(
             self.kubepods,
             options.margin_bytes,
@@ -138,7 +136,6 @@ class NodeAgent:
         )
         self.look = NodeLook()
         self.pod_view = PodViewKeeper(pods, clock())  # blind spots: relists, kill-only candidates
-        self.pressure = PressureState()  # NodeMemoryReserve's MemoryPressure condition
         self.errors: list[str] = []
         self._view = NodeStatusView(self, self._lock)
         # raised after every step and settings change: the status reporter sleeps on it
@@ -153,7 +150,7 @@ class NodeAgent:
         self._options = options
         self.limit.margin_bytes = options.margin_bytes
         self.limit.enabled = options.set_memory_high
-        self._measurer = NodeMeasurer(options.cgroup_root, options.kubepods, self.pods)
+        self.measurer = NodeMeasurer(options.cgroup_root, options.kubepods, self.pods)
 
     # kept by the units, under the names callers know
     @property
@@ -231,78 +228,25 @@ class NodeAgent:
     def rules(self) -> ProtectionRules:
         return protection_rules(self.options, self.settings)
 
-    def measure(self, now: float) -> Measurement:
-        """One look at the node; pods blocked by a PDB a moment ago count as protected.
-        While the pod view is blind, pod cgroups without a pod object are kill-only
-        candidates once usage reaches the guarded line (``kube/pod_view.py``)."""
-        line = self.limit_bytes() if self.pod_view.blind(now) else None
-        m = self._measurer.measure(self.rules(), self.settings.eviction.policy, line)
-        return dataclasses.replace(
-            m, candidates=self.evictions.planner.with_blocked(m.candidates, now)
-        )
-
     def step(
         self, trigger_kind: StepTrigger | str = TICK, detected_at: float | None = None
     ) -> Decision | None:
-        """One look and, if needed, one decision and its actions; None when measuring failed
-        or the last resort acted. ``detected_at``: when the monitor that woke us noticed
-        (None for the timer), for the detection-latency histogram; ``trigger_kind`` may be
-        spelled as text (:meth:`StepTrigger.parse`). Called from one thread at a time (the
-        loop, or a test): the plan is made under the lock, evictions and their backoff run
-        without it, and their results are recorded under it again."""
-        trigger = StepTrigger.parse(trigger_kind)
+        """One look and, if needed, one decision and its actions (:class:`NodeStep`); None
+        when measuring failed or the last resort acted. ``detected_at``: when the monitor
+        that woke us noticed (None for the timer), for the detection-latency histogram;
+        ``trigger_kind`` may be spelled as text (:meth:`StepTrigger.parse`). Called from one
+        thread at a time (the loop, or a test)."""
         self.look.began(self._clock())
         try:
-            return self._step(trigger, detected_at)
+            return self._steps.run(StepTrigger.parse(trigger_kind), detected_at)
         finally:
             self.look.ended()
             self.changes.notify()
 
-    def _step(self, trigger: StepTrigger, detected_at: float | None) -> Decision | None:
-        with self._lock:
-            now = self._clock()
-            m = self._look(now)
-            if m is None:
-                return None
-            plan = self.evictions.plan(
-                trigger,
-                detected_at,
-                now,
-                m,
-                self.settings,
-                self.limit_bytes(),
-                self.target_bytes(),
-                self.pods.connected,
-                self.options.cgroup_root,
-            )
-        done = self.evictions.act(plan)
-        with self._lock:
-            if done is not None:
-                self.evictions.record(plan, *done)
-            self.evictions.step_done(plan, detected_at)
-            freed = sum(r.outcome in _FREED for r, _ in done[0]) if done is not None else 0
-            self.pressure = observe(
-                self.pressure,
-                self._clock(),
-                freed=freed,
-                episode=self.evictions.planner.hold_triggers(m.alive),
-                cooldown=self.settings.eviction.pressure_cooldown_seconds,
-            )
-        return plan.decision
-
-    def _look(self, now: float) -> Measurement | None:
-        """memory.high re-asserted and the node measured; None (and why, for status and the
-        CRD) when kubepods cannot be read."""
-        try:
-            self.assert_memory_high()
-            m = self.measure(now)
-        except (CgroupError, ParseError, OSError, ValueError) as exc:
-            self._error(self.look.failed(now, f"cannot measure {self.kubepods.path}: {exc}"))
-            return None
-        self.look.saw(now, m)
-        self.pod_view.looked(m, now)
-        self.evictions.planner.forget_gone(m.alive)
-        return m
+    @property
+    def pressure(self) -> PressureState:
+        """NodeMemoryReserve's MemoryPressure condition, as the last step left it."""
+        return self._steps.pressure
 
     # -- status and the loop ---------------------------------------------------------------
 

@@ -37,7 +37,9 @@ class StatusSource(Protocol):
     pods: PodSnapshots
     pod_view: PodViewKeeper
     errors: list[str]
-    pressure: PressureState
+
+    @property
+    def pressure(self) -> PressureState: ...
 
     def rules(self) -> ProtectionRules: ...
 

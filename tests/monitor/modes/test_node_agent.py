@@ -261,8 +261,8 @@ def run_spaced(agent, monitor, min_step_interval, until):
     )
     agent = NodeAgent(options, agent.settings, agent.pods, agent.evictor, monitors=[monitor])
     measured: list[float] = []
-    original = agent.measure
-    agent.measure = lambda now: measured.append(time.monotonic()) or original(now)
+    original = agent.measurer.measure
+    agent.measurer.measure = lambda *look: measured.append(time.monotonic()) or original(*look)
     stop = StopSignal()
     thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
     thread.start()

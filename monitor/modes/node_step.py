@@ -1,0 +1,132 @@
+"""One step of the node agent, in the order the module docstring of ``node_agent.py`` lists:
+re-assert kubepods ``memory.high``, measure the node, plan (the kill fallback, then one
+newest-first decision), evict, record, and move the ``MemoryPressure`` condition.
+
+The plan is made under the agent's lock, the evictions and their backoff sleeps run without
+it (API calls can take seconds), and their results are recorded under it again, so
+``/status`` and a settings reload never wait on the API server."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable
+from typing import Protocol
+
+from oomguard.monitor.actions.outcome import Outcome
+from oomguard.monitor.decision.memory_pressure import PressureState, observe
+from oomguard.monitor.decision.newest_first import Decision
+from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
+from oomguard.monitor.kernel.parse_error import ParseError
+from oomguard.monitor.kube.pod_candidates import ProtectionRules
+from oomguard.monitor.modes.node_evictions import NodeEvictions
+from oomguard.monitor.modes.node_look import NodeLook
+from oomguard.monitor.modes.node_measurer import Measurement, NodeMeasurer, PodSnapshots
+from oomguard.monitor.modes.node_options import AgentOptions
+from oomguard.monitor.modes.pod_view_keeper import PodViewKeeper
+from oomguard.monitor.triggers.trigger import StepTrigger
+from oomguard.wire.node_settings import NodeSettings
+
+# what puts the node under MemoryPressure: memory freed by force (a dry run frees nothing)
+_FREED = (Outcome.EVICTED, Outcome.KILLED)
+
+
+class StepSource(Protocol):
+    """What a step reads of the node agent and its units."""
+
+    @property
+    def options(self) -> AgentOptions: ...
+
+    @property
+    def settings(self) -> NodeSettings: ...
+
+    kubepods: Cgroup
+    measurer: NodeMeasurer
+    look: NodeLook
+    pod_view: PodViewKeeper
+    evictions: NodeEvictions
+    pods: PodSnapshots
+
+    def rules(self) -> ProtectionRules: ...
+
+    def limit_bytes(self) -> int: ...
+
+    def target_bytes(self) -> int: ...
+
+    def assert_memory_high(self) -> None: ...
+
+
+class NodeStep:
+    def __init__(
+        self,
+        agent: StepSource,
+        lock: threading.Lock,
+        clock: Callable[[], float],
+        error: Callable[[str], None],
+    ) -> None:
+        self._agent = agent
+        self._lock = lock
+        self._clock = clock
+        self._error = error
+        self.pressure = PressureState()  # NodeMemoryReserve's MemoryPressure condition
+
+    def measure(self, now: float) -> Measurement:
+        """One look at the node; pods blocked by a PDB a moment ago count as protected.
+        While the pod view is blind, pod cgroups without a pod object are kill-only
+        candidates once usage reaches the guarded line (``kube/pod_view.py``)."""
+        a = self._agent
+        line = a.limit_bytes() if a.pod_view.blind(now) else None
+        m = a.measurer.measure(a.rules(), a.settings.eviction.policy, line)
+        return dataclasses.replace(
+            m, candidates=a.evictions.planner.with_blocked(m.candidates, now)
+        )
+
+    def run(self, trigger: StepTrigger, detected_at: float | None) -> Decision | None:
+        """One look and, if needed, one decision and its actions; None when measuring failed
+        or the last resort acted."""
+        a = self._agent
+        with self._lock:
+            now = self._clock()
+            m = self._look(now)
+            if m is None:
+                return None
+            plan = a.evictions.plan(
+                trigger,
+                detected_at,
+                now,
+                m,
+                a.settings,
+                a.limit_bytes(),
+                a.target_bytes(),
+                a.pods.connected,
+                a.options.cgroup_root,
+            )
+        done = a.evictions.act(plan)
+        with self._lock:
+            if done is not None:
+                a.evictions.record(plan, *done)
+            a.evictions.step_done(plan, detected_at)
+            freed = sum(r.outcome in _FREED for r, _ in done[0]) if done is not None else 0
+            self.pressure = observe(
+                self.pressure,
+                self._clock(),
+                freed=freed,
+                episode=a.evictions.planner.hold_triggers(m.alive),
+                cooldown=a.settings.eviction.pressure_cooldown_seconds,
+            )
+        return plan.decision
+
+    def _look(self, now: float) -> Measurement | None:
+        """memory.high re-asserted and the node measured; None (and why, for status and the
+        CRD) when kubepods cannot be read."""
+        a = self._agent
+        try:
+            a.assert_memory_high()
+            m = self.measure(now)
+        except (CgroupError, ParseError, OSError, ValueError) as exc:
+            self._error(a.look.failed(now, f"cannot measure {a.kubepods.path}: {exc}"))
+            return None
+        a.look.saw(now, m)
+        a.pod_view.looked(m, now)
+        a.evictions.planner.forget_gone(m.alive)
+        return m
