@@ -35,11 +35,15 @@ from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.modes.step_loop import run_loop
 from oomguard.monitor.runtime.stop_signal import StopSignal
 from oomguard.monitor.triggers.factory import MonitorConfig, MonitorFailure, MonitorRunner
+from oomguard.monitor.triggers.kinds.event import EVENT
 from oomguard.monitor.triggers.monitor_kind import GuardFacts
 from oomguard.monitor.triggers.monitor_registry import guard_config, guard_names
 from oomguard.monitor.triggers.trigger import Monitor, MonitorTargetGone, StepTrigger
 from oomguard.monitor.triggers.trigger_inbox import TriggerInbox, Wakeup
 from oomguard.wire.sizes import format_size
+
+THRESHOLD_INTERVAL = 0.1  # seconds between polls where the threshold monitor is the guard
+BACKUP_INTERVAL = 1.0  # ... where it backs up the event monitor
 
 log = logging.getLogger("oomguard.guard")
 
@@ -58,7 +62,9 @@ class GuardSettings:
     # grace ends (decision/throttled_victims.py); only where memory.high is written
     throttled_grace: float = THROTTLED_PATIENCE
     recheck_interval: float = 0.1
-    threshold_interval: float = 0.1
+    # None: THRESHOLD_INTERVAL where the threshold monitor is the guard, BACKUP_INTERVAL
+    # where the event monitor watches the same line (``threshold_poll_seconds``)
+    threshold_interval: float | None = None
     # the monitors asked for, by name (``--monitors``; every kind with a guard rule)
     monitor_names: frozenset[str] = frozenset(guard_names())
     set_memory_high: bool = True  # off: --memory-high is only the threshold, no throttling
@@ -78,10 +84,21 @@ class GuardSettings:
         facts = GuardFacts(
             self.monitor_names,
             self.memory_high,
-            self.threshold_interval,
+            self.threshold_poll_seconds,
             memory_high_set=self.memory_high_to_write is not None,
         )
         return guard_config(facts)
+
+    @property
+    def threshold_poll_seconds(self) -> float:
+        """The threshold monitor's period: as asked, else every 0.1 s where it is the guard,
+        and every 1 s as the backup of an event monitor on the same line (the kernel wakes
+        that one the moment memory.high is crossed, and memory.high throttles meanwhile), so
+        an idle guard does not wake ten times a second for nothing."""
+        if self.threshold_interval is not None:
+            return self.threshold_interval
+        event_runs = EVENT.name in self.monitor_names and self.memory_high_to_write is not None
+        return BACKUP_INTERVAL if event_runs else THRESHOLD_INTERVAL
 
     @property
     def memory_high_to_write(self) -> int | None:

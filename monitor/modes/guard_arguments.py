@@ -84,9 +84,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threshold-interval",
         type=arguments.positive_seconds,
-        default=0.1,
+        default=None,
         metavar="SECONDS",
-        help="how often the threshold monitor polls usage (default: 0.1)",
+        help="how often the threshold monitor polls usage (default: 0.1, or 1 as the "
+        "backup of the event monitor when both run)",
     )
     parser.add_argument(
         "--no-memory-high",

@@ -36,7 +36,7 @@ def guard_settings(
     dry_run: bool,
     *,
     throttled_grace: float = THROTTLED_PATIENCE,
-    threshold_interval: float = 0.1,
+    threshold_interval: float | None = None,
     monitor_names: Iterable[str] = guard_names(),
     set_memory_high: bool = True,
     target_may_end: bool = False,

@@ -100,8 +100,27 @@ def test_default_monitors_are_event_and_threshold_with_memory_high(monkeypatch):
     settings = _settings_of([], monkeypatch)
     assert settings.monitors.get(EVENT)
     assert settings.monitors.get(THRESHOLD) is not None
-    assert settings.monitors.get(THRESHOLD).interval_s == 0.1
+    assert settings.monitors.get(THRESHOLD).interval_s == 1.0  # the event monitor's backup
     assert settings.memory_high_to_write == 100 * 2**20
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [["--monitors", "threshold"], ["--no-memory-high"], ["--dry-run"]],
+    ids=["threshold-only", "no-memory-high", "dry-run"],
+)
+def test_where_the_threshold_monitor_is_the_guard_it_polls_every_tenth_second(flags, monkeypatch):
+    """No event monitor watches the line (not asked, or no memory.high to cross): the
+    threshold monitor is what reacts, so it keeps its fast period."""
+    settings = _settings_of(flags, monkeypatch)
+    assert not settings.monitors.get(EVENT)
+    assert settings.monitors.get(THRESHOLD).interval_s == 0.1
+
+
+def test_an_asked_threshold_interval_is_kept_beside_the_event_monitor(monkeypatch):
+    settings = _settings_of(["--threshold-interval", "0.1"], monkeypatch)
+    assert settings.monitors.get(EVENT)
+    assert settings.monitors.get(THRESHOLD).interval_s == 0.1
 
 
 def test_threshold_only_polling_guard(monkeypatch):
