@@ -1,6 +1,8 @@
-"""One step of the node agent, in the order the module docstring of ``node_agent.py`` lists:
-re-assert kubepods ``memory.high``, measure the node, plan (the kill fallback, then one
-newest-first decision), evict, record, and move the ``MemoryPressure`` condition.
+"""One step of the node agent, the pods of a node as the shared step's target
+(``step_target.py``), in the order the module docstring of ``node_agent.py`` lists:
+re-assert kubepods ``memory.high`` and measure the node (look), the kill fallback or one
+newest-first decision (plan), evictions or ``cgroup.kill`` (act), then each victim's outcome,
+the planner's memory and the ``MemoryPressure`` condition (record).
 
 The plan is made under the agent's lock, the evictions and their backoff sleeps run without
 it (API calls can take seconds), and their results are recorded under it again, so
@@ -19,11 +21,12 @@ from oomguard.monitor.decision.newest_first import Decision
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.parse_error import ParseError
 from oomguard.monitor.kube.pod_candidates import ProtectionRules
-from oomguard.monitor.modes.node_evictions import NodeEvictions
+from oomguard.monitor.modes.node_evictions import Done, EvictionRound, NodeEvictions
 from oomguard.monitor.modes.node_look import NodeLook
 from oomguard.monitor.modes.node_measurer import Measurement, NodeMeasurer, PodSnapshots
 from oomguard.monitor.modes.node_options import AgentOptions
 from oomguard.monitor.modes.pod_view_keeper import PodViewKeeper
+from oomguard.monitor.modes.step_target import run_step
 from oomguard.monitor.triggers.trigger import StepTrigger
 from oomguard.wire.node_settings import NodeSettings
 
@@ -82,41 +85,13 @@ class NodeStep:
         )
 
     def run(self, trigger: StepTrigger, detected_at: float | None) -> Decision | None:
-        """One look and, if needed, one decision and its actions; None when measuring failed
-        or the last resort acted."""
-        a = self._agent
-        with self._lock:
-            now = self._clock()
-            m = self._look(now)
-            if m is None:
-                return None
-            plan = a.evictions.plan(
-                trigger,
-                detected_at,
-                now,
-                m,
-                a.settings,
-                a.limit_bytes(),
-                a.target_bytes(),
-                a.pods.connected,
-                a.options.cgroup_root,
-            )
-        done = a.evictions.act(plan)
-        with self._lock:
-            if done is not None:
-                a.evictions.record(plan, *done)
-            a.evictions.step_done(plan, detected_at)
-            freed = sum(r.outcome in _FREED for r, _ in done[0]) if done is not None else 0
-            self.pressure = observe(
-                self.pressure,
-                self._clock(),
-                freed=freed,
-                episode=a.evictions.planner.hold_triggers(m.alive),
-                cooldown=a.settings.eviction.pressure_cooldown_seconds,
-            )
-        return plan.decision
+        """One look and, if needed, one decision and its actions (``step_target.run_step``);
+        None when measuring failed or the last resort acted."""
+        return run_step(self, trigger, detected_at, self._clock, self._lock)
 
-    def _look(self, now: float) -> Measurement | None:
+    # -- the phases of a step (step_target.StepTarget) -------------------------------------
+
+    def look(self, now: float) -> Measurement | None:
         """memory.high re-asserted and the node measured; None (and why, for status and the
         CRD) when kubepods cannot be read."""
         a = self._agent
@@ -130,3 +105,46 @@ class NodeStep:
         a.pod_view.looked(m, now)
         a.evictions.planner.forget_gone(m.alive)
         return m
+
+    def plan(
+        self, look: Measurement, trigger: StepTrigger, detected_at: float | None, now: float
+    ) -> EvictionRound:
+        a = self._agent
+        return a.evictions.plan(
+            trigger,
+            detected_at,
+            now,
+            look,
+            a.settings,
+            a.limit_bytes(),
+            a.target_bytes(),
+            a.pods.connected,
+            a.options.cgroup_root,
+        )
+
+    def act(self, plan: EvictionRound) -> tuple[Done, int] | None:
+        """Evictions (API calls, backoff sleeps) or the last resort; without the lock."""
+        return self._agent.evictions.act(plan)
+
+    def record(
+        self,
+        look: Measurement,
+        plan: EvictionRound,
+        done: tuple[Done, int] | None,
+        trigger: StepTrigger,
+        detected_at: float | None,
+    ) -> Decision | None:
+        """What happened to each victim, the planner's memory, and MemoryPressure."""
+        a = self._agent
+        if done is not None:
+            a.evictions.record(plan, *done)
+        a.evictions.step_done(plan, detected_at)
+        freed = sum(r.outcome in _FREED for r, _ in done[0]) if done is not None else 0
+        self.pressure = observe(
+            self.pressure,
+            self._clock(),
+            freed=freed,
+            episode=a.evictions.planner.hold_triggers(look.alive),
+            cooldown=a.settings.eviction.pressure_cooldown_seconds,
+        )
+        return plan.decision
