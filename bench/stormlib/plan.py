@@ -21,9 +21,9 @@ LABELS = {
     "none": "kernel alone",
     "poll-250ms": "oomguard threshold-only, 250 ms poll",
     "earlyoom": "earlyoom 1.7",
-    "oomguard": "oomguard (event + threshold 0.1 s)",
+    "oomguard": "oomguard (event + threshold, its defaults)",
     "oomguard-parent": "oomguard guarding the parent cgroup",
-    BASE: "oomguard before (base checkout, event + threshold 0.1 s)",
+    BASE: "oomguard before (base checkout, its defaults)",
 }
 SHORT = {
     "a": "(a) staggered pool",
