@@ -123,6 +123,7 @@ def parse_status_rss(data: bytes) -> ProcessMemory:
 # The kernel function a task sleeps in while it pays memory.high's throttling penalty
 # (mm/memcontrol.c, on its way back to user space, up to 2 s per return).
 MEMORY_HIGH_PENALTY = "mem_cgroup_handle_over_high"
+_READ_SIZE = 65536  # a /proc file longer than this (a long cmdline) takes more reads
 
 
 def in_memory_high_penalty(wchan: bytes) -> bool:
@@ -147,6 +148,7 @@ class ProcReader:
 
     def __init__(self, root: Path = Path("/proc")) -> None:
         self._root = root
+        self._root_text = str(root)
         self._ticks_per_second = os.sysconf("SC_CLK_TCK")
 
     def stat(self, pid: int) -> ProcStat | None:
@@ -192,11 +194,22 @@ class ProcReader:
         return False
 
     def _read(self, pid: int, name: str) -> bytes | None:
+        # os.open/os.read rather than Path.read_bytes: a step lists every process of the
+        # cgroup, and under emulation pathlib's per-call overhead was most of that listing
         try:
-            return (self._root / str(pid) / name).read_bytes()
+            fd = os.open(f"{self._root_text}/{pid}/{name}", os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, ProcessLookupError):
             return None
         except PermissionError:
             if name == "smaps_rollup":
                 return None  # fall back to status
             raise
+        try:
+            chunks: list[bytes] = []
+            while chunk := os.read(fd, _READ_SIZE):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except ProcessLookupError:  # exited between open and read
+            return None
+        finally:
+            os.close(fd)

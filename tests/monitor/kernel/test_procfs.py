@@ -180,6 +180,19 @@ def test_a_process_is_throttled_when_any_of_its_threads_is(tmp_path):
     assert reader.throttled(78) is None  # no such process
 
 
+def test_reader_reads_a_file_longer_than_one_read_whole(tmp_path):
+    """A command line can be far longer than one read (ARG_MAX is 2 MiB): none of it lost."""
+    proc = tmp_path / "123"
+    proc.mkdir()
+    args = [f"arg{i:06d}" * 20 for i in range(1000)]  # 180,000 bytes
+    (proc / "stat").write_bytes(stat_line(123, "python3", 1, 250))
+    (proc / "cmdline").write_bytes(b"\0".join(a.encode() for a in args) + b"\0")
+    (proc / "status").write_bytes(b"VmRSS:\t 2048 kB\n")
+    info = ProcReader(tmp_path).read(123)
+    assert info is not None
+    assert list(info.cmdline) == args
+
+
 def test_reader_on_real_processes():
     args = ("-c", "import time; time.sleep(30)")
     child = subprocess.Popen([sys.executable, *args])
