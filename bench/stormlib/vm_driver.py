@@ -35,6 +35,7 @@ from stormlib.proc import (
     peak_rss_bytes,
     read_kv_meminfo,
     rss_bytes,
+    started_up,
 )
 
 
@@ -373,15 +374,16 @@ def idle_cost(cfg: argparse.Namespace, raw: Path) -> list[dict[str, Any]]:
 
 
 def _settle(procs: dict[str, subprocess.Popen[bytes]], limit: float) -> bool:
-    """Wait until every process used < 2 % CPU over the last 2 s (start-up over), or ``limit``;
-    whether they settled (a window measured before they did shows start-up, not idling)."""
+    """Wait until every process is past its start-up (``proc.started_up`` over the last
+    2 s), or ``limit``; whether they settled (a window measured before they did shows
+    start-up, not idling)."""
     deadline = time.monotonic() + limit
     time.sleep(5.0)
     while time.monotonic() < deadline:
         before = {n: cpu_seconds(p.pid) or 0.0 for n, p in procs.items()}
         time.sleep(2.0)
         after = {n: cpu_seconds(p.pid) or 0.0 for n, p in procs.items()}
-        if all(after[n] - before[n] < 0.04 for n in procs):
+        if started_up({n: after[n] - before[n] for n in procs}, 2.0):
             return True
     return False
 

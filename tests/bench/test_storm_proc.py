@@ -4,7 +4,7 @@ import os
 import threading
 import time
 
-from stormlib.proc import WakeupCounter
+from stormlib.proc import WakeupCounter, started_up
 
 
 def test_a_thread_that_ends_keeps_its_wake_ups_in_the_total():
@@ -29,3 +29,13 @@ def test_a_thread_that_ends_keeps_its_wake_ups_in_the_total():
 
 def test_a_gone_process_reads_none():
     assert WakeupCounter(2**22 + 1).read() is None  # above pid_max's ceiling: never a process
+
+
+def test_a_guard_still_importing_has_not_started_up():
+    """Start-up under emulation: most of a core for seconds."""
+    assert not started_up({"oomguard": 1.6, "earlyoom": 0.0}, 2.0)
+
+
+def test_a_guard_polling_every_tenth_second_is_at_rest():
+    """About 4 % of a core in the VM: at rest, which the old 2 % bar never granted."""
+    assert started_up({"oomguard-base": 0.08, "oomguard": 0.01, "earlyoom": 0.02}, 2.0)
