@@ -256,6 +256,8 @@ class Kubelet:
         self.finished: list[str] = []
         self.failed: list[str] = []
         self.errors: list[str] = []
+        self._claimed: set[str] = set()  # pods being or been finished
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -274,21 +276,31 @@ class Kubelet:
             except Exception as exc:  # surfaced by the test, never lost in the thread
                 self.errors.append(repr(exc))
 
+    def finish(self, run: PodRun) -> bool:
+        """End ``run``'s pod as a kubelet does: its containers stopped, its cgroups removed,
+        its object deleted; then it is in ``finished``. Once per pod, whoever asks first:
+        this stand-in for an evicted pod, or a test clearing a storm's survivors, which an
+        eviction still in flight can make reach the same pod at the same moment. False: it
+        was already being finished."""
+        with self._lock:
+            if run.name in self._claimed:
+                return False
+            self._claimed.add(run.name)
+        run.cgroup.kill()
+        run.process.wait(10)
+        remove_tree(run.cgroup)
+        self.node.core.delete_namespaced_pod(run.name, self.node.namespace, grace_period_seconds=0)
+        self.finished.append(run.name)
+        return True
+
     def _sync(self) -> None:
         core = self.node.core
         for pod in core.list_namespaced_pod(self.node.namespace).items:
-            if pod.metadata.deletion_timestamp is None or pod.metadata.name in self.finished:
+            if pod.metadata.deletion_timestamp is None:
                 continue
-            run = next(r for r in self.node.pods if r.uid == pod.metadata.uid)
-            run.cgroup.kill()
-            run.process.wait(10)
-            remove_tree(run.cgroup)
-            core.delete_namespaced_pod(
-                pod.metadata.name, self.node.namespace, grace_period_seconds=0
-            )
-            self.finished.append(pod.metadata.name)
+            self.finish(next(r for r in self.node.pods if r.uid == pod.metadata.uid))
         for run in self.node.pods:
-            if run.alive or run.name in self.finished or run.name in self.failed:
+            if run.alive or run.name in self._claimed or run.name in self.failed:
                 continue
             core.patch_namespaced_pod_status(
                 run.name, self.node.namespace, {"status": {"phase": "Failed"}}
