@@ -45,17 +45,6 @@ class ProcessPlan:
     decided_at: float
 
 
-@dataclass(frozen=True)
-class Trace:
-    """One step's decision path (monotonic times), for the report's ``trace_seconds``."""
-
-    detected_at: float
-    step_started_at: float
-    measured_at: float
-    decided_at: float
-    signalled_at: float | None
-
-
 class GuardStep:
     def __init__(
         self,
@@ -142,8 +131,7 @@ class GuardStep:
         detected_at: float | None,
     ) -> Decision:
         decision, detected = plan.decision, plan.detected_at
-        trace = Trace(detected, look.started_at, look.measured_at, plan.decided_at, done)
-        self._feedback(decision, look.usage, trace, trigger)
+        self._feedback(look, plan, done, trigger)
         ended = self._episodes.after_step(detected, look.measured_at, self.hold_triggers())
         if self._metrics is not None:
             self._metrics.record_episode(ended)
@@ -152,8 +140,12 @@ class GuardStep:
                 self._metrics.record_decision(trigger, victims, detected, plan.decided_at)
         return decision
 
-    def _feedback(self, decision: Decision, usage: int, trace: Trace, kind: StepTrigger) -> None:
-        detected_at, decided_at = trace.detected_at, trace.decided_at
+    def _feedback(
+        self, look: ProcessLook, plan: ProcessPlan, signalled_at: float | None, kind: StepTrigger
+    ) -> None:
+        """The decision record (its path's times: the report's ``trace_seconds``), the log."""
+        decision, usage = plan.decision, look.usage
+        detected_at, decided_at = plan.detected_at, plan.decided_at
         changed = decision.outcome is not self._last_outcome
         self._last_outcome = decision.outcome
         if decision.outcome is Outcome.VICTIMS or (
@@ -169,9 +161,9 @@ class GuardStep:
                     usage=usage,
                     victim_pids=tuple(pid_of(v) for v in decision.victims),
                     reason=decision.reason,
-                    step_started_at=trace.step_started_at,
-                    measured_at=trace.measured_at,
-                    signalled_at=trace.signalled_at,
+                    step_started_at=look.started_at,
+                    measured_at=look.measured_at,
+                    signalled_at=signalled_at,
                 )
             )
         if decision.outcome is Outcome.VICTIMS:
