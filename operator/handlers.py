@@ -24,12 +24,8 @@ from oomguard.operator import pressure_taint_handlers as pressure_taint_handlers
 from oomguard.operator.kopf_settings import configure_kopf
 from oomguard.operator.metrics import OperatorMetrics
 from oomguard.operator.options import OperatorOptions
-from oomguard.operator.reconciler import (
-    ClusterSnapshot,
-    ObservedReserve,
-    PolicyEntry,
-    Reconciler,
-)
+from oomguard.operator.reconcile_writer import ObservedReserve
+from oomguard.operator.reconciler import ClusterSnapshot, PolicyEntry, Reconciler
 from oomguard.operator.reserve_api import KubernetesReserveApi
 from oomguard.operator.resolution.cluster_resolution import NodeFacts
 from oomguard.operator.resolution.policy import parse_policy

@@ -1,16 +1,13 @@
 import asyncio
+import threading
 from datetime import UTC, datetime
 
 from kubernetes.client.exceptions import ApiException
 
 from oomguard.operator.metrics import OperatorMetrics
 from oomguard.operator.options import OperatorOptions
-from oomguard.operator.reconciler import (
-    ClusterSnapshot,
-    ObservedReserve,
-    PolicyEntry,
-    Reconciler,
-)
+from oomguard.operator.reconcile_writer import ObservedReserve
+from oomguard.operator.reconciler import ClusterSnapshot, PolicyEntry, Reconciler
 from oomguard.operator.resolution.cluster_resolution import NodeFacts
 from oomguard.operator.resolution.policy import parse_policy
 from oomguard.operator.resolution.reconcile_plan import ActualReserve, WriteKind
@@ -120,7 +117,7 @@ def test_catching_up_and_changes():
     }
     reconciler, api, _ = make(snap)
     asyncio.run(reconciler.reconcile("event"))
-    created = reconciler._own_reserves["a"]
+    created = reconciler._writer._own_reserves["a"]
     assert created.reserve is not None and created.reserve.spec["reserveBytes"] == 2 * GI
     # The watch catches up with our write: same resourceVersion, the override is dropped.
     snap["value"] = ClusterSnapshot(
@@ -131,7 +128,7 @@ def test_catching_up_and_changes():
     api.calls.clear()
     asyncio.run(reconciler.reconcile("event"))
     assert ("create", "a") not in api.calls and ("update", "a") not in api.calls
-    assert "a" not in reconciler._own_reserves
+    assert "a" not in reconciler._writer._own_reserves
     # Relabel: exactly one update.
     snap["value"] = ClusterSnapshot(
         nodes=nodes(a={"r": "web"}),
@@ -141,7 +138,7 @@ def test_catching_up_and_changes():
     api.calls.clear()
     asyncio.run(reconciler.reconcile("node"))
     assert [c for c in api.calls if c[0] != "status"] == [("update", "a")]
-    assert reconciler._own_reserves["a"].reserve.spec["sourcePolicy"] == "base"
+    assert reconciler._writer._own_reserves["a"].reserve.spec["sourcePolicy"] == "base"
 
 
 def test_override_expires_so_drift_is_repaired():
@@ -174,7 +171,7 @@ def test_failed_writes_are_counted_and_retried():
     reconciler, api, metrics = make(snap, api=api)
     result = asyncio.run(reconciler.reconcile("event"))
     assert result.failed == 1
-    assert reconciler._own_reserves == {}
+    assert reconciler._writer._own_reserves == {}
     errors = metrics.write_errors.labels(kind="NodeMemoryReserve", verb="create")
     assert errors._value.get() == 1
     api.fail_reserves = False
@@ -296,3 +293,110 @@ def test_statuses_and_reserves_are_written_side_by_side():
     assert result.failed == 0
     assert sorted(api.calls) == [("create", "a"), ("status", "base"), ("status", "other")]
     assert result.status_writes == ["base", "other"]
+
+
+# -- pipelining: a reconcile does not wait for the writes of the one before ---------------
+
+
+class Held(FakeApi):
+    """Writes of the named reserves wait in their thread until released."""
+
+    def __init__(self, *held):
+        super().__init__()
+        self.held = set(held)
+        self.entered = {name: threading.Event() for name in ("a", "b", "update-a")}
+        self.release = threading.Event()
+        self.created = set()
+        self.overlaps = []
+        self.statuses = []
+
+    def patch_policy_status(self, name, status):
+        self.statuses.append((name, status))
+        return super().patch_policy_status(name, status)
+
+    def create_reserve(self, body):
+        name = body["metadata"]["name"]
+        self.entered[name].set()
+        if name in self.held:
+            assert self.release.wait(30), "never released"
+        result = super().create_reserve(body)
+        self.created.add(name)
+        return result
+
+    def update_reserve(self, name, body):
+        self.entered["update-" + name].set()
+        if name not in self.created:
+            self.overlaps.append(name)  # the update went out before the create had ended
+        return super().update_reserve(name, body)
+
+
+def _snap(node_names, reserve="1Gi"):
+    return ClusterSnapshot(
+        nodes=nodes(**{n: {} for n in node_names}),
+        policies={"base": policy("base", {"reserve": {"absolute": reserve}})},
+        reserves={},
+    )
+
+
+def test_a_reconcile_does_not_wait_for_a_slow_write_of_the_one_before():
+    snap = {"value": _snap(["a"])}
+    api = Held("a")
+    reconciler, _, _ = make(snap, api=api)
+
+    async def scenario():
+        first = asyncio.create_task(reconciler.reconcile("event"))
+        assert await asyncio.to_thread(api.entered["a"].wait, 10)
+        snap["value"] = _snap(["a", "b"])
+        second = await asyncio.wait_for(reconciler.reconcile("node"), 10)
+        api.release.set()
+        return await first, second
+
+    first, second = asyncio.run(scenario())
+    reconciler.close()
+    assert [w.name for w in first.writes] == ["a"]
+    assert [w.name for w in second.writes] == ["b"]  # a, in flight, is not planned again
+    assert sorted(c for c in api.calls if c[0] != "status") == [("create", "a"), ("create", "b")]
+
+
+def test_a_new_desire_for_an_object_in_flight_goes_out_after_it():
+    snap = {"value": _snap(["a"], reserve="1Gi")}
+    api = Held("a")
+    reconciler, _, _ = make(snap, api=api)
+
+    async def scenario():
+        first = asyncio.create_task(reconciler.reconcile("event"))
+        assert await asyncio.to_thread(api.entered["a"].wait, 10)
+        snap["value"] = _snap(["a"], reserve="2Gi")
+        second = asyncio.create_task(reconciler.reconcile("policy"))
+        # An update that did not wait for the create would go out now; give it the chance.
+        await asyncio.to_thread(api.entered["update-a"].wait, 1)
+        api.release.set()
+        return await first, await second
+
+    _, second = asyncio.run(scenario())
+    reconciler.close()
+    assert [w.kind for w in second.writes] == [WriteKind.UPDATE]
+    assert api.overlaps == []
+    assert [c for c in api.calls if c[0] != "status"] == [("create", "a"), ("update", "a")]
+
+
+def test_the_loop_plans_again_while_writes_are_in_flight():
+    snap = {"value": _snap(["a"])}
+    api = Held("a")
+    reconciler, _, _ = make(snap, api=api)
+
+    async def scenario():
+        loop_task = asyncio.create_task(reconciler.run())
+        reconciler.request("node")
+        assert await asyncio.to_thread(api.entered["a"].wait, 10)
+        snap["value"] = _snap(["a", "b"])
+        reconciler.request("node")
+        b_written = await asyncio.to_thread(api.entered["b"].wait, 10)
+        a_still_held = not api.release.is_set()
+        api.release.set()
+        loop_task.cancel()
+        return b_written, a_still_held
+
+    b_written, a_still_held = asyncio.run(scenario())
+    reconciler.close()
+    assert b_written and a_still_held
