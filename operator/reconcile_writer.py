@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from kubernetes.client.exceptions import ApiException
 
@@ -59,14 +59,10 @@ class _OwnStatusWrite:
 
 
 @dataclass
-class _PendingReserve:
-    reserve: ActualReserve | None  # what the write leaves once done (None: deleted)
-    task: asyncio.Task[None]
+class _Pending(Generic[_T]):
+    """A write in flight and what it leaves once done: it stands in for its object."""
 
-
-@dataclass
-class _PendingStatus:
-    status: Mapping[str, Any]
+    leaves: _T  # a reserve (None: deleted), or a policy's status
     task: asyncio.Task[None]
 
 
@@ -84,8 +80,8 @@ class ReconcileWriter:
         self._clock = clock
         self._own_reserves: dict[str, _OwnReserveWrite] = {}
         self._own_statuses: dict[str, _OwnStatusWrite] = {}
-        self._pending_reserves: dict[str, _PendingReserve] = {}
-        self._pending_statuses: dict[str, _PendingStatus] = {}
+        self._pending_reserves: dict[str, _Pending[ActualReserve | None]] = {}
+        self._pending_statuses: dict[str, _Pending[Mapping[str, Any]]] = {}
         self._queued = 0  # writes started whose API call waits for a thread
         self._queue_empty: asyncio.Event | None = None  # the loop's, made by wait_queue_empty
         # The client is synchronous: writes run in threads of their own, as many as may be in
@@ -112,43 +108,50 @@ class ReconcileWriter:
     def start_reserve_write(
         self, write: ReserveWrite, result: ReconcileResult
     ) -> asyncio.Task[None]:
-        before = self._pending_reserves.get(write.name)
-
         async def run() -> None:
-            if before is not None:  # the same object's earlier write goes out first
-                await asyncio.wait([before.task])
             if await self._write_reserve(write) is False:
                 result.failed += 1
 
-        task = asyncio.create_task(run())
         leaves = None if write.kind is WriteKind.DELETE else _written_reserve(write)
-        pending = self._pending_reserves[write.name] = _PendingReserve(leaves, task)
-        task.add_done_callback(lambda _: self._forget(self._pending_reserves, write.name, pending))
-        return task
+        return self._chained(self._pending_reserves, write.name, leaves, run)
 
     def start_status_write(
         self, name: str, status: Mapping[str, Any], result: ReconcileResult
     ) -> asyncio.Task[None]:
-        before = self._pending_statuses.get(name)
-
         async def run() -> None:
-            if before is not None:
-                await asyncio.wait([before.task])
             ok = await self._write_status(name, status)
             if ok:
                 result.status_writes.append(name)
             elif ok is False:
                 result.failed += 1
 
-        task = asyncio.create_task(run())
-        pending = self._pending_statuses[name] = _PendingStatus(status, task)
-        task.add_done_callback(lambda _: self._forget(self._pending_statuses, name, pending))
-        return task
+        return self._chained(self._pending_statuses, name, status, run)
 
     @staticmethod
-    def _forget(table: dict[str, Any], name: str, pending: object) -> None:
-        if table.get(name) is pending:
-            del table[name]
+    def _chained(
+        table: dict[str, _Pending[_T]],
+        name: str,
+        leaves: _T,
+        write: Callable[[], Coroutine[Any, Any, None]],
+    ) -> asyncio.Task[None]:
+        """Start ``write`` once the object's earlier write is done (per object, the writes go
+        out in the order of the plans), standing in for the object until it is done."""
+        before = table.get(name)
+
+        async def run() -> None:
+            if before is not None:
+                await asyncio.wait([before.task])
+            await write()
+
+        task = asyncio.create_task(run())
+        pending = table[name] = _Pending(leaves, task)
+
+        def forget(_: object) -> None:
+            if table.get(name) is pending:
+                del table[name]
+
+        task.add_done_callback(forget)
+        return task
 
     def effective_reserves(
         self, observed: Mapping[str, ObservedReserve]
@@ -167,16 +170,16 @@ class ReconcileWriter:
             else:
                 actual[name] = own.reserve
         for name, pending in self._pending_reserves.items():  # in flight: as good as written
-            if pending.reserve is None:
+            if pending.leaves is None:
                 actual.pop(name, None)
             else:
-                actual[name] = pending.reserve
+                actual[name] = pending.leaves
         return actual
 
     def effective_status(self, name: str, observed: Mapping[str, Any]) -> Mapping[str, Any]:
         pending = self._pending_statuses.get(name)
         if pending is not None:
-            return pending.status
+            return pending.leaves
         own = self._own_statuses.get(name)
         if own is None:
             return observed
