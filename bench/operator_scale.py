@@ -44,7 +44,7 @@ from kubernetes.client import CoreV1Api, CustomObjectsApi  # noqa: E402
 from proc_stats import child_pid, cmdline, machine, sample, spread  # noqa: E402
 
 from oomguard.operator.resolution.cluster_resolution import NodeFacts, resolve_cluster  # noqa: E402
-from oomguard.operator.resolution.policy import parse_policy  # noqa: E402
+from oomguard.operator.resolution.policy import InvalidPolicy, Policy, parse_policy  # noqa: E402
 from oomguard.operator.resolution.reconcile_plan import reserve_body  # noqa: E402
 from oomguard.wire.list_watch import WatchStream, list_json  # noqa: E402
 from oomguard.wire.sizes import parse_size  # noqa: E402
@@ -160,8 +160,7 @@ def expected_specs(custom: CustomObjectsApi, core: CoreV1Api) -> dict[str, dict[
                 parse_size(memory) if memory else None,
             )
         )
-    resolution = resolve_cluster(nodes, policies)
-    return {name: settings.to_spec() for name, settings in resolution.desired.items()}
+    return _specs(nodes, policies)
 
 
 def planned_specs(
@@ -180,7 +179,14 @@ def planned_specs(
         facts.append(
             NodeFacts(node.metadata.name, "", labels, parse_size(node.status.capacity["memory"]))
         )
-    resolution = resolve_cluster(facts, [parse_policy(p) for p in make_policies(policies)])
+    return _specs(facts, [parse_policy(p) for p in make_policies(policies)])
+
+
+def _specs(
+    nodes: list[NodeFacts], policies: list[Policy | InvalidPolicy]
+) -> dict[str, dict[str, Any]]:
+    """Every node's NodeMemoryReserve spec as the operator's resolution makes it."""
+    resolution = resolve_cluster(nodes, policies)
     return {name: settings.to_spec() for name, settings in resolution.desired.items()}
 
 

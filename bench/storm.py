@@ -36,6 +36,7 @@ from stormlib.plan import (
     SHM_DIR,
     MiB,
 )
+from stormlib.proc import STARTED_UP_SHARE
 from stormlib.render import render
 from stormlib.vm_driver import in_vm_main
 from stormlib.workload import loader_main, pool_main
@@ -136,7 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             type=float,
             default=40.0,
             help="longest wait for the idle guards' start-up to be over before the idle "
-            "window (each under 2 %% CPU over 2 s); a loaded host needs more",
+            f"window (each under {STARTED_UP_SHARE * 100:.0f} %% of a core over 2 s); a "
+            "loaded host needs more",
         )
         q.add_argument(
             "--run-timeout",
