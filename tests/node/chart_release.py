@@ -63,20 +63,20 @@ def reserve_values(reserve_mi: int) -> list[str]:
     return ["--set", f"defaultPolicy.reserve.absolute={reserve_mi}Mi"]
 
 
-def kubepods_high() -> str:
-    return (KUBEPODS / "memory.high").read_text().strip()
+def kubepods_high(kubepods: Path = KUBEPODS) -> str:
+    return (kubepods / "memory.high").read_text().strip()
 
 
-def kubepods_max() -> int:
-    return int((KUBEPODS / "memory.max").read_text().strip())
+def kubepods_max(kubepods: Path = KUBEPODS) -> int:
+    return int((kubepods / "memory.max").read_text().strip())
 
 
-def kubepods_current() -> int:
-    return int((KUBEPODS / "memory.current").read_text().strip())
+def kubepods_current(kubepods: Path = KUBEPODS) -> int:
+    return int((kubepods / "memory.current").read_text().strip())
 
 
-def kubepods_event(key: str) -> int:
-    for line in (KUBEPODS / "memory.events").read_text().splitlines():
+def kubepods_event(key: str, kubepods: Path = KUBEPODS) -> int:
+    for line in (kubepods / "memory.events").read_text().splitlines():
         name, value = line.split()
         if name == key:
             return int(value)

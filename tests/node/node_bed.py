@@ -157,6 +157,13 @@ class Node:
         """The node's cgroup hierarchy as the guest sees it (systemd's, under that driver)."""
         return self.systemd.cgroup if self.systemd is not None else Path("/sys/fs/cgroup")
 
+    def seen(self, path: str) -> Path:
+        """A path as the kubelet and its pods' hostPath volumes see it, as the guest sees it
+        (under the systemd driver they live in systemd's mount namespace, its own ``/run``)."""
+        if self.systemd is None:
+            return Path(path)
+        return Path(f"/proc/{self.systemd.pid}/root{path}")
+
 
 def _run(*argv: str) -> None:
     result = subprocess.run(list(argv), capture_output=True, text=True, check=False)

@@ -30,13 +30,16 @@ while len(held) * step < size:
     time.sleep(0.1)
 open(f"/storm/{name}.full", "w").close()
 print("full", flush=True)
-while not os.path.exists("/storm/release"):
+while not os.path.exists("/storm/release") or os.environ.get("HOLD") == "forever":
     time.sleep(0.5)
 print("done", flush=True)
 """
 
 
 PRESSURE_TAINT = "oomguard.io/memory-pressure"
+# The storm's one Deployment (issue #11 point 4): its pods do not tolerate the taint, so an
+# evicted one's replacement must wait for the node to calm down, not join the same storm.
+REPLICATED = "storm-replicated"
 
 
 class Ending(enum.Enum):
@@ -81,35 +84,84 @@ class StormPlan:
             },
             "spec": {
                 "restartPolicy": "Never",
-                "terminationGracePeriodSeconds": 5,
-                "automountServiceAccountToken": False,
-                "enableServiceLinks": False,
                 # the storm stands for work already placed on the node: the pods created
                 # after the first eviction must still land here, memory-pressure taint or not
                 "tolerations": [
                     {"key": PRESSURE_TAINT, "operator": "Exists", "effect": "NoSchedule"}
                 ],
-                "containers": [
-                    {
-                        "name": "work",
-                        "image": self.image,
-                        "imagePullPolicy": "Never",
-                        "command": ["python3", "-c", WORKLOAD],
-                        "env": [
-                            {"name": "SIZE_MIB", "value": str(self.size_mib)},
-                            {"name": "POD_NAME", "value": self.name(index)},
-                        ],
-                        "volumeMounts": [{"name": "storm", "mountPath": "/storm"}],
-                    }
-                ],
-                "volumes": [
-                    {
-                        "name": "storm",
-                        "hostPath": {"path": self.host_dir, "type": "DirectoryOrCreate"},
-                    }
-                ],
+                **self._pod_spec(self.size_mib, [{"name": "POD_NAME", "value": self.name(index)}]),
             },
         }
+
+    def replicated_manifest(self, size_mib: int) -> dict[str, Any]:
+        """The storm's Deployment: one replica, scheduled like any workload (no toleration),
+        holding ``size_mib`` until deleted; its pods name their ``.full`` file by pod name."""
+        labels = {"app": REPLICATED}
+        pod_name = {"fieldRef": {"fieldPath": "metadata.name"}}
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": REPLICATED, "namespace": self.namespace},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": self._pod_spec(
+                        size_mib,
+                        [
+                            {"name": "POD_NAME", "valueFrom": pod_name},
+                            {"name": "HOLD", "value": "forever"},
+                        ],
+                    ),
+                },
+            },
+        }
+
+    def _pod_spec(self, size_mib: int, env: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "terminationGracePeriodSeconds": 5,
+            "automountServiceAccountToken": False,
+            "enableServiceLinks": False,
+            "containers": [
+                {
+                    "name": "work",
+                    "image": self.image,
+                    "imagePullPolicy": "Never",
+                    "command": ["python3", "-c", WORKLOAD],
+                    "env": [{"name": "SIZE_MIB", "value": str(size_mib)}, *env],
+                    "volumeMounts": [{"name": "storm", "mountPath": "/storm"}],
+                }
+            ],
+            "volumes": [
+                {
+                    "name": "storm",
+                    "hostPath": {"path": self.host_dir, "type": "DirectoryOrCreate"},
+                }
+            ],
+        }
+
+
+# Below the line by this much, the storm's next pod cannot set off a decision on its own (the
+# agent's buffer is 64 MiB; each pod's Python adds about 10 MiB to its planned size).
+REPLICATED_MARGIN_MIB = 256
+
+
+def replicated_size_mib(line: int, committed: int, size_mib: int) -> int | None:
+    """The size of the storm's Deployment pod when it comes next, else None (a bare pod comes
+    next). It comes when one more bare pod (``size_mib``) would bring what the storm has
+    ``committed`` (kubepods at the start plus every pod's planned size, bytes) within
+    ``REPLICATED_MARGIN_MIB`` of the ``line``: then it is sized to pass the line by half a pod,
+    so it is the newest pod at the decision its growth sets off, the first victim."""
+    mib = 2**20
+    if committed + (size_mib + REPLICATED_MARGIN_MIB) * mib < line:
+        return None
+    return max((line - committed) // mib, 0) + size_mib // 2
+
+
+def replicated_pod(name: str) -> bool:
+    """Is ``name`` a pod of the storm's Deployment (``<deployment>-<hash>-<suffix>``)?"""
+    return name.startswith(f"{REPLICATED}-")
 
 
 def ending(pod: Mapping[str, Any] | None, evicted: bool) -> Ending:

@@ -25,7 +25,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -46,6 +46,9 @@ from k8s_helpers import wait_for
 from kubernetes.client import CoreV1Api
 from node_bed import NODE_NAME, PYTHON_IMAGE, REPO, Node, running_node
 from pool_runs import assert_newest_workers_stopped, run_pool
+from prometheus_scrape import scraping_the_agent
+from storm_runs import StormBed, pressure_tainted, run_unguarded_storm
+from storm_verdict import assert_storm_stopped_newest_first
 from systemd_container import SystemdContainer
 from systemd_services import SystemdServices
 
@@ -381,6 +384,27 @@ def test_the_charts_line_holds_across_a_kubelet_restart_and_daemon_reload(
     assert drift_after == drift_before, agent_logs(chart)
 
 
+@pytest.fixture
+def prometheus(systemd_node: Node, chart: CoreV1Api, tmp_path: Path) -> Iterator[str]:
+    with scraping_the_agent(systemd_node.cp.api_client, tmp_path) as api:
+        yield api
+
+
+def storm_bed(node: Node) -> StormBed:
+    return StormBed(node, CoreV1Api(node.cp.api_client), node.cgroup_root / SLICE)
+
+
+def test_storm_is_stopped_newest_first_on_the_systemd_driver(
+    systemd_node: Node, chart: CoreV1Api, prometheus: str
+) -> None:
+    """The storm (points 2, 4 and 6) on kubepods.slice, with the chart as it ships: no kernel
+    OOM kill, newest first, the oldest pod completes, the agent scraped through the chart's
+    Service, the storm's Deployment kept out of the storm by the taint."""
+    line = str(node_memory_bytes(chart) - RESERVE_MI * MI)
+    assert memory_file(systemd_node, "memory.high") == line, "the chart's line is not set"
+    assert_storm_stopped_newest_first(storm_bed(systemd_node), prometheus)
+
+
 def test_an_upgrade_moves_the_line_live_through_systemd(
     systemd_node: Node, chart: CoreV1Api
 ) -> None:
@@ -409,6 +433,18 @@ def test_uninstall_gives_kubepods_slice_back_to_systemd(
         interval=1.0,
     )
     assert memory_file(systemd_node, "memory.high") == "max"
+    assert not pressure_tainted(chart), "uninstall left the memory-pressure taint"
+
+
+def test_without_the_guard_the_same_storm_gets_kernel_oom_kills_on_the_systemd_driver(
+    systemd_node: Node,
+) -> None:
+    """The control (point 3), once the chart is gone: the same storm's pods, started
+    together, pass kubepods.slice's memory.max and the kernel OOM-kills."""
+    assert memory_file(systemd_node, "memory.high") == "max", "kubepods still has a line"
+    killed, evicted = run_unguarded_storm(storm_bed(systemd_node), "storm-unguarded")
+    assert not evicted, f"something evicted {sorted(evicted)} with no guard installed"
+    assert killed, "the storm passed kubepods memory.max without a kernel OOM kill"
 
 
 # -- sidecar mode on this driver (after the uninstall: the pod needs no chart) -----------

@@ -12,6 +12,9 @@ import pytest
 import yaml
 from storm_pods import (
     KNOWN_AFTER,
+    PRESSURE_TAINT,
+    REPLICATED,
+    REPLICATED_MARGIN_MIB,
     Decision,
     Ending,
     StormPlan,
@@ -20,6 +23,8 @@ from storm_pods import (
     is_final,
     newest_first_violations,
     parse_decisions,
+    replicated_pod,
+    replicated_size_mib,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,6 +49,40 @@ def test_manifests_name_pods_in_age_order_and_never_pull() -> None:
     assert manifest["spec"]["restartPolicy"] == "Never"
     assert manifest["spec"]["volumes"][0]["hostPath"]["path"] == "/run/s"
     assert PLAN.full_file(2) == "/run/s/storm-02.full"
+
+
+def test_bare_pods_tolerate_the_pressure_taint_and_the_deployment_does_not() -> None:
+    bare = PLAN.manifest(0)["spec"]
+    assert {"key": PRESSURE_TAINT, "operator": "Exists", "effect": "NoSchedule"} in bare[
+        "tolerations"
+    ]
+    deployment = PLAN.replicated_manifest(100)
+    assert deployment["kind"] == "Deployment" and deployment["spec"]["replicas"] == 1
+    pod = deployment["spec"]["template"]["spec"]
+    assert "tolerations" not in pod, "its replacement must wait for the taint to go"
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["SIZE_MIB"]["value"] == "100"
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["HOLD"]["value"] == "forever"
+    assert pod["containers"][0]["imagePullPolicy"] == "Never"
+    assert replicated_pod(f"{REPLICATED}-5d8f7c9b4-x2x7q") and not replicated_pod("storm-03")
+
+
+MIB = 2**20
+
+
+def test_the_deployment_comes_when_one_more_bare_pod_would_near_the_line() -> None:
+    line, size = 4096 * MIB, 512
+    # a bare pod still fits with the margin to spare: no Deployment yet
+    room = line - (size + REPLICATED_MARGIN_MIB) * MIB - 1
+    assert replicated_size_mib(line, room, size) is None
+    # one byte further, the Deployment comes, sized to pass the line by half a pod
+    committed = room + 1
+    mib = replicated_size_mib(line, committed, size)
+    assert mib is not None
+    assert committed + mib * MIB >= line + (size // 2 - 1) * MIB
+    # already at or over the line (the storm's start above it): still half a pod
+    assert replicated_size_mib(line, line + 5 * MIB, size) == size // 2
 
 
 def test_endings() -> None:
