@@ -1,10 +1,12 @@
 """When the node agent says its node is under memory pressure. Pure: plain data, no clock.
 
-Pressure begins when the agent frees memory by force (a pod evicted or its cgroup killed),
+Pressure begins when the agent sets out to free memory by force (an eviction or a
+``cgroup.kill`` planned, before any answer: ``evicting``) or has freed some (``observe``),
 lasts while that episode lasts (the last step still had something to free, or its victims
 are still on the node) and ends ``cooldown`` seconds after the episode was first seen over.
-An episode without evictions (dry run, every pod protected or PDB-blocked) starts none: the
-point is that an evicted pod's replacement is not scheduled back into the same storm.
+An episode with nothing to evict (dry run, every pod protected) starts none: the point is
+that an evicted pod's replacement is not scheduled back into the same storm, and reporting
+it before the evictions go out gives the operator's taint a head start on that replacement.
 """
 
 from __future__ import annotations
@@ -58,9 +60,18 @@ def observe(
     return replace(state, calm_since=calm_since)
 
 
+def evicting(state: PressureState, now: float) -> PressureState:
+    """The state once a step at ``now`` has planned evictions or kills and before they go
+    out: under pressure, the episode going on; nothing counted as freed yet."""
+    since = state.since if state.since is not None else now
+    return PressureState(since, None, state.freed)
+
+
 def message(state: PressureState, cooldown: float) -> str:
     """The condition's message (stable while the state is, so it costs no status writes)."""
     match state.reason:
+        case PressureReason.EVICTING if state.freed == 0:
+            return "evicting or killing pods to free memory; none gone yet in this episode"
         case PressureReason.EVICTING:
             return f"{state.freed} pod(s) evicted or killed in this episode; it is still going on"
         case PressureReason.COOLING_DOWN:

@@ -120,7 +120,10 @@ class NodeAgent:
         self._clock = clock
         self._lock = threading.Lock()  # never held across an API call or a sleep
         self._inbox = TriggerInbox(min_spacing=options.min_step_interval)
-        self._steps = NodeStep(self, self._lock, clock, self._error)
+        # raised after every step, settings change and planned eviction: the status reporter
+        # sleeps on it
+        self.changes = ChangeNotice()
+        self._steps = NodeStep(self, self._lock, clock, self._error, self.changes.notify)
         self.limit = KubepodsLimit(
             self.kubepods,
             options.margin_bytes,
@@ -138,8 +141,6 @@ class NodeAgent:
         self.pod_view = PodViewKeeper(pods, clock())  # blind spots: relists, kill-only candidates
         self.errors: list[str] = []
         self._view = NodeStatusView(self, self._lock)
-        # raised after every step and settings change: the status reporter sleeps on it
-        self.changes = ChangeNotice()
 
     @property
     def options(self) -> AgentOptions:

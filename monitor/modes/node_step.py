@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from oomguard.monitor.actions.outcome import Outcome
-from oomguard.monitor.decision.memory_pressure import PressureState, observe
+from oomguard.monitor.decision.memory_pressure import PressureState, evicting, observe
 from oomguard.monitor.decision.newest_first import Decision
 from oomguard.monitor.kernel.cgroupfs import Cgroup, CgroupError
 from oomguard.monitor.kernel.parse_error import ParseError
@@ -66,11 +66,13 @@ class NodeStep:
         lock: threading.Lock,
         clock: Callable[[], float],
         error: Callable[[str], None],
+        changed: Callable[[], None] = lambda: None,
     ) -> None:
         self._agent = agent
         self._lock = lock
         self._clock = clock
         self._error = error
+        self._changed = changed  # wakes the status reporter
         self.pressure = PressureState()  # NodeMemoryReserve's MemoryPressure condition
 
     def measure(self, now: float) -> Measurement:
@@ -109,8 +111,12 @@ class NodeStep:
     def plan(
         self, look: Measurement, trigger: StepTrigger, detected_at: float | None, now: float
     ) -> EvictionRound:
+        """The decision and its eviction walk, or the last resort's kills. Evictions or kills
+        to come put the node under MemoryPressure now, and the status reporter is woken: its
+        write (and the operator's taint after it) races the evicted pods' replacements, so it
+        starts before the first eviction, not after the last answer."""
         a = self._agent
-        return a.evictions.plan(
+        planned = a.evictions.plan(
             trigger,
             detected_at,
             now,
@@ -121,6 +127,10 @@ class NodeStep:
             a.pods.connected,
             a.options.cgroup_root,
         )
+        if (planned.walk or planned.kills) and not a.settings.dry_run:
+            self.pressure = evicting(self.pressure, now)
+            self._changed()
+        return planned
 
     def act(self, plan: EvictionRound) -> tuple[Done, int] | None:
         """Evictions (API calls, backoff sleeps) or the last resort; without the lock."""

@@ -10,6 +10,7 @@ import pytest
 from oomguard.monitor.decision.memory_pressure import (
     PressureReason,
     PressureState,
+    evicting,
     message,
     observe,
 )
@@ -70,6 +71,21 @@ def test_an_episode_without_evictions_starts_no_pressure():
     state = observe(PressureState(), 1.0, freed=0, episode=True, cooldown=COOLDOWN)
     assert state == PressureState()
     assert state.reason is PressureReason.NO_EVICTIONS
+
+
+def test_planned_evictions_put_the_node_under_pressure_before_any_answer():
+    state = evicting(PressureState(), 10.0)
+    assert (state.since, state.reason, state.freed) == (10.0, PressureReason.EVICTING, 0)
+    # an answer that freed nothing (a PodDisruptionBudget) keeps it while the episode lasts
+    state = observe(state, 11.0, freed=0, episode=True, cooldown=COOLDOWN)
+    assert (state.since, state.reason) == (10.0, PressureReason.EVICTING)
+    # a cooling node that plans again is evicting again, from its first start
+    cooling = observe(state, 20.0, freed=0, episode=False, cooldown=COOLDOWN)
+    assert cooling.reason is PressureReason.COOLING_DOWN
+    again = evicting(cooling, 30.0)
+    assert (again.since, again.reason, again.freed) == (10.0, PressureReason.EVICTING, 0)
+    # and the evictions' answers count what they freed
+    assert observe(again, 31.0, freed=2, episode=True, cooldown=COOLDOWN).freed == 2
 
 
 def test_pressure_lasts_while_the_episode_does_then_the_cooldown():

@@ -331,16 +331,42 @@ def test_memory_pressure_begins_with_an_eviction_and_ends_a_cooldown_after_the_e
     assert agent.pressure.reason is R.NO_EVICTIONS
 
 
-def test_no_memory_pressure_without_an_eviction(tree):
+def test_no_memory_pressure_in_a_dry_run(tree):
     pods = [pod("a", 1), pod("b", 2)]
     memory = {"a": 600 * MI, "b": 500 * MI}
     dry, _ = make_agent(tree, pods, memory, Api(), dry_run=True)
     dry.step("event")
     assert dry.counters["dry_run"] >= 1 and not dry.pressure.under_pressure
+
+
+def test_an_eviction_the_api_refuses_still_puts_the_node_under_pressure(tree):
+    """The agent set out to free memory by force: the node is under pressure whether or not
+    a PodDisruptionBudget let it, and new pods should not be scheduled into it."""
+    pods = [pod("a", 1), pod("b", 2)]
+    memory = {"a": 600 * MI, "b": 500 * MI}
     blocked, clock = make_agent(tree, pods, memory, Api({"a": 429, "b": 429}))
     blocked.step("event")
-    assert blocked.counters["blocked"] == 2 and not blocked.pressure.under_pressure
-    # ... until the last resort kills one: that freed memory by force
+    assert blocked.counters["blocked"] == 2
+    assert (blocked.pressure.under_pressure, blocked.pressure.freed) == (True, 0)
+    # ... and the last resort's kill is counted as freed
     clock.now += 11
     blocked.step()
-    assert blocked.counters["killed"] == 1 and blocked.pressure.under_pressure
+    assert (blocked.counters["killed"], blocked.pressure.freed) == (1, 1)
+
+
+def test_memory_pressure_is_reported_before_the_first_eviction_goes_out(tree):
+    """The operator's taint follows the reported condition, and an evicted pod's replacement
+    is created the moment its eviction succeeds: the report must not wait for the answers."""
+    pods = [pod("old", 1), pod("new", 2)]
+    memory = {"old": 600 * MI, "new": 500 * MI}
+    seen = []
+
+    class WatchedApi(Api):
+        def evict(self, namespace, name, grace, uid=None):
+            seen.append((agent.pressure.under_pressure, agent.changes.reset()))
+            return super().evict(namespace, name, grace, uid)
+
+    agent, _ = make_agent(tree, pods, memory, WatchedApi())
+    agent.changes.reset()
+    agent.step("event")
+    assert seen == [(True, True)], "pressure (and the reporter's wake-up) before the eviction"
